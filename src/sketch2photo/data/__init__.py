@@ -1,0 +1,1 @@
+"""Finding, decoding, caching and batching sketch/photo pairs."""

@@ -1,0 +1,36 @@
+"""Paired augmentation: one random flip and crop/scale jitter shared by a sketch and its photo."""
+
+from __future__ import annotations
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from sketch2photo.errors import UserError
+
+
+class PairedAugment:
+    """Applied on device to float batches; each pair draws its own parameters.
+
+    flip: random horizontal flip with probability 0.5.
+    min_scale: RandomResizedCrop keeps a square crop of at least this area fraction and scales it
+        back to the full size (1.0 turns the crop off).
+    """
+
+    def __init__(self, image_size: int, flip: bool = True, min_scale: float = 0.8):
+        if not 0.0 < min_scale <= 1.0:
+            raise UserError(f"data.augment.min_scale={min_scale} must be in (0, 1]; 1 turns crop jitter off.")
+        steps = []
+        if flip:
+            steps.append(v2.RandomHorizontalFlip(p=0.5))
+        if min_scale < 1.0:
+            steps.append(v2.RandomResizedCrop(image_size, scale=(min_scale, 1.0), ratio=(1.0, 1.0), antialias=True))
+        self.transform = v2.Compose(steps) if steps else None
+
+    def __call__(self, sketches: torch.Tensor, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.transform is None:
+            return sketches, photos
+        out_sketches, out_photos = torch.empty_like(sketches), torch.empty_like(photos)
+        for i in range(sketches.shape[0]):
+            out_sketches[i], out_photos[i] = self.transform(tv_tensors.Image(sketches[i]), tv_tensors.Image(photos[i]))
+        return out_sketches, out_photos

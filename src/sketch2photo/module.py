@@ -1,0 +1,157 @@
+"""ColorizationModule: the network, its loss, optimizer and metrics, and restoring it from a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from lightning.pytorch import LightningModule
+from torch import Tensor
+
+from sketch2photo import __version__
+from sketch2photo.errors import UserError
+from sketch2photo.metrics import DATA_RANGE, image_metrics
+
+LOSSES = ("mse", "l1", "l1+ssim")
+ADAM = {"_target_": "torch.optim.Adam", "_partial_": True}
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or inf."""
+
+
+class ColorizationModule(LightningModule):
+    """Maps a sketch (B, 3, H, W) in [-1, 1] to a colour image in [-1, 1].
+
+    `net`, `optimizer` and `scheduler` are Hydra configs (dicts with `_target_`), instantiated here,
+    so the checkpoint carries them and eval, predict and export need no config of their own.
+    """
+
+    def __init__(
+        self,
+        net: dict,
+        lr: float = 1e-3,
+        optimizer: dict | None = None,
+        scheduler: dict | None = None,
+        loss: str = "mse",
+        ssim_weight: float = 0.84,
+        image_size: int = 128,
+        channels_last: bool = True,
+        compile: bool = False,
+    ):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        if not isinstance(lr, (int, float)) or lr <= 0:
+            raise UserError(f"model.lr={lr!r} must be a positive number (the seed used 1e-3).")
+        if loss not in LOSSES:
+            raise UserError(f"model.loss={loss!r} must be one of {', '.join(LOSSES)}.")
+        self.net = instantiate(net)
+        multiple = self.net.size_multiple
+        if image_size % multiple:
+            raise UserError(
+                f"data.image_size={image_size} does not fit {type(self.net).__name__}: it must be a multiple of "
+                f"{multiple} (the network halves the size {multiple.bit_length() - 1} times). "
+                f"Try data.image_size={max(multiple, round(image_size / multiple) * multiple)}."
+            )
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.net.to(memory_format=self.memory_format)
+        if compile:
+            self.net.compile()
+        self.val_metrics = image_metrics("val/")
+        self.test_metrics = image_metrics("test/")
+        self.register_buffer("loss_is_finite", torch.tensor(True), persistent=False)
+
+    def forward(self, sketch: Tensor) -> Tensor:
+        return self.net(sketch.contiguous(memory_format=self.memory_format))
+
+    def loss(self, output: Tensor, target: Tensor) -> Tensor:
+        if self.hparams.loss == "mse":
+            return F.mse_loss(output, target)
+        l1 = F.l1_loss(output, target)
+        if self.hparams.loss == "l1":
+            return l1
+        from torchmetrics.functional.image import structural_similarity_index_measure
+
+        ssim = structural_similarity_index_measure(output, target, data_range=DATA_RANGE)
+        weight = self.hparams.ssim_weight
+        return (1.0 - weight) * l1 + weight * (1.0 - ssim)
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        output = self(batch["sketch"])
+        loss = self.loss(output, batch["photo"])
+        self.loss_is_finite &= torch.isfinite(loss.detach())  # stays on device: no sync per step
+        size = len(output)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
+        if self.hparams.loss != "mse":
+            self.log("train/mse", F.mse_loss(output.detach(), batch["photo"]), on_step=False, on_epoch=True, batch_size=size)
+        return loss
+
+    def _evaluate(self, batch: dict, stage: str, metrics) -> None:
+        output = self(batch["sketch"]).contiguous()  # some torchmetrics .view() their input
+        size = len(output)
+        self.log(f"{stage}/loss", self.loss(output, batch["photo"]), on_epoch=True, batch_size=size, sync_dist=True)
+        metrics.update(output, batch["photo"])
+        self.log_dict(metrics, on_epoch=True, batch_size=size)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
+        return self(batch["sketch"])
+
+    def configure_optimizers(self) -> Any:
+        optimizer = instantiate(self.hparams.optimizer or ADAM)(self.parameters(), lr=self.hparams.lr)
+        if not self.hparams.scheduler:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": instantiate(self.hparams.scheduler)(optimizer)}
+
+    # -- divergence: stop with a clear message and never checkpoint NaN weights -------------
+    def raise_if_diverged(self) -> None:
+        if not bool(self.loss_is_finite):
+            raise TrainingDiverged(
+                f"train/loss became NaN or inf in epoch {self.current_epoch}; training stopped. "
+                f"The last good checkpoint (if any) is kept in {self.trainer.default_root_dir}/checkpoints. "
+                f"Lower model.lr (now {self.hparams.lr}) or check the data."
+            )
+
+    def on_train_epoch_end(self) -> None:
+        self.raise_if_diverged()
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        self.raise_if_diverged()
+        checkpoint["sketch2photo_version"] = __version__
+
+
+def read_checkpoint(ckpt_path: str | Path) -> dict:
+    """Load a checkpoint file and check that it is one of ours; clear errors otherwise."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise UserError(
+            f"ckpt_path={path} does not exist. A run keeps its checkpoints in <run dir>/checkpoints/"
+            "{best,last}.ckpt."
+        )
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # any unpickling or zip error means the same thing here
+        raise UserError(f"ckpt_path={path} is not a readable checkpoint ({type(error).__name__}: {error}).") from None
+    if not isinstance(checkpoint, dict) or "net" not in checkpoint.get("hyper_parameters", {}):
+        raise UserError(f"ckpt_path={path} is not a sketch2photo checkpoint (it carries no model config).")
+    return checkpoint
+
+
+def load_trained_module(ckpt_path: str | Path) -> ColorizationModule:
+    """Rebuild the module from the config inside its checkpoint; no user config needed."""
+    checkpoint = read_checkpoint(ckpt_path)
+    hparams = {**checkpoint["hyper_parameters"], "compile": False}
+    module = ColorizationModule(**hparams)
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        raise UserError(f"ckpt_path={ckpt_path}: the weights do not match the model config stored with them ({error}).") from None
+    return module.eval()

@@ -1,0 +1,258 @@
+"""s2p-train: instantiate data, model and trainer from the config, fit, test, write metrics.json.
+
+Returns the value of `optimized_metric` (default val/psnr) for Hydra sweepers such as Optuna.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+
+from sketch2photo.cli import hydra_command, in_multirun, use_hydra_logging_for_lightning
+from sketch2photo.errors import UserError
+
+log = logging.getLogger("sketch2photo.train")
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit (and test) one run and record the outcome in metrics.json, whatever happens."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    from sketch2photo.run_record import write_record
+
+    cfg, ckpt_path = resume_config(cfg)
+    run_dir = Path(cfg.paths.run_dir)
+    outcome: dict[str, Any] = {"status": "failed", "error": None, "metrics": {}}
+    started = time.time()
+    try:
+        fit_and_test(cfg, ckpt_path, outcome)
+        outcome["status"] = "ok"
+    except SystemExit:  # Lightning exits after Ctrl-C, once CheckpointOnInterrupt has saved
+        trainer = outcome.get("trainer")
+        outcome["status"] = "interrupted" if trainer is not None and trainer.interrupted else "failed"
+        raise
+    except BaseException as exc:
+        outcome["error"] = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if rank_zero_only.rank == 0:
+            trainer, history = outcome.pop("trainer", None), outcome.pop("history", None)
+            write_record(run_dir, {
+                **outcome,
+                "epochs": trainer.current_epoch if trainer else 0,
+                "global_step": trainer.global_step if trainer else 0,
+                "world_size": trainer.world_size if trainer else 1,
+                "wall_time_s": round(time.time() - started, 3),
+                "history": history.rows if history else [],
+            })
+    report(run_dir, outcome["metrics"])
+    return outcome["metrics"]
+
+
+def fit_and_test(cfg: DictConfig, ckpt_path: str | None, outcome: dict[str, Any]) -> None:
+    import lightning.pytorch as pl
+
+    from sketch2photo.checkpointing import AtomicCheckpointIO
+    from sketch2photo.run_record import MetricHistory
+
+    use_hydra_logging_for_lightning()
+    check_trainer_config(cfg)
+    threads, gpu = parallel_job_resources(cfg)
+    if threads:
+        torch.set_num_threads(threads)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+
+    datamodule = instantiate(cfg.data, _convert_="all")
+    model = instantiate(cfg.model, _recursive_=False, _convert_="all")
+    if ckpt_path:
+        check_checkpoint_matches(ckpt_path, cfg)
+    datamodule.setup("fit")  # decode and validate the whole dataset before any training
+    trainer_overrides: dict[str, Any] = {"devices": [gpu]} if gpu is not None else {}
+    if not datamodule.has("val"):
+        monitor_train_loss_instead(cfg)
+        trainer_overrides["limit_val_batches"] = 0
+
+    outcome["history"] = history = MetricHistory()
+    callbacks = [*instantiate_all(cfg.get("callbacks")), history]
+    loggers = instantiate_all(cfg.get("logger"))
+    outcome["trainer"] = trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],
+        default_root_dir=cfg.paths.run_dir, **trainer_overrides,
+    )
+    keep_ddp_children_in_this_run(trainer)
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    outcome["metrics"] = metrics = scalars(trainer.callback_metrics)
+    if cfg.get("test") and datamodule.has("test"):
+        tested = trainer.test(model, datamodule=datamodule, ckpt_path=test_weights(trainer, datamodule))
+        metrics.update(scalars(tested[0]))
+    if trainer.is_global_zero:
+        log_hyperparameters(trainer, cfg, metrics)
+
+
+# -- config checks and resume -------------------------------------------------------------------
+def resume_config(cfg: DictConfig) -> tuple[DictConfig, str | None]:
+    """resume=<run dir>: continue that run, in that dir, with its saved config and last checkpoint.
+
+    Plain value overrides given with it (e.g. trainer.max_epochs=1000) are applied on top.
+    """
+    if not cfg.get("resume"):
+        return cfg, cfg.get("ckpt_path")
+    run_dir = Path(cfg.resume)
+    saved_path, last = run_dir / ".hydra" / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
+    if not saved_path.is_file():
+        raise UserError(f"resume={run_dir}: there is no .hydra/config.yaml; give the dir of a run made by s2p-train.")
+    if not last.is_file():
+        raise UserError(f"resume={run_dir}: no checkpoints/last.ckpt yet (the run stopped before its first save); start it again.")
+    saved = OmegaConf.load(saved_path)
+    changes = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
+    for change in changes:
+        key = change.split("=", 1)[0]
+        if isinstance(OmegaConf.select(saved, key, default=None), DictConfig) or key.startswith(("+", "~")):
+            raise UserError(
+                f"resume continues {run_dir} with its saved config; only value changes such as "
+                f"trainer.max_epochs=... can be added, not {change!r}."
+            )
+    resumed = OmegaConf.merge(saved, OmegaConf.from_dotlist(changes))
+    resumed.resume = str(run_dir)
+    log.info("resuming %s from %s", run_dir, last)
+    return resumed, str(last)
+
+
+def check_trainer_config(cfg: DictConfig) -> None:
+    epochs = cfg.trainer.get("max_epochs")
+    if epochs is not None and (not isinstance(epochs, int) or epochs <= 0):
+        raise UserError(f"trainer.max_epochs={epochs!r} must be a positive integer (the seed used 640).")
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise UserError(
+            f"trainer.accelerator={accelerator} needs a CUDA GPU, but torch finds none on this machine. "
+            "Use trainer=cpu, or trainer=auto to take a GPU only when there is one."
+        )
+
+
+def check_checkpoint_matches(ckpt_path: str, cfg: DictConfig) -> None:
+    from sketch2photo.module import read_checkpoint
+
+    saved_net = read_checkpoint(ckpt_path)["hyper_parameters"]["net"]
+    wanted = OmegaConf.to_container(cfg.model.net, resolve=True)
+    if saved_net != wanted:
+        raise UserError(
+            f"ckpt_path={ckpt_path} holds a different model ({saved_net}) from this run's model.net ({wanted}). "
+            "Select the same model (e.g. model=unet with the same depth/width), or start without ckpt_path."
+        )
+
+
+def monitor_train_loss_instead(cfg: DictConfig) -> None:
+    """No validation split (e.g. data.split=none): 'best' means the lowest train/loss."""
+    with open_dict(cfg):
+        for name, callback in (cfg.get("callbacks") or {}).items():
+            if not callback or not str(callback.get("monitor", "")).startswith("val/"):
+                continue
+            if "ModelCheckpoint" in callback._target_:
+                callback.monitor, callback.mode = "train/loss", "min"
+            else:
+                log.warning("callbacks.%s monitors %s but there is no validation split: disabled", name, callback.monitor)
+                cfg.callbacks[name] = None
+
+
+def instantiate_all(group: DictConfig | None) -> list:
+    return [instantiate(item) for item in (group or {}).values() if item and "_target_" in item]
+
+
+# -- sharing the machine: parallel jobs and DDP ---------------------------------------------------
+def parallel_job_resources(cfg: DictConfig) -> tuple[int | None, int | None]:
+    """(torch threads, GPU index) for this job.
+
+    num_threads=null means automatic: with hydra/launcher=joblib, n_jobs jobs share the CPU
+    cores and each gets cores // n_jobs threads; with trainer=ddp_cpu each process gets
+    cores // devices. On a multi-GPU machine each joblib job takes GPU (job number % GPUs).
+    """
+    cores = os.cpu_count() or 1
+    if cfg.get("num_threads"):
+        return int(cfg.num_threads), None
+    sharing, gpu = 1, None
+    if HydraConfig.initialized():
+        hydra_cfg = HydraConfig.get()
+        if "joblib" in str(OmegaConf.select(hydra_cfg, "launcher._target_", default="")):
+            n_jobs = int(hydra_cfg.launcher.n_jobs)
+            sharing = cores if n_jobs < 0 else n_jobs
+            gpus = torch.cuda.device_count()
+            if gpus > 1 and str(cfg.trainer.get("accelerator")) in ("gpu", "cuda", "auto"):
+                gpu = int(hydra_cfg.job.num) % gpus
+    if cfg.trainer.get("accelerator") == "cpu" and "ddp" in str(cfg.trainer.get("strategy", "")):
+        sharing *= int(cfg.trainer.get("devices", 1))
+    return (max(1, cores // sharing) if sharing > 1 else None), gpu
+
+
+def keep_ddp_children_in_this_run(trainer) -> None:
+    """Lightning starts DDP ranks > 0 by re-running this command with sys.argv. Under a Hydra
+    multirun that would start a second sweep with new output dirs. Re-run exactly this job, in
+    this job's dir, instead."""
+    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+
+    if not isinstance(getattr(trainer.strategy, "launcher", None), _SubprocessScriptLauncher):
+        return
+    if not HydraConfig.initialized() or trainer.global_rank != 0:
+        return
+    hydra_cfg = HydraConfig.get()
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    with read_write(hydra_cfg):
+        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+
+
+# -- results ---------------------------------------------------------------------------------------
+def test_weights(trainer, datamodule) -> str | None:
+    """Test the best checkpoint when the test split is separate from validation; when they are the
+    same pairs (cross-validation folds), picking by them would be optimistic, so test the final weights."""
+    best = getattr(trainer.checkpoint_callback, "best_model_path", "")
+    separate = datamodule.sets.get("test") is not datamodule.sets.get("val")
+    return "best" if best and separate and datamodule.has("val") else None
+
+
+def scalars(metrics: dict) -> dict[str, float]:
+    return {name: float(value) for name, value in metrics.items()}
+
+
+def log_hyperparameters(trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """One HPARAMS entry per run: the flattened config with the final metrics (no hp_metric placeholder)."""
+    from lightning.pytorch.loggers import TensorBoardLogger
+
+    params = {key: OmegaConf.to_container(cfg[key], resolve=True) for key in ("data", "model", "trainer")}
+    params["seed"] = cfg.seed
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger) and metrics:
+            logger.log_hyperparams(params, metrics=metrics, step=trainer.global_step)
+            logger.finalize("success")
+
+
+def report(run_dir: Path, metrics: dict[str, float]) -> None:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if rank_zero_only.rank != 0:
+        return
+    shown = ", ".join(f"{name}={value:.4g}" for name, value in sorted(metrics.items()))
+    log.info("final metrics: %s", shown)
+    log.info("run dir: %s (checkpoints/, samples/, metrics.json, .hydra/config.yaml)", run_dir)
+    log.info("sample grids: %s", run_dir / "samples")
+    log.info("TensorBoard: tensorboard --logdir %s", run_dir.parent if in_multirun() else run_dir)
+
+
+@hydra_command("train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = train(cfg)
+    value = metrics.get(cfg.get("optimized_metric") or "", None)
+    return value
+
+
+if __name__ == "__main__":
+    main()

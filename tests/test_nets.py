@@ -1,0 +1,61 @@
+"""Networks: the seed's autoencoder exactly, U-Net shapes, sizes checked against depth."""
+
+import pytest
+import torch
+from torch import nn
+
+from sketch2photo.errors import UserError
+from sketch2photo.module import ColorizationModule
+from sketch2photo.nets.autoencoder import SeedAutoencoder
+from sketch2photo.nets.unet import UNet
+
+AUTOENCODER = {"_target_": "sketch2photo.nets.autoencoder.SeedAutoencoder"}
+
+
+def test_autoencoder_is_the_seed_network():
+    net = SeedAutoencoder()
+    layers = [(type(m).__name__, getattr(m, "in_channels", None), getattr(m, "out_channels", None)) for m in net.modules()
+              if not isinstance(m, nn.Sequential) and m is not net]
+    assert layers == [
+        ("Conv2d", 3, 64), ("ReLU", None, None), ("Conv2d", 64, 128), ("ReLU", None, None),
+        ("ConvTranspose2d", 128, 64), ("ReLU", None, None), ("ConvTranspose2d", 64, 3), ("Tanh", None, None),
+    ]
+    for conv in (m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))):
+        assert conv.kernel_size == (4, 4) and conv.stride == (2, 2) and conv.padding == (1, 1)
+    # the seed's state_dict keys, so its weights load as they are
+    assert list(net.state_dict()) == [
+        "encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "encoder.2.bias",
+        "decoder.0.weight", "decoder.0.bias", "decoder.2.weight", "decoder.2.bias",
+    ]
+    out = net(torch.rand(2, 3, 128, 128) * 2 - 1)
+    assert out.shape == (2, 3, 128, 128) and out.abs().max() <= 1
+
+
+@pytest.mark.parametrize("depth, size", [(1, 16), (3, 32), (5, 64)])
+@pytest.mark.parametrize("norm", ["none", "batch", "instance"])
+def test_unet_shapes(depth, size, norm):
+    net = UNet(depth=depth, width=8, norm=norm)
+    assert net.size_multiple == 2**depth
+    out = net(torch.rand(2, 3, size, size))
+    assert out.shape == (2, 3, size, size) and out.abs().max() <= 1
+
+
+@pytest.mark.parametrize(
+    "net, size, hint",
+    [
+        (AUTOENCODER, 130, "multiple of 4"),
+        ({"_target_": "sketch2photo.nets.unet.UNet", "depth": 4}, 72, "multiple of 16"),
+    ],
+)
+def test_image_size_checked_against_the_network(net, size, hint):
+    with pytest.raises(UserError, match=f"data.image_size={size}.*{hint}"):
+        ColorizationModule(net=net, image_size=size)
+
+
+def test_bad_model_settings():
+    with pytest.raises(UserError, match="model.lr=0"):
+        ColorizationModule(net=AUTOENCODER, lr=0)
+    with pytest.raises(UserError, match="model.loss='huber'"):
+        ColorizationModule(net=AUTOENCODER, loss="huber")
+    with pytest.raises(UserError, match="model.net.norm='layer'"):
+        UNet(norm="layer")
