@@ -1,4 +1,6 @@
-"""The one exception type for problems a user can fix."""
+"""The one exception type for problems a user can fix, and the checks that raise it for commands."""
+
+SOME_FILES_FAILED = 2  # exit status of a command that skipped unreadable input files and did the rest
 
 
 class UserError(Exception):
@@ -6,3 +8,13 @@ class UserError(Exception):
 
     Commands print the message (no traceback) and exit non-zero.
     """
+
+
+def require_keys(cfg, usage: str) -> None:
+    """Raise a UserError naming every required config key (`???`) the command line left unset."""
+    from omegaconf import OmegaConf
+
+    missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not key.startswith("hydra."))
+    if missing:
+        given = ", ".join(f"{key}=..." for key in missing)
+        raise UserError(f"{given} {'is' if len(missing) == 1 else 'are'} required. Usage: {usage}")

@@ -1,0 +1,130 @@
+"""s2p-export: write a trained network as a deployable file, with its preprocessing beside it.
+
+    s2p-export ckpt_path=<file.ckpt> format=onnx|torchscript [output=<file>]
+
+The exported network takes float32 (batch, 3, size, size) in [-1, 1] with any batch size and
+returns the same shape. `<output>.json` says how to get there from an image file and back. The
+export is checked against the Lightning model before the command reports success.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from sketch2photo import __version__
+from sketch2photo.cli import hydra_command
+from sketch2photo.errors import UserError, require_keys
+
+log = logging.getLogger("sketch2photo.export")
+
+USAGE = "s2p-export ckpt_path=<file.ckpt> format=onnx|torchscript [output=<file>]"
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
+INPUT_NAME, OUTPUT_NAME = "sketch", "photo"
+TOLERANCE = 1e-4  # max abs difference from the Lightning model, on the [-1, 1] scale
+
+
+def export(ckpt_path: str | Path, format: str, output: str | Path | None = None) -> Path:
+    """Export the checkpoint's network; return the model file (its sidecar is <file>.json)."""
+    from sketch2photo.module import load_trained_module
+
+    if format not in SUFFIXES:
+        raise UserError(f"format={format!r} must be one of {', '.join(SUFFIXES)}.")
+    if format == "onnx":
+        missing = [name for name in ("onnx", "onnxscript", "onnxruntime") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise UserError(f"format=onnx needs {', '.join(missing)}: pip install -e .[export]")
+    module = load_trained_module(ckpt_path)
+    path = Path(output) if output else Path(ckpt_path).with_suffix(SUFFIXES[format])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    size = module.hparams.image_size
+    example = torch.rand(2, 3, size, size) * 2 - 1
+    if format == "onnx":
+        write_onnx(module.net, example, path)
+    else:
+        write_torchscript(module.net, example, path)
+
+    probe = torch.rand(3, 3, size, size) * 2 - 1  # another batch size than the example: the batch axis is dynamic
+    with torch.inference_mode():
+        expected = module(probe)
+    difference = (run_exported(path, format, probe) - expected).abs().max().item()
+    if difference > TOLERANCE:
+        raise RuntimeError(f"{path} differs from the checkpoint's model by {difference:.2e} (max abs); please report this.")
+    sidecar = path.with_name(path.name + ".json")
+    sidecar.write_text(json.dumps(model_card(module, path, format, ckpt_path), indent=2) + "\n")
+    log.info("wrote %s and %s (max abs difference from the checkpoint's model: %.1e)", path, sidecar, difference)
+    return path
+
+
+def write_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    """The torch.export-based exporter (the default since torch 2.9), batch axis dynamic, one file."""
+    for name in ("onnxscript", "onnx_ir"):  # their INFO lines are the exporter's internal passes
+        logging.getLogger(name).setLevel(logging.WARNING)
+    batch = torch.export.Dim("batch", min=1)
+    torch.onnx.export(
+        net, (example,), path, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False,
+    )
+
+
+def write_torchscript(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+    """Traced: the networks are plain feed-forward, with no data-dependent control flow."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)  # deprecated upstream, still supported
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)
+        torch.jit.trace(net, example).save(str(path))
+
+
+def run_exported(path: Path, format: str, sketch: torch.Tensor) -> torch.Tensor:
+    """Run an exported file the way a deployment would: onnxruntime, or plain torch.jit.load."""
+    if format == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: sketch.numpy()})[0])
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
+        return torch.jit.load(str(path), map_location="cpu")(sketch)
+
+
+def model_card(module, path: Path, format: str, ckpt_path: str | Path) -> dict:
+    """The sidecar JSON: what goes in and out, and how to get there from an image file."""
+    size = module.hparams.image_size
+    shape = ["batch", 3, size, size]
+    return {
+        "model": path.name,
+        "format": format,
+        "checkpoint": str(ckpt_path),
+        "sketch2photo_version": __version__,
+        "network": module.hparams.net,
+        "image_size": size,
+        "input": {"name": INPUT_NAME, "shape": shape, "dtype": "float32", "range": [-1.0, 1.0]},
+        "output": {"name": OUTPUT_NAME, "shape": shape, "dtype": "float32", "range": [-1.0, 1.0]},
+        "preprocessing": [
+            "decode the sketch; composite any transparency on white; 16-bit images are scaled to 8-bit",
+            "convert to grey: Pillow mode 'L' (L = 0.299 R + 0.587 G + 0.114 B)",
+            f"resize to {size}x{size} with bicubic filtering (Pillow Image.Resampling.BICUBIC)",
+            "x / 127.5 - 1 (uint8 [0, 255] to float [-1, 1])",
+            "copy the grey channel to 3 channels; layout NCHW",
+        ],
+        "postprocessing": [
+            "(y + 1) * 127.5, round, clip to [0, 255], uint8; channels are R, G, B",
+            "optionally resize back to the sketch's own size, bicubic",
+        ],
+    }
+
+
+@hydra_command("export")
+def main(cfg: DictConfig) -> None:
+    require_keys(cfg, USAGE)
+    export(cfg.ckpt_path, cfg.format, cfg.output)
+
+
+if __name__ == "__main__":
+    main()
