@@ -73,3 +73,14 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
     command = [str(BIN / args[0]), *args[1:]]
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
+    """A 32 px U-Net (depth 2, width 8: not the default model) trained for 1 epoch, once per session."""
+    from sketch2photo.train import train
+
+    run = tmp_path_factory.mktemp("tiny_run")
+    overrides = ["trainer.max_epochs=1", "model=unet", "model.net.depth=2", "model.net.width=8"]
+    train(compose_config(run, [*TINY, f"data.data_dir={synthetic_dir}", "data.synthetic_pairs=null", *overrides]))
+    return run / "checkpoints" / "last.ckpt"

@@ -34,7 +34,7 @@ def test_autoencoder_is_the_seed_network():
 @pytest.mark.parametrize("depth, size", [(1, 16), (3, 32), (5, 64)])
 @pytest.mark.parametrize("norm", ["none", "batch", "instance"])
 def test_unet_shapes(depth, size, norm):
-    net = UNet(depth=depth, width=8, norm=norm)
+    net = UNet(depth=depth, width=8, norm=norm, dropout=0.5, upsample="bilinear" if depth == 3 else "transpose")
     assert net.size_multiple == 2**depth
     out = net(torch.rand(2, 3, size, size))
     assert out.shape == (2, 3, size, size) and out.abs().max() <= 1
@@ -59,3 +59,15 @@ def test_bad_model_settings():
         ColorizationModule(net=AUTOENCODER, loss="huber")
     with pytest.raises(UserError, match="model.net.norm='layer'"):
         UNet(norm="layer")
+
+
+@pytest.mark.parametrize("loss", ["mse", "l1", "l1+ssim"])
+def test_losses(loss):
+    module = ColorizationModule(net=AUTOENCODER, loss=loss, image_size=32)
+    target = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert module.loss(target, target).item() == pytest.approx(0.0, abs=1e-5)  # perfect output, zero loss
+    output = torch.zeros_like(target, requires_grad=True)
+    value = module.loss(output, target)
+    assert value.item() > 0
+    value.backward()  # differentiable, including the SSIM term
+    assert output.grad.abs().sum() > 0

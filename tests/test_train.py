@@ -33,6 +33,15 @@ def test_tiny_fit_writes_the_run_dir(train_config, tmp_path):
     assert "hp_metric" not in tags["scalars"]
 
 
+def test_history_survives_testing_an_earlier_best_checkpoint(train_config, tmp_path):
+    # "best" = the highest train loss = epoch 1, so trainer.test restores an older callback state
+    metrics = train(train_config("trainer.max_epochs=3", "callbacks.model_checkpoint.monitor=train/loss",
+                                 "callbacks.model_checkpoint.mode=max"))
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [row["epoch"] for row in record["history"]] == [1, 2, 3]
+    assert record["history"][-1]["train/loss"] == pytest.approx(metrics["train/loss"])
+
+
 def test_hparams_tab_gets_the_config_and_metrics(train_config, tmp_path):
     train(train_config("trainer.max_epochs=1", "model.lr=0.002"))
     from tensorboard.plugins.hparams import plugin_data_pb2
@@ -59,3 +68,13 @@ def test_seed_setup_trains_on_all_pairs(train_config, tmp_path):
     assert set(metrics) == {"train/loss"}  # no validation or test split: all 12 pairs train
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["global_step"] == 2  # full batch: one step per epoch
+
+
+def test_early_stopping_is_a_config_option(train_config):
+    from hydra.utils import instantiate
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    cfg = train_config("callbacks=early_stopping", "callbacks.early_stopping.patience=3")
+    stopper = instantiate(cfg.callbacks.early_stopping)
+    assert isinstance(stopper, EarlyStopping) and stopper.monitor == "val/psnr" and stopper.patience == 3
+    assert cfg.callbacks.model_checkpoint.monitor == "val/psnr"  # best.ckpt: by held-out PSNR

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
@@ -32,16 +33,28 @@ def _if_resuming(then: str, otherwise: str, *, _root_: DictConfig) -> str:
     return then if OmegaConf.select(_root_, "resume", default=None) else otherwise
 
 
+def _direction(metric: str) -> str:
+    """hydra.sweeper.direction for optimized_metric: maximize val/psnr, minimize val/loss."""
+    from sketch2photo.metrics import higher_is_better
+
+    return "maximize" if higher_is_better(metric) else "minimize"
+
+
 OmegaConf.register_new_resolver("s2p_run_dir", _resume_dir, replace=True)
 OmegaConf.register_new_resolver("s2p_if_resuming", _if_resuming, replace=True)
+OmegaConf.register_new_resolver("s2p_direction", _direction, replace=True)
 
 
 def use_hydra_logging_for_lightning() -> None:
-    """`import lightning` adds its own stderr handler; Hydra's handlers (console and the run's
-    log file) already receive these records, so without this every Lightning line shows twice."""
+    """Lightning gives its loggers their own stderr handler (and stops propagation) when it is
+    imported before logging is set up. Hydra's handlers (the console and the run's log file)
+    should get these records instead: once, not twice, and in train.log."""
     import lightning  # noqa: F401
 
-    logging.getLogger("lightning").handlers.clear()
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
 
 
 def in_multirun() -> bool:
@@ -56,10 +69,13 @@ def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], C
         def run(cfg: DictConfig) -> Any:
             try:
                 return body(cfg)
-            except UserError as error:
-                log.error("%s", error)
-                if in_multirun():
+            except (UserError, InstantiationException) as error:
+                cause = error if isinstance(error, UserError) else error.__cause__
+                if not isinstance(cause, UserError):  # hydra.utils.instantiate wraps what __init__ raised
                     raise
+                log.error("%s", cause)
+                if in_multirun():
+                    raise cause from None
                 sys.exit(1)
 
         return hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)(run)

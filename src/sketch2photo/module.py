@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from lightning.pytorch import LightningModule
 from torch import Tensor
+from torchmetrics import MeanMetric
 
 from sketch2photo import __version__
 from sketch2photo.errors import UserError
@@ -62,6 +63,9 @@ class ColorizationModule(LightningModule):
             self.net.compile()
         self.val_metrics = image_metrics("val/")
         self.test_metrics = image_metrics("test/")
+        # The mean loss over all pairs. Not self.log(sync_dist=True): its mean miscounts shards of
+        # unequal size, e.g. 3 val pairs on 2 DDP ranks (Lightning issue #21859).
+        self.mean_loss = torch.nn.ModuleDict({stage: MeanMetric(nan_strategy="disable") for stage in ("val", "test")})
         self.register_buffer("loss_is_finite", torch.tensor(True), persistent=False)
 
     def forward(self, sketch: Tensor) -> Tensor:
@@ -92,7 +96,11 @@ class ColorizationModule(LightningModule):
     def _evaluate(self, batch: dict, stage: str, metrics) -> None:
         output = self(batch["sketch"]).contiguous()  # some torchmetrics .view() their input
         size = len(output)
-        self.log(f"{stage}/loss", self.loss(output, batch["photo"]), on_epoch=True, batch_size=size, sync_dist=True)
+        loss = self.loss(output, batch["photo"])
+        if stage == "val":
+            self.loss_is_finite &= torch.isfinite(loss)
+        self.mean_loss[stage].update(loss.expand(size))  # once per pair (nan_strategy="disable" drops weights)
+        self.log(f"{stage}/loss", self.mean_loss[stage], on_epoch=True, batch_size=size)
         metrics.update(output, batch["photo"])
         self.log_dict(metrics, on_epoch=True, batch_size=size)
 
@@ -112,10 +120,15 @@ class ColorizationModule(LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": instantiate(self.hparams.scheduler)(optimizer)}
 
     # -- divergence: stop with a clear message and never checkpoint NaN weights -------------
-    def raise_if_diverged(self) -> None:
-        if not bool(self.loss_is_finite):
+    def raise_if_diverged(self, check_weights: bool = False) -> None:
+        """One device sync per call: at epoch end, and before each checkpoint write (with the weights,
+        which an inf/NaN gradient step can spoil while the loss that produced it was still finite)."""
+        finite = bool(self.loss_is_finite)
+        if finite and check_weights:
+            finite = all(bool(torch.isfinite(p).all()) for p in self.parameters())
+        if not finite:
             raise TrainingDiverged(
-                f"train/loss became NaN or inf in epoch {self.current_epoch}; training stopped. "
+                f"the loss became NaN or inf in epoch {self.current_epoch + 1}; training stopped. "
                 f"The last good checkpoint (if any) is kept in {self.trainer.default_root_dir}/checkpoints. "
                 f"Lower model.lr (now {self.hparams.lr}) or check the data."
             )
@@ -124,7 +137,7 @@ class ColorizationModule(LightningModule):
         self.raise_if_diverged()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        self.raise_if_diverged()
+        self.raise_if_diverged(check_weights=True)
         checkpoint["sketch2photo_version"] = __version__
 
 
@@ -145,9 +158,10 @@ def read_checkpoint(ckpt_path: str | Path) -> dict:
     return checkpoint
 
 
-def load_trained_module(ckpt_path: str | Path) -> ColorizationModule:
-    """Rebuild the module from the config inside its checkpoint; no user config needed."""
-    checkpoint = read_checkpoint(ckpt_path)
+def load_trained_module(ckpt_path: str | Path, checkpoint: dict | None = None) -> ColorizationModule:
+    """Rebuild the module from the config inside its checkpoint; no user config needed.
+    Pass `checkpoint` when read_checkpoint(ckpt_path) has already been called."""
+    checkpoint = checkpoint or read_checkpoint(ckpt_path)
     hparams = {**checkpoint["hyper_parameters"], "compile": False}
     module = ColorizationModule(**hparams)
     try:

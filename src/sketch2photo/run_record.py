@@ -1,6 +1,6 @@
 """What a run leaves behind in metrics.json: status, final metrics, per-epoch history, timing.
 
-Written by s2p-train (also when a run fails), read by s2p-compare and the benchmarks.
+Written by s2p-train (also when a run fails) and s2p-eval, read by s2p-compare and the benchmarks.
 """
 
 from __future__ import annotations
@@ -11,27 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import Callback
-
 RECORD_NAME = "metrics.json"
-
-
-class MetricHistory(Callback):
-    """Epoch-level metrics, one row per epoch; kept in checkpoints so a resumed run continues it."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict[str, float]] = []
-
-    def on_train_epoch_end(self, trainer, pl_module) -> None:
-        row = {"epoch": trainer.current_epoch + 1}
-        row.update({name: float(value) for name, value in trainer.callback_metrics.items()})
-        self.rows.append(row)
-
-    def state_dict(self) -> dict:
-        return {"rows": self.rows}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.rows = list(state["rows"])
 
 
 def _jsonable(value: Any) -> Any:

@@ -5,8 +5,10 @@ Returns the value of `optimized_metric` (default val/psnr) for Hydra sweepers su
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,7 +16,9 @@ from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from sketch2photo.cli import hydra_command, in_multirun, use_hydra_logging_for_lightning
@@ -41,7 +45,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         outcome["status"] = "interrupted" if trainer is not None and trainer.interrupted else "failed"
         raise
     except BaseException as exc:
-        outcome["error"] = f"{type(exc).__name__}: {exc}"
+        cause = exc.__cause__ if isinstance(exc, InstantiationException) and exc.__cause__ else exc
+        outcome["error"] = f"{type(cause).__name__}: {cause}"  # the error itself, not Hydra's wrapper
         raise
     finally:
         if rank_zero_only.rank == 0:
@@ -62,13 +67,13 @@ def fit_and_test(cfg: DictConfig, ckpt_path: str | None, outcome: dict[str, Any]
     import lightning.pytorch as pl
 
     from sketch2photo.checkpointing import AtomicCheckpointIO
-    from sketch2photo.run_record import MetricHistory
 
     use_hydra_logging_for_lightning()
     check_trainer_config(cfg)
     threads, gpu = parallel_job_resources(cfg)
     if threads:
         torch.set_num_threads(threads)
+    log.info("torch threads: %d", torch.get_num_threads())
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data, _convert_="all")
@@ -88,15 +93,38 @@ def fit_and_test(cfg: DictConfig, ckpt_path: str | None, outcome: dict[str, Any]
         cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()],
         default_root_dir=cfg.paths.run_dir, **trainer_overrides,
     )
-    keep_ddp_children_in_this_run(trainer)
-
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    outcome["metrics"] = metrics = scalars(trainer.callback_metrics)
-    if cfg.get("test") and datamodule.has("test"):
-        tested = trainer.test(model, datamodule=datamodule, ckpt_path=test_weights(trainer, datamodule))
-        metrics.update(scalars(tested[0]))
+    with keep_ddp_children_in_this_run(trainer):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        last_epoch = {k: v for k, v in (history.rows[-1] if history.rows else {}).items() if k != "epoch"}
+        # resuming an already finished run logs nothing new: keep its last epoch's metrics
+        outcome["metrics"] = metrics = {**last_epoch, **scalars(trainer.callback_metrics)}
+        if cfg.get("test") and datamodule.has("test"):
+            tested = trainer.test(model, datamodule=datamodule, ckpt_path=test_weights(trainer, datamodule))
+            metrics.update(scalars(tested[0]))
     if trainer.is_global_zero:
         log_hyperparameters(trainer, cfg, metrics)
+
+
+class MetricHistory(Callback):
+    """Epoch-level metrics, one row per epoch; kept in checkpoints so a resumed run continues it."""
+
+    def __init__(self) -> None:
+        self.rows: list[dict[str, float]] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        row = {"epoch": trainer.current_epoch + 1}
+        row.update({name: float(value) for name, value in trainer.callback_metrics.items()})
+        self.rows.append(row)
+
+    def state_dict(self) -> dict:
+        return {"rows": self.rows}
+
+    def load_state_dict(self, state: dict) -> None:
+        # Resuming restores earlier epochs; trainer.test(ckpt_path="best") restores an older state,
+        # which must not drop the epochs this process has recorded since.
+        by_epoch = {row["epoch"]: row for row in state["rows"]}
+        by_epoch.update({row["epoch"]: row for row in self.rows})
+        self.rows = [by_epoch[epoch] for epoch in sorted(by_epoch)]
 
 
 # -- config checks and resume -------------------------------------------------------------------
@@ -178,8 +206,6 @@ def parallel_job_resources(cfg: DictConfig) -> tuple[int | None, int | None]:
     cores // devices. On a multi-GPU machine each joblib job takes GPU (job number % GPUs).
     """
     cores = os.cpu_count() or 1
-    if cfg.get("num_threads"):
-        return int(cfg.num_threads), None
     sharing, gpu = 1, None
     if HydraConfig.initialized():
         hydra_cfg = HydraConfig.get()
@@ -191,23 +217,59 @@ def parallel_job_resources(cfg: DictConfig) -> tuple[int | None, int | None]:
                 gpu = int(hydra_cfg.job.num) % gpus
     if cfg.trainer.get("accelerator") == "cpu" and "ddp" in str(cfg.trainer.get("strategy", "")):
         sharing *= int(cfg.trainer.get("devices", 1))
+    if cfg.get("num_threads"):
+        return int(cfg.num_threads), gpu
     return (max(1, cores // sharing) if sharing > 1 else None), gpu
 
 
-def keep_ddp_children_in_this_run(trainer) -> None:
+@contextlib.contextmanager
+def keep_ddp_children_in_this_run(trainer):
     """Lightning starts DDP ranks > 0 by re-running this command with sys.argv. Under a Hydra
     multirun that would start a second sweep with new output dirs. Re-run exactly this job, in
-    this job's dir, instead."""
+    this job's dir, instead.
+
+    Afterwards wait for those ranks and undo the process group and the environment variables of
+    the launch, so that the next job of a sweep in this process starts its own ranks.
+    """
     from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
-    if not isinstance(getattr(trainer.strategy, "launcher", None), _SubprocessScriptLauncher):
-        return
-    if not HydraConfig.initialized() or trainer.global_rank != 0:
+    launcher = getattr(trainer.strategy, "launcher", None)
+    if not isinstance(launcher, _SubprocessScriptLauncher) or not HydraConfig.initialized():
+        yield
         return
     hydra_cfg = HydraConfig.get()
-    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    if in_multirun() and not str(hydra_cfg.launcher._target_).endswith("BasicLauncher"):
+        raise UserError(
+            f"trainer.strategy=ddp starts its other ranks by running s2p-train again, which a "
+            f"{hydra_cfg.launcher._target_.rsplit('.', 1)[-1]} job cannot do. Sweep DDP runs with the default "
+            "launcher, or on SLURM let srun start one task per device: "
+            "hydra/launcher=submitit_slurm hydra.launcher.tasks_per_node=<trainer.devices>."
+        )
+    saved = sys.argv, dict(os.environ), torch.get_num_threads()
+    if in_multirun():
+        sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
     with read_write(hydra_cfg):
         hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
+    finished = False
+    try:
+        yield
+        finished = True
+    finally:
+        # Take the ranks away from Lightning's observer thread: it kills this process (and with it
+        # the rest of the sweep) when a rank exits non-zero, e.g. after a UserError on every rank.
+        children, launcher.procs[:] = list(launcher.procs), []
+        for child in children:
+            try:
+                child.wait(timeout=120 if finished else 0)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        sys.argv = saved[0]
+        os.environ.clear()
+        os.environ.update(saved[1])
+        torch.set_num_threads(saved[2])
 
 
 # -- results ---------------------------------------------------------------------------------------

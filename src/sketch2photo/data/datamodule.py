@@ -117,7 +117,7 @@ class PairedSketchDataModule(LightningDataModule):
             raise UserError(f"no usable training pairs in {self.data_dir} after skipping {len(problems)} bad one(s).")
         counts = ", ".join(f"{stage} {len(self.sets[stage])}" for stage in STAGES if stage in self.sets)
         log.info(
-            "data: %d pairs from %s (%s; %d skipped, %d other files ignored), %dpx, cached in %.1fs",
+            "data: %d pairs used from %s (%s); %d problem(s) skipped, %d other files ignored; %dpx, cached in %.1fs",
             sum(len(s) for s in cached.values()), self.data_dir, counts, len(problems), len(listing.ignored),
             self.hparams.image_size, time.perf_counter() - started,
         )
@@ -195,10 +195,15 @@ class PairedSketchDataModule(LightningDataModule):
         dataset = self.sets[stage]
         sampler = None
         if not shuffle and self.trainer is not None and self.trainer.world_size > 1:
-            # Every pair is evaluated exactly once: no padding duplicates in val/test metrics.
+            # Every pair is evaluated exactly once: no padding duplicates in val/test metrics. A set
+            # smaller than the world (every rank needs a batch) is evaluated whole by each rank:
+            # each pair then counts world_size times, which leaves the means unchanged.
             from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 
-            sampler = UnrepeatedDistributedSampler(dataset, self.trainer.world_size, self.trainer.global_rank, shuffle=False)
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+            if len(dataset) < world:
+                world, rank = 1, 0
+            sampler = UnrepeatedDistributedSampler(dataset, world, rank, shuffle=False)
         workers = self.hparams.num_workers
         return DataLoader(
             dataset,

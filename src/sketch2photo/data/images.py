@@ -14,7 +14,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 RESAMPLE = Image.Resampling.BICUBIC  # Pillow's default for resize(), which the seed used
 
 
@@ -25,10 +24,6 @@ class BadImageError(Exception):
         super().__init__(f"{path}: {reason}")
         self.path = Path(path)
         self.reason = reason
-
-
-def is_image_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
 
 
 def open_image(path: Path) -> Image.Image:

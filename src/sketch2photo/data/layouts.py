@@ -17,8 +17,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sketch2photo.data.images import is_image_file
 from sketch2photo.errors import UserError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 LAYOUTS = ("auto", "folders", "aligned")
 SPLIT_FOLDERS = {"train": ("trainA", "trainB"), "test": ("testA", "testB")}
@@ -58,9 +59,18 @@ class Listing:
         return sum(len(pairs) for pairs in self.splits.values())
 
 
+def is_image_file(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+
+
 def natural_key(text: str) -> list:
     """'2' sorts before '10'."""
     return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The image files directly in `folder` (not in its subfolders), in natural order of their names."""
+    return sorted((path for path in Path(folder).iterdir() if is_image_file(path)), key=lambda path: natural_key(path.name))
 
 
 def find_pairs(data_dir: str | Path, layout: str = "auto") -> Listing:
@@ -94,18 +104,20 @@ def _find_folder_pairs(data_dir: Path) -> Listing:
         sketches = _index_folder(sketch_dir, "A", listing)
         photos = _index_folder(photo_dir, "B", listing)
         for name in sorted(sketches.keys() - photos.keys(), key=natural_key):
-            listing.problems.append(f"{sketches[name]}: sketch without a photo (expected {photo_dir}/{name}_B.<jpg|png>)")
+            listing.problems.append(f"{sketches[name][0]}: sketch without a photo (expected {photo_dir}/{name}_B.<jpg|png>)")
         for name in sorted(photos.keys() - sketches.keys(), key=natural_key):
-            listing.problems.append(f"{photos[name]}: photo without a sketch (expected {sketch_dir}/{name}_A.<jpg|png>)")
+            listing.problems.append(f"{photos[name][0]}: photo without a sketch (expected {sketch_dir}/{name}_A.<jpg|png>)")
         names = sorted(sketches.keys() & photos.keys(), key=natural_key)
         listing.splits["all" if split == "test" and len(present) == 1 else split] = [
-            Pair(name, sketches[name], photos[name]) for name in names
+            Pair(name, sketches[name][0], photos[name][0])
+            for name in names
+            if not _duplicated(name, sketches, listing) | _duplicated(name, photos, listing)
         ]
     return listing
 
 
-def _index_folder(folder: Path, suffix: str | None, listing: Listing) -> dict[str, Path]:
-    """Map pair name to file: '3_A.jpg' -> '3' for suffix 'A'. A name without the suffix is used as is."""
+def _index_folder(folder: Path, suffix: str | None, listing: Listing) -> dict[str, list[Path]]:
+    """Map pair name to its files: '3_A.jpg' -> '3' for suffix 'A'. A name without the suffix is used as is."""
     by_name: dict[str, list[Path]] = defaultdict(list)
     for path in sorted(folder.iterdir()):
         if not is_image_file(path):
@@ -114,15 +126,17 @@ def _index_folder(folder: Path, suffix: str | None, listing: Listing) -> dict[st
         stem = path.stem
         name = stem[:-2] if suffix and stem[-2:].upper() == f"_{suffix}" else stem
         by_name[name].append(path)
-    index = {}
-    for name, paths in by_name.items():
-        if len(paths) > 1:
-            listing.problems.append(
-                f"{folder}: several files for pair {name!r} ({', '.join(p.name for p in paths)}); keep one"
-            )
-        else:
-            index[name] = paths[0]
-    return index
+    return by_name
+
+
+def _duplicated(name: str, index: dict[str, list[Path]], listing: Listing) -> bool:
+    """Several files claim the same pair (3_A.jpg and 3_A.png): report it and use neither."""
+    paths = index[name]
+    if len(paths) > 1:
+        listing.problems.append(
+            f"{paths[0].parent}: several files for pair {name!r} ({', '.join(p.name for p in paths)}); keep one"
+        )
+    return len(paths) > 1
 
 
 def _find_aligned(data_dir: Path) -> Listing:
@@ -130,5 +144,9 @@ def _find_aligned(data_dir: Path) -> Listing:
     folders = {split: data_dir / split for split in ALIGNED_SPLITS if (data_dir / split).is_dir()}
     for split, folder in (folders or {"all": data_dir}).items():
         index = _index_folder(folder, None, listing)
-        listing.splits[split] = [Pair(name, index[name], index[name]) for name in sorted(index, key=natural_key)]
+        listing.splits[split] = [
+            Pair(name, index[name][0], index[name][0])
+            for name in sorted(index, key=natural_key)
+            if not _duplicated(name, index, listing)
+        ]
     return listing

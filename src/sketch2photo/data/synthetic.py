@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 
 from sketch2photo.data.sketches import photos_to_sketches
 
+CHUNK = 256
 # kind -> base colour; each shape jitters it a little
 SHAPE_COLOURS = {
     "circle": (220, 50, 40),
@@ -27,9 +28,10 @@ SHAPE_COLOURS = {
 }
 
 
-def generate_photos(num_pairs: int, size: int = 128, seed: int = 0) -> torch.Tensor:
-    """uint8 (N, 3, size, size); pair i depends only on (seed, i)."""
-    return torch.stack([_photo(np.random.default_rng([seed, index]), size) for index in range(num_pairs)])
+def generate_photos(num_pairs: int, size: int = 128, seed: int = 0, start: int = 0) -> torch.Tensor:
+    """uint8 (N, 3, size, size): pairs start .. start + N - 1; pair i depends only on (seed, i)."""
+    indices = range(start, start + num_pairs)
+    return torch.stack([_photo(np.random.default_rng([seed, index]), size) for index in indices])
 
 
 def generate_pairs(num_pairs: int, size: int = 128, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,12 +69,13 @@ def write_dataset(out_dir: str | Path, num_pairs: int, size: int = 128, seed: in
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
     try:
-        sketches, photos = generate_pairs(num_pairs, size, seed)
         (staging / "testA").mkdir()
         (staging / "testB").mkdir()
-        for index, (sketch, photo) in enumerate(zip(sketches, photos)):
-            Image.fromarray(sketch[0].numpy(), mode="L").save(staging / "testA" / f"{index}_A.png")
-            Image.fromarray(photo.permute(1, 2, 0).numpy(), mode="RGB").save(staging / "testB" / f"{index}_B.png")
+        for start in range(0, num_pairs, CHUNK):  # bounded memory for large N
+            photos = generate_photos(min(CHUNK, num_pairs - start), size, seed, start)
+            for index, sketch, photo in zip(range(start, num_pairs), photos_to_sketches(photos), photos):
+                Image.fromarray(sketch[0].numpy(), mode="L").save(staging / "testA" / f"{index}_A.png")
+                Image.fromarray(photo.permute(1, 2, 0).numpy(), mode="RGB").save(staging / "testB" / f"{index}_B.png")
         os.rename(staging, out_dir)  # atomic; fails if another process finished first
     except OSError:
         if not (out_dir / "testA").is_dir():

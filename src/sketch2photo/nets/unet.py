@@ -1,4 +1,9 @@
-"""A U-Net: an encoder-decoder whose skip connections carry the sketch's lines to the output."""
+"""A U-Net in the pix2pix style: the seed's stride-2 convolutions, deeper, with skip connections.
+
+Each level halves the size with a 4x4 stride-2 convolution and the decoder doubles it back with
+a 4x4 transposed convolution whose input is concatenated with the encoder's features at that
+size, so the sketch's lines reach the output directly.
+"""
 
 from __future__ import annotations
 
@@ -7,48 +12,75 @@ from torch import Tensor, nn
 
 from sketch2photo.errors import UserError
 
-NORMS = {"none": None, "batch": nn.BatchNorm2d, "instance": lambda c: nn.InstanceNorm2d(c, affine=True)}
+NORMS = ("none", "batch", "instance")
+UPSAMPLES = ("transpose", "bilinear")
 
 
-def conv_block(in_channels: int, out_channels: int, norm: str) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for channels in (in_channels, out_channels):
-        layers.append(nn.Conv2d(channels, out_channels, kernel_size=3, padding=1, bias=norm == "none"))
-        if NORMS[norm] is not None:
-            layers.append(NORMS[norm](out_channels))
-        layers.append(nn.ReLU(inplace=True))
-    return nn.Sequential(*layers)
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    return nn.Identity()
+
+
+def _upsample(kind: str, in_channels: int, out_channels: int, bias: bool) -> nn.Module:
+    if kind == "transpose":
+        return nn.ConvTranspose2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias)
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=bias),
+    )
 
 
 class UNet(nn.Module):
-    """depth: number of 2x downsamplings; width: channels at full resolution, doubled per level
-    up to max_width; norm: none | batch | instance."""
+    """depth: number of 2x downsamplings; width: channels after the first, doubled per level up to
+    max_width; norm: none | batch | instance; dropout: in the decoder's inner levels (pix2pix: 0.5);
+    upsample: transpose (4x4 transposed convolutions, as pix2pix) | bilinear (bilinear 2x, then a
+    3x3 convolution: no checkerboard artifacts)."""
 
-    def __init__(self, depth: int = 4, width: int = 32, norm: str = "batch", max_width: int = 256):
+    def __init__(
+        self, depth: int = 5, width: int = 32, norm: str = "batch", max_width: int = 256, dropout: float = 0.0,
+        upsample: str = "transpose",
+    ):
         super().__init__()
+        if upsample not in UPSAMPLES:
+            raise UserError(f"model.net.upsample={upsample!r} must be one of {', '.join(UPSAMPLES)}.")
         if norm not in NORMS:
             raise UserError(f"model.net.norm={norm!r} must be one of {', '.join(NORMS)}.")
         if not isinstance(depth, int) or depth < 1:
             raise UserError(f"model.net.depth={depth!r} must be a positive integer.")
-        if width < 1:
+        if not isinstance(width, int) or width < 1:
             raise UserError(f"model.net.width={width!r} must be a positive integer.")
         self.size_multiple = 2**depth
-        widths = [min(width * 2**level, max_width) for level in range(depth + 1)]
-        self.stem = conv_block(3, widths[0], norm)
-        self.down = nn.ModuleList(
-            nn.Sequential(nn.MaxPool2d(2), conv_block(widths[i], widths[i + 1], norm)) for i in range(depth)
-        )
-        self.up = nn.ModuleList(
-            nn.ConvTranspose2d(widths[i + 1], widths[i], kernel_size=2, stride=2) for i in reversed(range(depth))
-        )
-        self.merge = nn.ModuleList(conv_block(2 * widths[i], widths[i], norm) for i in reversed(range(depth)))
-        self.head = nn.Sequential(nn.Conv2d(widths[0], 3, kernel_size=1), nn.Tanh())
+        widths = [min(width * 2**level, max_width) for level in range(depth)]
+        bias = norm == "none"
+        self.down = nn.ModuleList()
+        for level, out_channels in enumerate(widths):
+            in_channels = 3 if level == 0 else widths[level - 1]
+            layers = [nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias or level == 0)]
+            if 0 < level < depth - 1:
+                layers.append(_norm(norm, out_channels))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            self.down.append(nn.Sequential(*layers))
+        self.up = nn.ModuleList()
+        for level in reversed(range(depth)):
+            in_channels = widths[level] * (1 if level == depth - 1 else 2)  # innermost has no skip to merge
+            if level == 0:
+                self.up.append(nn.Sequential(_upsample(upsample, in_channels, 3, bias=True), nn.Tanh()))
+                continue
+            layers = [_upsample(upsample, in_channels, widths[level - 1], bias), _norm(norm, widths[level - 1]),
+                      nn.ReLU(inplace=True)]
+            if dropout and level >= depth - 3:
+                layers.append(nn.Dropout(dropout))
+            self.up.append(nn.Sequential(*layers))
 
     def forward(self, x: Tensor) -> Tensor:
-        skips = [self.stem(x)]
+        skips = []
         for down in self.down:
-            skips.append(down(skips[-1]))
-        x = skips.pop()
-        for up, merge in zip(self.up, self.merge):
-            x = merge(torch.cat([up(x), skips.pop()], dim=1))
-        return self.head(x)
+            x = down(x)
+            skips.append(x)
+        skips.pop()  # the innermost features go straight up
+        for up in self.up[:-1]:
+            x = torch.cat([up(x), skips.pop()], dim=1)
+        return self.up[-1](x)

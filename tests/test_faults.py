@@ -1,0 +1,142 @@
+"""Faults never lose work: killed runs resume exactly, checkpoint writes are atomic, Ctrl-C saves,
+NaN stops with a clear message, bad checkpoints and resume requests are clear errors."""
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import BIN, TINY, run_cli
+from sketch2photo.errors import UserError
+from sketch2photo.module import TrainingDiverged
+from sketch2photo.train import train
+
+pytestmark = pytest.mark.slow
+
+# 6 steps an epoch with shuffling and augmentation, so resuming must restore both RNG streams
+RUN = [*TINY, "data.synthetic_pairs=24", "data.batch_size=4", "data.augment.enabled=true", "trainer.max_epochs=8"]
+
+
+def start(tmp_path: Path, name: str, *extra: str) -> subprocess.Popen:
+    command = [str(BIN / "s2p-train"), *RUN, f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={name}", *extra]
+    return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, f"run ended before {path.name} appeared:\n{process.stdout.read()[-3000:]}"
+        assert time.monotonic() < deadline, f"timed out waiting for {path}"
+        time.sleep(0.02)
+
+
+def record(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
+    reference = start(tmp_path, "reference")
+    assert reference.wait(timeout=300) == 0, reference.stdout.read()[-3000:]
+
+    killed = start(tmp_path, "killed")
+    wait_for(tmp_path / "killed" / "samples" / "epoch_0004.png", killed)
+    killed.kill()  # SIGKILL: no cleanup of any kind
+    killed.wait()
+    assert not (tmp_path / "killed" / "metrics.json").exists()  # it really died mid-run
+    saved_epoch = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=False)["epoch"]
+    assert 2 <= saved_epoch < 7  # 0-based: at least 3 epochs done, the run not finished
+    saved_config = (tmp_path / "killed" / ".hydra" / "config.yaml").read_text()
+
+    resumed = run_cli("s2p-train", "resume=killed", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    expected, got = record(tmp_path / "reference"), record(tmp_path / "killed")
+    assert got["status"] == "ok" and got["epochs"] == 8
+    assert [row["epoch"] for row in got["history"]] == list(range(1, 9))
+    for name, value in expected["metrics"].items():
+        assert got["metrics"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
+    assert (tmp_path / "killed" / ".hydra" / "config.yaml").read_text() == saved_config  # resuming keeps it
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
+    run = start(tmp_path, "interrupted", "trainer.max_epochs=200")
+    wait_for(tmp_path / "interrupted" / "samples" / "epoch_0002.png", run)
+    run.send_signal(signal.SIGINT)
+    output = run.communicate(timeout=120)[0]
+    assert run.returncode != 0
+    assert "Interrupted: saved" in output and "resume=" in output
+    assert "Traceback" not in output
+    checkpoint = torch.load(tmp_path / "interrupted" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["epoch"] >= 1
+    assert record(tmp_path / "interrupted")["status"] == "interrupted"
+
+
+def test_checkpoint_write_is_atomic(tmp_path):
+    """Kill a process in the middle of writing a checkpoint: the previous file is intact."""
+    target = tmp_path / "last.ckpt"
+    script = textwrap.dedent(f"""
+        import sys, time, torch
+        from sketch2photo.checkpointing import AtomicCheckpointIO
+        io = AtomicCheckpointIO()
+        io.save_checkpoint({{"version": 1}}, {str(target)!r})
+        def stalled_save(obj, file):
+            file.write(b"half a checkpoint")
+            file.flush()
+            print("writing", flush=True)
+            time.sleep(120)
+        torch.save = stalled_save
+        io.save_checkpoint({{"version": 2}}, {str(target)!r})
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "writing"
+    finally:
+        process.kill()
+        process.wait()
+    assert torch.load(target, weights_only=True) == {"version": 1}
+
+
+def test_nan_stops_with_a_clear_message_and_no_bad_checkpoint(train_config, tmp_path):
+    with pytest.raises(TrainingDiverged, match=r"NaN or inf in epoch \d+; .* Lower model.lr \(now 1e\+30\)"):
+        train(train_config("model.lr=1e30", "trainer.max_epochs=4"))
+    run = tmp_path / "run"
+    result = record(run)
+    assert result["status"] == "failed" and "TrainingDiverged" in result["error"]
+    for checkpoint in (run / "checkpoints").glob("*.ckpt") if (run / "checkpoints").exists() else []:
+        state = torch.load(checkpoint, weights_only=False)["state_dict"]
+        assert all(torch.isfinite(value).all() for value in state.values()), checkpoint
+
+
+def test_bad_checkpoints_and_resume_requests(train_config, tmp_path):
+    with pytest.raises(UserError, match="ckpt_path=nowhere.ckpt does not exist"):
+        train(train_config("ckpt_path=nowhere.ckpt"))
+    (tmp_path / "junk.ckpt").write_text("not a checkpoint")
+    with pytest.raises(UserError, match="is not a readable checkpoint"):
+        train(train_config(f"ckpt_path={tmp_path / 'junk.ckpt'}"))
+
+    train(train_config("trainer.max_epochs=1"))
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    with pytest.raises(UserError, match="holds a different model"):
+        train(train_config(f"ckpt_path={last}", "model=unet", "model.net.depth=2"))
+    with pytest.raises(UserError, match="no .hydra/config.yaml"):
+        train(train_config(f"resume={tmp_path}"))
+
+
+def test_resume_refuses_group_changes(tmp_path):
+    first = run_cli("s2p-train", *RUN, "trainer.max_epochs=1", f"paths.data_dir={tmp_path / 'data'}",
+                    "hydra.run.dir=run", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    refused = run_cli("s2p-train", "resume=run", "model=unet", cwd=tmp_path)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 1 and "only value changes such as trainer.max_epochs" in output
+    assert "Traceback" not in output
+    longer = run_cli("s2p-train", "resume=run", "trainer.max_epochs=2", cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    assert record(tmp_path / "run")["epochs"] == 2
+    assert (tmp_path / "run" / ".hydra" / "resumed" / "overrides.yaml").is_file()  # the original config is kept
+    assert "trainer.max_epochs=1" in (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()
