@@ -20,7 +20,7 @@ from omegaconf import OmegaConf
 from conftest import TINY, compose_config, run_cli
 from sketch2photo.errors import UserError
 from sketch2photo.module import load_trained_module
-from sketch2photo.train import keep_ddp_children_in_this_run
+from sketch2photo.scaleout import keep_ddp_children_in_this_run
 
 THREADS_PER_RANK = max(1, (os.cpu_count() or 1) // 2)
 

@@ -20,7 +20,7 @@ from conftest import TINY, compose_config, run_cli
 from sketch2photo.compare import compare, find_runs, main, plot
 from sketch2photo.errors import UserError
 from sketch2photo.run_record import write_record
-from sketch2photo.train import parallel_job_resources
+from sketch2photo.scaleout import parallel_job_resources
 
 HALF_THE_CORES = max(1, (os.cpu_count() or 1) // 2)
 

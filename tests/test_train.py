@@ -40,6 +40,9 @@ def test_history_survives_testing_an_earlier_best_checkpoint(train_config, tmp_p
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert [row["epoch"] for row in record["history"]] == [1, 2, 3]
     assert record["history"][-1]["train/loss"] == pytest.approx(metrics["train/loss"])
+    checkpoints = tmp_path / "run" / "checkpoints"
+    assert torch.load(checkpoints / "best.ckpt", weights_only=False)["epoch"] == 0
+    assert torch.load(checkpoints / "last.ckpt", weights_only=False)["epoch"] == 2  # the latest, not the best
 
 
 def test_hparams_tab_gets_the_config_and_metrics(train_config, tmp_path):

@@ -14,11 +14,10 @@ from typing import Any, Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from sketch2photo.errors import UserError
+from sketch2photo.errors import UserError, unwrap
 
 CONFIG_DIR = str(Path(__file__).resolve().parents[2] / "configs")
 log = logging.getLogger("sketch2photo")
@@ -69,9 +68,9 @@ def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], C
         def run(cfg: DictConfig) -> Any:
             try:
                 return body(cfg)
-            except (UserError, InstantiationException) as error:
-                cause = error if isinstance(error, UserError) else error.__cause__
-                if not isinstance(cause, UserError):  # hydra.utils.instantiate wraps what __init__ raised
+            except Exception as error:
+                cause = unwrap(error)
+                if not isinstance(cause, UserError):
                     raise
                 log.error("%s", cause)
                 if in_multirun():

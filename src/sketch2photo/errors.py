@@ -18,3 +18,12 @@ def require_keys(cfg, usage: str) -> None:
     if missing:
         given = ", ".join(f"{key}=..." for key in missing)
         raise UserError(f"{given} {'is' if len(missing) == 1 else 'are'} required. Usage: {usage}")
+
+
+def unwrap(error: BaseException) -> BaseException:
+    """The error itself, not the InstantiationException that hydra.utils.instantiate wraps it in."""
+    from hydra.errors import InstantiationException
+
+    while isinstance(error, InstantiationException) and error.__cause__ is not None:
+        error = error.__cause__
+    return error

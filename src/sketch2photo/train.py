@@ -5,24 +5,20 @@ Returns the value of `optimized_metric` (default val/psnr) for Hydra sweepers su
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch import Callback
-from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sketch2photo.cli import hydra_command, in_multirun, use_hydra_logging_for_lightning
-from sketch2photo.errors import UserError
+from sketch2photo.errors import UserError, unwrap
+from sketch2photo.scaleout import keep_ddp_children_in_this_run, parallel_job_resources
 
 log = logging.getLogger("sketch2photo.train")
 
@@ -45,8 +41,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         outcome["status"] = "interrupted" if trainer is not None and trainer.interrupted else "failed"
         raise
     except BaseException as exc:
-        cause = exc.__cause__ if isinstance(exc, InstantiationException) and exc.__cause__ else exc
-        outcome["error"] = f"{type(cause).__name__}: {cause}"  # the error itself, not Hydra's wrapper
+        cause = unwrap(exc)
+        outcome["error"] = f"{type(cause).__name__}: {cause}"
         raise
     finally:
         if rank_zero_only.rank == 0:
@@ -195,81 +191,6 @@ def monitor_train_loss_instead(cfg: DictConfig) -> None:
 
 def instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(item) for item in (group or {}).values() if item and "_target_" in item]
-
-
-# -- sharing the machine: parallel jobs and DDP ---------------------------------------------------
-def parallel_job_resources(cfg: DictConfig) -> tuple[int | None, int | None]:
-    """(torch threads, GPU index) for this job.
-
-    num_threads=null means automatic: with hydra/launcher=joblib, n_jobs jobs share the CPU
-    cores and each gets cores // n_jobs threads; with trainer=ddp_cpu each process gets
-    cores // devices. On a multi-GPU machine each joblib job takes GPU (job number % GPUs).
-    """
-    cores = os.cpu_count() or 1
-    sharing, gpu = 1, None
-    if HydraConfig.initialized():
-        hydra_cfg = HydraConfig.get()
-        if "joblib" in str(OmegaConf.select(hydra_cfg, "launcher._target_", default="")):
-            n_jobs = int(hydra_cfg.launcher.n_jobs)
-            sharing = cores if n_jobs < 0 else n_jobs
-            gpus = torch.cuda.device_count()
-            if gpus > 1 and str(cfg.trainer.get("accelerator")) in ("gpu", "cuda", "auto"):
-                gpu = int(hydra_cfg.job.num) % gpus
-    if cfg.trainer.get("accelerator") == "cpu" and "ddp" in str(cfg.trainer.get("strategy", "")):
-        sharing *= int(cfg.trainer.get("devices", 1))
-    if cfg.get("num_threads"):
-        return int(cfg.num_threads), gpu
-    return (max(1, cores // sharing) if sharing > 1 else None), gpu
-
-
-@contextlib.contextmanager
-def keep_ddp_children_in_this_run(trainer):
-    """Lightning starts DDP ranks > 0 by re-running this command with sys.argv. Under a Hydra
-    multirun that would start a second sweep with new output dirs. Re-run exactly this job, in
-    this job's dir, instead.
-
-    Afterwards wait for those ranks and undo the process group and the environment variables of
-    the launch, so that the next job of a sweep in this process starts its own ranks.
-    """
-    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
-
-    launcher = getattr(trainer.strategy, "launcher", None)
-    if not isinstance(launcher, _SubprocessScriptLauncher) or not HydraConfig.initialized():
-        yield
-        return
-    hydra_cfg = HydraConfig.get()
-    if in_multirun() and not str(hydra_cfg.launcher._target_).endswith("BasicLauncher"):
-        raise UserError(
-            f"trainer.strategy=ddp starts its other ranks by running s2p-train again, which a "
-            f"{hydra_cfg.launcher._target_.rsplit('.', 1)[-1]} job cannot do. Sweep DDP runs with the default "
-            "launcher, or on SLURM let srun start one task per device: "
-            "hydra/launcher=submitit_slurm hydra.launcher.tasks_per_node=<trainer.devices>."
-        )
-    saved = sys.argv, dict(os.environ), torch.get_num_threads()
-    if in_multirun():
-        sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
-    with read_write(hydra_cfg):
-        hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
-    finished = False
-    try:
-        yield
-        finished = True
-    finally:
-        # Take the ranks away from Lightning's observer thread: it kills this process (and with it
-        # the rest of the sweep) when a rank exits non-zero, e.g. after a UserError on every rank.
-        children, launcher.procs[:] = list(launcher.procs), []
-        for child in children:
-            try:
-                child.wait(timeout=120 if finished else 0)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait()
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
-        sys.argv = saved[0]
-        os.environ.clear()
-        os.environ.update(saved[1])
-        torch.set_num_threads(saved[2])
 
 
 # -- results ---------------------------------------------------------------------------------------
