@@ -2,6 +2,7 @@
 NaN stops with a clear message, bad checkpoints and resume requests are clear errors."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 from conftest import BIN, TINY, run_cli
+from sketch2photo.checkpointing import AtomicCheckpointIO
 from sketch2photo.errors import UserError
 from sketch2photo.module import TrainingDiverged
 from sketch2photo.train import train
@@ -99,6 +101,25 @@ def test_checkpoint_write_is_atomic(tmp_path):
         process.kill()
         process.wait()
     assert torch.load(target, weights_only=True) == {"version": 1}
+
+
+def test_ctrl_c_during_a_checkpoint_write_waits_for_the_file(tmp_path, monkeypatch):
+    """KeyboardInterrupt inside torch.save's writer would surface as a RuntimeError and lose the save."""
+    real_save = torch.save
+
+    def save_interrupted_midway(obj, file):
+        file.write(b"x" * 100)
+        os.kill(os.getpid(), signal.SIGINT)
+        file.seek(0)
+        real_save(obj, file)
+
+    monkeypatch.setattr(torch, "save", save_interrupted_midway)
+    handler_before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        AtomicCheckpointIO().save_checkpoint({"version": 3}, tmp_path / "last.ckpt")
+    assert signal.getsignal(signal.SIGINT) is handler_before
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True) == {"version": 3}
 
 
 def test_nan_stops_with_a_clear_message_and_no_bad_checkpoint(train_config, tmp_path):

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +22,49 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     A kill at any moment leaves either the previous checkpoint or the new one, never half a file.
     (Lightning's default stages the file in the system temp dir and moves it, which is a copy
-    when that is another filesystem.)
+    when that is another filesystem.) Ctrl-C during the write is held until the file is in place.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
-        try:
-            with open(partial, "wb") as file:
-                torch.save(checkpoint, file)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
+        with interrupts_held_back():
+            try:
+                with open(partial, "wb") as file:
+                    torch.save(checkpoint, file)
+                    file.flush()
+                    os.fsync(file.fileno())
+                os.replace(partial, path)
+            finally:
+                partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def interrupts_held_back():
+    """Deliver a Ctrl-C that arrives inside the block only once the block is done.
+
+    Raised inside torch.save's writer, KeyboardInterrupt comes out as a RuntimeError
+    ("unexpected pos"), so the run would crash instead of saving and stopping cleanly.
+    A second Ctrl-C interrupts at once.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield
+        return
+    received = []
+
+    def hold(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(frame)
+
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and callable(previous):
+        previous(signal.SIGINT, received[0])
 
 
 class CheckpointOnInterrupt(Callback):
