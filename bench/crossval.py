@@ -1,12 +1,14 @@
 """crossval: the benchmark table. 5-fold cross-validation on the real 20 pairs.
 
-For each experiment (the seed autoencoder, the U-Net) it runs
-    s2p-train -m experiment=<cv_seed|cv_unet> data.data_dir=<data> data.fold=0,1,2,3,4
+For each model (the seed autoencoder, the U-Net, and the U-Net without augmentation, which shows
+what augmentation buys) it runs
+    s2p-train -m experiment=<cv_seed|cv_unet> [overrides] data.data_dir=<data> data.fold=0,1,2,3,4
 and scores the two trivial baselines on the same folds with s2p-eval (the per-pixel mean of the
 training targets, an all-white image). Held-out metrics are those of the final weights on the
 fold's 4 held-out pairs (no checkpoint is picked by them); training MSE is the final model's MSE
 on its 16 training pairs in eval mode (s2p-eval subset=train). It prints a markdown table of
-mean ± std over the folds and writes each model's held-out grid of fold 0 to docs/.
+mean ± std over the folds and writes docs/crossval_fold0_outputs.png: each model's outputs (a row
+per model) on the held-out sketches of fold 0.
 
     python bench/crossval.py [--data ../shared/data/sketch2photo] [--out bench/results/crossval]
 """
@@ -14,8 +16,8 @@ mean ± std over the folds and writes each model's held-out grid of fold 0 to do
 from __future__ import annotations
 
 import argparse
+import csv
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,7 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FOLDS = 5
-MODELS = {"seed autoencoder": "cv_seed", "U-Net": "cv_unet"}
+# name: (sweep dir, experiment and overrides)
+MODELS = {
+    "seed autoencoder": ("cv_seed", ["experiment=cv_seed"]),
+    "U-Net": ("cv_unet", ["experiment=cv_unet"]),
+    "U-Net without augmentation": ("cv_unet_noaug", ["experiment=cv_unet", "data.augment.enabled=false"]),
+}
 BASELINES = {"per-pixel mean of the training targets": "mean", "all-white image": "white"}
 QUIET = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
 
@@ -42,33 +49,58 @@ def evaluate(out: Path, *settings: str) -> dict:
     return metrics(out)
 
 
+def colour_held_out_sketches(out: Path, sweep_name: str, checkpoint: Path) -> None:
+    """s2p-predict on fold 0's held-out sketches, into out/<sweep_name>-outputs/."""
+    sketches = out / "fold0-sketches"
+    if not sketches.is_dir():  # links to the held-out sketch files, named by the per-image CSV of s2p-eval
+        evaluate(out / "fold0-pairs", f"ckpt_path={checkpoint}", "subset=val")
+        sketches.mkdir()
+        with open(out / "fold0-pairs" / "per_image.csv") as file:
+            for row in csv.DictReader(file):
+                (sketches / Path(row["sketch"]).name).symlink_to(row["sketch"])
+    run("s2p-predict", f"ckpt_path={checkpoint}", f"input={sketches}", f"output={out / f'{sweep_name}-outputs'}")
+
+
+def outputs_figure(out: Path, path: Path) -> None:
+    """One row per model of its outputs on fold 0's held-out sketches: model outputs only, no
+    dataset images (the artwork is not ours to publish)."""
+    from torchvision.io import read_image
+    from torchvision.utils import make_grid, save_image
+
+    names = sorted(p.stem for p in (out / "fold0-sketches").iterdir())
+    rows = [read_image(str(out / f"{sweep_name}-outputs" / f"{n}.png")) for sweep_name, _ in MODELS.values() for n in names]
+    path.parent.mkdir(exist_ok=True)
+    save_image(make_grid(rows, nrow=len(names), padding=4, pad_value=255).float() / 255, path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "sketch2photo"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "crossval"))
-    parser.add_argument("--only", choices=[*MODELS.values(), "baselines"], nargs="*", help="run only these parts")
+    parser.add_argument("--only", choices=[key for key, _ in MODELS.values()] + ["baselines"], nargs="*",
+                        help="run only these parts")
     args = parser.parse_args()
     out, data = Path(args.out).resolve(), str(Path(args.data).resolve())
     folds = ",".join(str(f) for f in range(FOLDS))
     rows = {}
-    for name, experiment in MODELS.items():
-        sweep = out / experiment
-        if not args.only or experiment in args.only:
-            run("s2p-train", "-m", f"experiment={experiment}", f"data.data_dir={data}", f"data.fold={folds}",
+    for name, (sweep_name, overrides) in MODELS.items():
+        sweep = out / sweep_name
+        if not args.only or sweep_name in args.only:
+            run("s2p-train", "-m", *overrides, f"data.data_dir={data}", f"data.fold={folds}",
                 *QUIET, f"hydra.sweep.dir={sweep}")
         held_out = [metrics(sweep / str(fold)) for fold in range(FOLDS)]
-        on_train = [evaluate(out / f"{experiment}-train" / str(fold), f"ckpt_path={sweep / str(fold)}/checkpoints/last.ckpt",
+        on_train = [evaluate(out / f"{sweep_name}-train" / str(fold), f"ckpt_path={sweep / str(fold)}/checkpoints/last.ckpt",
                              "subset=train") for fold in range(FOLDS)]
         rows[name] = ([m["test/psnr"] for m in held_out], [m["test/ssim"] for m in held_out], [m["train/mse"] for m in on_train])
-        grid = evaluate(out / f"{experiment}-grid", f"ckpt_path={sweep}/0/checkpoints/last.ckpt", "subset=val", "grid_size=4")
-        shutil.copy(out / f"{experiment}-grid" / "grid.png", ROOT / "docs" / f"crossval_fold0_{experiment}.png")
-        print(f"{name}: fold 0 grid psnr {grid['val/psnr']:.2f}", flush=True)
+        colour_held_out_sketches(out, sweep_name, sweep / "0" / "checkpoints" / "last.ckpt")
     for name, kind in BASELINES.items():
         fold_settings = [[f"baseline={kind}", "data=sketch2photo", f"data.data_dir={data}", f"data.folds={FOLDS}",
                           f"data.fold={fold}"] for fold in range(FOLDS)]
         held_out = [evaluate(out / f"{kind}-val" / str(f), *s, "subset=val") for f, s in enumerate(fold_settings)]
         on_train = [evaluate(out / f"{kind}-train" / str(f), *s, "subset=train") for f, s in enumerate(fold_settings)]
         rows[name] = ([m["val/psnr"] for m in held_out], [m["val/ssim"] for m in held_out], [m["train/mse"] for m in on_train])
+
+    outputs_figure(out, ROOT / "docs" / "crossval_fold0_outputs.png")
 
     def cell(values: list[float], digits: int) -> str:
         return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"

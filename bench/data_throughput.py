@@ -61,13 +61,14 @@ def train_one_epoch(data_dir: Path, size: int) -> dict:
     run_dir = Path(tempfile.mkdtemp(prefix="throughput-"))
     cfg = compose_config(run_dir, [
         "data=sketch2photo", f"data.data_dir={data_dir}", f"data.image_size={size}", "data.split=none",
-        "data.batch_size=64", "trainer.max_epochs=1", "+trainer.profiler=simple", "callbacks.progress_bar=null",
+        "data.batch_size=64", "trainer.max_epochs=1", "+trainer.profiler._target_=lightning.pytorch.profilers.SimpleProfiler",
+        f"+trainer.profiler.dirpath={run_dir}", "+trainer.profiler.filename=profile", "callbacks.progress_bar=null",
         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
     ])
     started = time.perf_counter()
     train(cfg)
     total = time.perf_counter() - started
-    report = next(run_dir.glob("fit-*profiler*.txt"), None)
+    report = next(run_dir.glob("fit-profile*.txt"), None)
     text = report.read_text() if report else ""
     return {"total_s": total, "fetch": _profiled(text, "train_dataloader_next"), "step": _profiled(text, "run_training_batch")}
 

@@ -8,6 +8,7 @@ import pytest
 from conftest import compose_config
 from sketch2photo.data.datamodule import PairedSketchDataModule
 from sketch2photo.data.images import to_model_range
+from sketch2photo.errors import UserError
 from sketch2photo.evaluate import evaluate
 from sketch2photo.train import train
 
@@ -50,3 +51,6 @@ def test_eval_any_folder_and_baselines(trained_checkpoint, synthetic_dir, tmp_pa
     for kind, mse in expected.items():
         scores = evaluate(compose_config(tmp_path / kind, [f"baseline={kind}", *settings], config_name="eval"))
         assert scores["val/mse"] == pytest.approx(mse, rel=1e-5)
+    with pytest.raises(UserError, match="baseline=mean subset=all would score the mean of all pairs"):
+        evaluate(compose_config(tmp_path / "all-mean", ["baseline=mean", f"data.data_dir={synthetic_dir}", "subset=all"],
+                                config_name="eval"))

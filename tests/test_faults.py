@@ -9,12 +9,13 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from conftest import BIN, TINY, run_cli
-from sketch2photo.checkpointing import AtomicCheckpointIO
+from sketch2photo.checkpointing import AtomicCheckpointIO, CheckpointOnInterrupt
 from sketch2photo.errors import UserError
 from sketch2photo.module import TrainingDiverged
 from sketch2photo.train import train
@@ -27,7 +28,9 @@ RUN = [*TINY, "data.synthetic_pairs=24", "data.batch_size=4", "data.augment.enab
 
 def start(tmp_path: Path, name: str, *extra: str) -> subprocess.Popen:
     command = [str(BIN / "s2p-train"), *RUN, f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={name}", *extra]
-    return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A shell's background job ignores SIGINT, and children inherit that: give the run Python's default.
+    return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -65,12 +68,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert (tmp_path / "killed" / ".hydra" / "config.yaml").read_text() == saved_config  # resuming keeps it
 
 
-def test_ctrl_c_saves_and_exits_cleanly(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_and_exits_cleanly(tmp_path, stop):
     run = start(tmp_path, "interrupted", "trainer.max_epochs=200")
     wait_for(tmp_path / "interrupted" / "samples" / "epoch_0002.png", run)
-    run.send_signal(signal.SIGINT)
+    run.send_signal(stop)
     output = run.communicate(timeout=120)[0]
-    assert run.returncode != 0
+    assert run.returncode == (1 if stop == signal.SIGINT else 128 + signal.SIGTERM), output[-3000:]
     assert "Interrupted: saved" in output and "resume=" in output
     assert "Traceback" not in output
     checkpoint = torch.load(tmp_path / "interrupted" / "checkpoints" / "last.ckpt", weights_only=False)
@@ -114,12 +118,38 @@ def test_ctrl_c_during_a_checkpoint_write_waits_for_the_file(tmp_path, monkeypat
         real_save(obj, file)
 
     monkeypatch.setattr(torch, "save", save_interrupted_midway)
-    handler_before = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        AtomicCheckpointIO().save_checkpoint({"version": 3}, tmp_path / "last.ckpt")
-    assert signal.getsignal(signal.SIGINT) is handler_before
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a foreground run
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            AtomicCheckpointIO().save_checkpoint({"version": 3}, tmp_path / "last.ckpt")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, previous)
     monkeypatch.undo()
     assert torch.load(tmp_path / "last.ckpt", weights_only=True) == {"version": 3}
+
+
+def test_held_back_interrupts_respect_an_ignored_sigint(tmp_path):
+    """After a Ctrl-C Lightning ignores SIGINT while it shuts down: a save then must not turn it back on."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        AtomicCheckpointIO().save_checkpoint({"version": 4}, tmp_path / "last.ckpt")
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert torch.load(tmp_path / "last.ckpt", weights_only=True) == {"version": 4}
+
+
+def test_an_interrupt_before_training_starts_keeps_last_ckpt():
+    """Ctrl-C while a resumed run is still loading: the model does not hold the run's weights yet."""
+    saved = []
+    trainer = SimpleNamespace(fast_dev_run=False, default_root_dir="run", current_epoch=0, save_checkpoint=saved.append)
+    callback = CheckpointOnInterrupt()
+    callback.on_exception(trainer, None, KeyboardInterrupt())
+    assert saved == []
+    callback.on_train_start(trainer, None)
+    callback.on_exception(trainer, None, KeyboardInterrupt())
+    assert saved == [Path("run") / "checkpoints" / "last.ckpt"]
 
 
 def test_nan_stops_with_a_clear_message_and_no_bad_checkpoint(train_config, tmp_path):
@@ -159,5 +189,8 @@ def test_resume_refuses_group_changes(tmp_path):
     longer = run_cli("s2p-train", "resume=run", "trainer.max_epochs=2", cwd=tmp_path)
     assert longer.returncode == 0, longer.stderr[-2000:]
     assert record(tmp_path / "run")["epochs"] == 2
+    failed = run_cli("s2p-train", "resume=run", "trainer.max_epochs=0", cwd=tmp_path)
+    assert failed.returncode == 1 and "trainer.max_epochs=0 must be a positive integer" in failed.stderr + failed.stdout
+    assert record(tmp_path / "run")["status"] == "ok" and record(tmp_path / "run")["epochs"] == 2  # not overwritten
     assert (tmp_path / "run" / ".hydra" / "resumed" / "overrides.yaml").is_file()  # the original config is kept
     assert "trainer.max_epochs=1" in (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()

@@ -45,6 +45,19 @@ def test_history_survives_testing_an_earlier_best_checkpoint(train_config, tmp_p
     assert torch.load(checkpoints / "last.ckpt", weights_only=False)["epoch"] == 2  # the latest, not the best
 
 
+def test_last_checkpoint_holds_the_final_epoch_whatever_the_interval(train_config, tmp_path):
+    train(train_config("trainer.max_epochs=3", "callbacks.model_checkpoint.every_n_epochs=2"))
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["global_step"] == record["global_step"] > 0  # not epoch 2's
+    train(train_config(f"ckpt_path={last}", "trainer.max_epochs=4"))  # and training continues from it
+    resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert resumed["epochs"] == 4 and resumed["global_step"] == record["global_step"] * 4 // 3
+    # without the best-checkpoint callback, last.ckpt is still written
+    train(train_config("trainer.max_epochs=1", "callbacks.model_checkpoint=null", f"paths.run_dir={tmp_path / 'alone'}"))
+    assert (tmp_path / "alone" / "checkpoints" / "last.ckpt").is_file()
+
+
 def test_hparams_tab_gets_the_config_and_metrics(train_config, tmp_path):
     train(train_config("trainer.max_epochs=1", "model.lr=0.002"))
     from tensorboard.plugins.hparams import plugin_data_pb2

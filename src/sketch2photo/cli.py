@@ -68,6 +68,9 @@ def hydra_command(config_name: str) -> Callable[[Callable[[DictConfig], Any]], C
         def run(cfg: DictConfig) -> Any:
             try:
                 return body(cfg)
+            except KeyboardInterrupt:
+                log.warning("Interrupted (Ctrl-C).")
+                sys.exit(130)
             except Exception as error:
                 cause = unwrap(error)
                 if not isinstance(cause, UserError):

@@ -65,6 +65,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise UserError("give exactly one of ckpt_path=<file.ckpt> or baseline=mean|white.")
     if cfg.baseline and cfg.baseline not in BASELINES:
         raise UserError(f"baseline={cfg.baseline!r} must be one of {', '.join(BASELINES)}.")
+    if cfg.baseline == "mean" and cfg.subset == "all":
+        raise UserError("baseline=mean subset=all would score the mean of all pairs on those same pairs; "
+                        "use subset=test or subset=val, whose mean comes from the training pairs.")
 
     checkpoint = read_checkpoint(cfg.ckpt_path) if cfg.ckpt_path else None
     settings = data_settings(cfg, checkpoint)

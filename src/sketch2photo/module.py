@@ -88,9 +88,11 @@ class ColorizationModule(LightningModule):
         loss = self.loss(output, batch["photo"])
         self.loss_is_finite &= torch.isfinite(loss.detach())  # stays on device: no sync per step
         size = len(output)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size)
+        # sync_dist: reduced once at epoch end (on_step=False), so every rank reports the mean over all
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
         if self.hparams.loss != "mse":
-            self.log("train/mse", F.mse_loss(output.detach(), batch["photo"]), on_step=False, on_epoch=True, batch_size=size)
+            self.log("train/mse", F.mse_loss(output.detach(), batch["photo"]), on_step=False, on_epoch=True,
+                     batch_size=size, sync_dist=True)
         return loss
 
     def _evaluate(self, batch: dict, stage: str, metrics) -> None:
@@ -125,7 +127,7 @@ class ColorizationModule(LightningModule):
         which an inf/NaN gradient step can spoil while the loss that produced it was still finite)."""
         finite = bool(self.loss_is_finite)
         if finite and check_weights:
-            finite = all(bool(torch.isfinite(p).all()) for p in self.parameters())
+            finite = bool(torch.stack([torch.isfinite(p).all() for p in self.parameters()]).all())
         if not finite:
             raise TrainingDiverged(
                 f"the loss became NaN or inf in epoch {self.current_epoch + 1}; training stopped. "

@@ -61,9 +61,9 @@ class SketchFiles(Dataset):
 class ImageWriter(BasePredictionWriter):
     """Writes each batch as it comes (nothing piles up in memory) and counts what it wrote."""
 
-    def __init__(self, files: SketchFiles, targets: list[Path], keep_size: bool):
+    def __init__(self, targets: list[Path], keep_size: bool):
         super().__init__(write_interval="batch")
-        self.files, self.targets, self.keep_size = files, targets, keep_size
+        self.targets, self.keep_size = targets, keep_size
         self.written = 0
         self.failed: list[str] = []
 
@@ -126,7 +126,7 @@ def predict(cfg: DictConfig) -> ImageWriter:
     output.mkdir(parents=True, exist_ok=True)
 
     files = SketchFiles(paths, module.hparams.image_size)
-    writer = ImageWriter(files, targets, cfg.keep_size)
+    writer = ImageWriter(targets, cfg.keep_size)
     loader = DataLoader(files, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
     trainer = Trainer(
         accelerator="auto", devices=1, logger=False, callbacks=[writer],

@@ -12,7 +12,7 @@ from torchvision.utils import make_grid, save_image
 
 def sample_grid(sketches: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """float [-1, 1] batches of n images -> one (3, H', W') image in [0, 1] with rows sketch | output | target."""
-    images = torch.cat([sketches, outputs, targets]).detach().float().cpu()
+    images = torch.cat([rows.detach().float().cpu() for rows in (sketches, outputs, targets)])
     return make_grid(images, nrow=len(sketches), padding=2, normalize=True, value_range=(-1, 1), pad_value=1.0)
 
 

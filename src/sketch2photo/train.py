@@ -6,6 +6,7 @@ Returns the value of `optimized_metric` (default val/psnr) for Hydra sweepers su
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sketch2photo.cli import hydra_command, in_multirun, use_hydra_logging_for_lightning
@@ -27,25 +29,35 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and test) one run and record the outcome in metrics.json, whatever happens."""
     from lightning.fabric.utilities.rank_zero import rank_zero_only
 
-    from sketch2photo.run_record import write_record
+    from sketch2photo.run_record import read_record, write_record
 
     cfg, ckpt_path = resume_config(cfg)
     run_dir = Path(cfg.paths.run_dir)
+    earlier = read_record(run_dir) if cfg.get("resume") else None
     outcome: dict[str, Any] = {"status": "failed", "error": None, "metrics": {}}
     started = time.time()
     try:
         fit_and_test(cfg, ckpt_path, outcome)
         outcome["status"] = "ok"
-    except SystemExit:  # Lightning exits after Ctrl-C, once CheckpointOnInterrupt has saved
+    except SystemExit as exc:  # Lightning exits after Ctrl-C and on SIGTERM, once CheckpointOnInterrupt has saved
         trainer = outcome.get("trainer")
         outcome["status"] = "interrupted" if trainer is not None and trainer.interrupted else "failed"
+        if isinstance(exc, SIGTERMException):  # a SystemExit with status 0 otherwise
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
+    except KeyboardInterrupt:  # before training started (Lightning handles it once fit runs)
+        outcome["status"] = "interrupted"
         raise
     except BaseException as exc:
         cause = unwrap(exc)
         outcome["error"] = f"{type(cause).__name__}: {cause}"
         raise
     finally:
-        if rank_zero_only.rank == 0:
+        trainer = outcome.get("trainer")
+        trained = trainer is not None and trainer.global_step > (earlier or {}).get("global_step", 0)
+        if earlier and not trained and outcome["status"] != "ok":
+            log.warning("the resumed run stopped before training; %s keeps the earlier run's record", run_dir)
+        elif rank_zero_only.rank == 0:
             trainer, history = outcome.pop("trainer", None), outcome.pop("history", None)
             write_record(run_dir, {
                 **outcome,

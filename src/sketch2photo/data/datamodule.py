@@ -53,6 +53,8 @@ class CachedPairs(Dataset):
         return {"sketch": self.sketches[index], "photo": self.photos[index], "index": index}
 
     def subset(self, indices: list[int]) -> CachedPairs:
+        if indices == list(range(len(self.pairs))):
+            return self  # no copy: a second cache-sized tensor would double the peak memory
         keep = torch.as_tensor(indices, dtype=torch.long)
         return CachedPairs(self.sketches[keep], self.photos[keep], [self.pairs[i] for i in indices])
 
@@ -233,7 +235,6 @@ class PairedSketchDataModule(LightningDataModule):
         return {
             "sketch": sketch_to_input(dataset.sketches[:count]),
             "photo": to_model_range(dataset.photos[:count]),
-            "names": [pair.name for pair in dataset.pairs[:count]],
         }
 
     # -- exact resume: the shuffle order and augmentation draws continue where they stopped ----
