@@ -109,15 +109,20 @@ def rank(runs: list[Run], metric: str) -> list[Run]:
     return sorted(runs, key=key)
 
 
-def table(runs: list[Run], metric: str) -> tuple[list[str], list[list]]:
-    """Header and rows: run, differing overrides, metrics (the chosen one first), epochs, time, status, error."""
-    keys = swept_keys(runs)
+def metric_names(runs: list[Run], metric: str) -> list[str]:
+    """Every metric the runs have: the chosen one first, then by stage (train, val, test) and name."""
 
     def order(name: str) -> tuple:
         stage = name.split("/")[0]
         return name != metric, STAGES.index(stage) if stage in STAGES else len(STAGES), name
 
-    names = sorted({name for run in runs for name in run.metrics}, key=order)
+    return sorted({name for run in runs for name in run.metrics}, key=order)
+
+
+def table(runs: list[Run], metric: str) -> tuple[list[str], list[list]]:
+    """Header and rows: run, differing overrides, metrics (the chosen one first), epochs, time, status, error."""
+    keys = swept_keys(runs)
+    names = metric_names(runs, metric)
     header = ["run", *keys, *names, "epochs", "wall_time_s", "status", "error"]
     rows = [
         [run.name, *(run.overrides.get(key, "") for key in keys), *(run.metrics.get(name) for name in names),
@@ -137,7 +142,7 @@ def fold_summary(runs: list[Run], metric: str) -> tuple[list[str], list[list]] |
     groups: dict[tuple, list[Run]] = {}
     for run in rank([run for run in runs if run.status == "ok"], metric):
         groups.setdefault(tuple(run.overrides.get(key, "") for key in others), []).append(run)
-    names = table(runs, metric)[0][1 + len(keys):-4]
+    names = metric_names(runs, metric)
     rows = []
     for setting, members in groups.items():
         values = [[run.metrics[name] for run in members if name in run.metrics] for name in names]
