@@ -88,7 +88,8 @@ class ColorizationModule(LightningModule):
         loss = self.loss(output, batch["photo"])
         self.loss_is_finite &= torch.isfinite(loss.detach())  # stays on device: no sync per step
         size = len(output)
-        # sync_dist: reduced once at epoch end (on_step=False), so every rank reports the mean over all
+        # sync_dist: reduced once at epoch end (on_step=False). Unlike val (see mean_loss), training shards
+        # are equal in size (DistributedSampler pads them), so the mean of the ranks' means is the mean.
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
         if self.hparams.loss != "mse":
             self.log("train/mse", F.mse_loss(output.detach(), batch["photo"]), on_step=False, on_epoch=True,
