@@ -1,14 +1,15 @@
 """crossval: the benchmark table. 5-fold cross-validation on the real 20 pairs.
 
-For each model (the seed autoencoder, the U-Net, and the U-Net without augmentation, which shows
-what augmentation buys) it runs
-    s2p-train -m experiment=<cv_seed|cv_unet> [overrides] data.data_dir=<data> data.fold=0,1,2,3,4
+For each model (the seed autoencoder, the U-Net, the U-Net without augmentation, which shows what
+augmentation buys, and the U-Net tuned to fit its training pairs too) it runs
+    s2p-train -m experiment=<cv_seed|cv_unet|cv_unet_fit> [overrides] data.data_dir=<data> data.fold=0,1,2,3,4
 and scores the two trivial baselines on the same folds with s2p-eval (the per-pixel mean of the
 training targets, an all-white image). Held-out metrics are those of the final weights on the
 fold's 4 held-out pairs (no checkpoint is picked by them); training MSE is the final model's MSE
 on its 16 training pairs in eval mode (s2p-eval subset=train). It prints a markdown table of
-mean ± std over the folds and writes docs/crossval_fold0_outputs.png: each model's outputs (a row
-per model) on the held-out sketches of fold 0.
+mean ± std over the folds, how much held-out PSNR moves over the last epochs, where the U-Net's
+held-out error lies, and writes docs/crossval_fold0_outputs.png: each model's outputs (a row per
+model) on the held-out sketches of fold 0.
 
     python bench/crossval.py [--data ../shared/data/sketch2photo] [--out bench/results/crossval]
 """
@@ -31,6 +32,7 @@ MODELS = {
     "seed autoencoder": ("cv_seed", ["experiment=cv_seed"]),
     "U-Net": ("cv_unet", ["experiment=cv_unet"]),
     "U-Net without augmentation": ("cv_unet_noaug", ["experiment=cv_unet", "data.augment.enabled=false"]),
+    "U-Net fitting its training pairs": ("cv_unet_fit", ["experiment=cv_unet_fit"]),
 }
 BASELINES = {"per-pixel mean of the training targets": "mean", "all-white image": "white"}
 QUIET = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
@@ -73,6 +75,42 @@ def outputs_figure(out: Path, path: Path) -> None:
     save_image(make_grid(rows, nrow=len(names), padding=4, pad_value=255).float() / 255, path)
 
 
+def last_epochs_spread(sweep: Path, epochs: int = 100) -> float:
+    """The standard deviation of held-out PSNR over the last epochs of a run, mean over the folds:
+    how much the table's final-epoch numbers would move had training stopped a few epochs earlier."""
+    spreads = []
+    for fold in range(FOLDS):
+        history = json.loads((sweep / str(fold) / "metrics.json").read_text())["history"]
+        spreads.append(statistics.stdev([row["val/psnr"] for row in history if "val/psnr" in row][-epochs:]))
+    return statistics.mean(spreads)
+
+
+def background_error(sweep: Path) -> tuple[float, float, float]:
+    """Over the folds' held-out pairs: the share of the squared error on pixels that are white in
+    the photo (the background), the PSNR, and the PSNR had the background been right."""
+    import torch
+
+    from sketch2photo.data.datamodule import PairedSketchDataModule
+    from sketch2photo.data.images import sketch_to_input, to_model_range
+    from sketch2photo.metrics import per_image_metrics
+    from sketch2photo.module import load_trained_module, read_checkpoint
+
+    shares, psnr, psnr_right_background = [], [], []
+    for fold in range(FOLDS):
+        checkpoint = read_checkpoint(sweep / str(fold) / "checkpoints" / "last.ckpt")
+        data = PairedSketchDataModule(**checkpoint["datamodule_hyper_parameters"])
+        data.setup()
+        sketches, photos = sketch_to_input(data.sets["val"].sketches), to_model_range(data.sets["val"].photos)
+        with torch.inference_mode():
+            outputs = load_trained_module("", checkpoint)(sketches).contiguous()
+        background = (photos > 0.95).all(dim=1, keepdim=True).expand_as(photos)
+        error = (outputs - photos).square()
+        shares.append((error[background].sum() / error.sum()).item())
+        psnr.append(per_image_metrics(outputs, photos)["psnr"].mean().item())
+        psnr_right_background.append(per_image_metrics(torch.where(background, photos, outputs), photos)["psnr"].mean().item())
+    return statistics.mean(shares), statistics.mean(psnr), statistics.mean(psnr_right_background)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "sketch2photo"))
@@ -113,6 +151,12 @@ def main() -> None:
     print("\nper fold PSNR:")
     for name, (psnr, _, _) in rows.items():
         print(f"  {name}: {', '.join(f'{v:.2f}' for v in psnr)}")
+    print("\nsd of held-out PSNR over the last 100 epochs (mean over folds):")
+    for name, (sweep_name, _) in MODELS.items():
+        print(f"  {name}: {last_epochs_spread(out / sweep_name):.2f} dB")
+    share, psnr, psnr_right_background = background_error(out / MODELS["U-Net"][0])
+    print(f"\nU-Net, held out: {share:.0%} of the squared error is on the photos' white background; "
+          f"with the background right, PSNR would be {psnr_right_background:.2f} dB instead of {psnr:.2f}.")
 
 
 if __name__ == "__main__":

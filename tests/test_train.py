@@ -1,6 +1,7 @@
 """In-process fits through the composed config: run dir, metrics.json, TensorBoard, checkpoints."""
 
 import json
+import math
 
 import pytest
 import torch
@@ -86,6 +87,18 @@ def test_seed_setup_trains_on_all_pairs(train_config, tmp_path):
     assert record["global_step"] == 2  # full batch: one step per epoch
 
 
+@pytest.mark.parametrize("cv_experiment", ["cv_seed", "cv_unet", "cv_unet_fit"])
+def test_crossval_experiments_run_on_a_fold(train_config, tmp_path, synthetic_dir, cv_experiment):
+    # the benchmark's configs, on the 12 synthetic pairs: 5 folds leave 2 or 3 held out
+    cfg = train_config(f"experiment={cv_experiment}", f"data.data_dir={synthetic_dir}", "data.image_size=32",
+                       "trainer.max_epochs=2", "data.fold=4")
+    metrics = train(cfg)
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["status"] == "ok" and all(math.isfinite(metrics[key]) for key in ("test/psnr", "train/loss"))
+    steps_per_epoch = {"cv_seed": 1, "cv_unet": 1, "cv_unet_fit": 3}[cv_experiment]  # 10 training pairs, batches of 4
+    assert record["global_step"] == 2 * steps_per_epoch
+
+
 def test_early_stopping_is_a_config_option(train_config):
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import EarlyStopping
@@ -94,3 +107,28 @@ def test_early_stopping_is_a_config_option(train_config):
     stopper = instantiate(cfg.callbacks.early_stopping)
     assert isinstance(stopper, EarlyStopping) and stopper.monitor == "val/psnr" and stopper.patience == 3
     assert cfg.callbacks.model_checkpoint.monitor == "val/psnr"  # best.ckpt: by held-out PSNR
+
+
+def test_init_from_starts_a_fresh_run_from_a_checkpoints_weights(train_config, tmp_path, tiny_checkpoint):
+    from sketch2photo.errors import UserError
+
+    # the tiny checkpoint's network, under another seed than the one it was trained with
+    unet = ["model=unet", "model.net.depth=2", "model.net.width=8", "seed=7"]
+    start = torch.load(tiny_checkpoint, weights_only=False)
+    # lr ~0: an Adam step moves each weight by about lr, so the run's checkpoint shows where it started
+    train(train_config(*unet, f"init_from={tiny_checkpoint}", "model.lr=1e-12", "trainer.max_epochs=1"))
+    finetuned = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert finetuned["epoch"] == 0 and finetuned["global_step"] == start["global_step"]  # epochs start afresh
+    weights = [name for name, _ in load_trained_module(tiny_checkpoint).named_parameters()]
+    for name in weights:
+        torch.testing.assert_close(finetuned["state_dict"][name], start["state_dict"][name], atol=1e-9, rtol=0)
+
+    train(train_config(*unet, "model.lr=1e-12", "trainer.max_epochs=1"))  # without it: a random start
+    fresh = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    kernels = [name for name in weights if start["state_dict"][name].ndim == 4]  # norms start at 1 and 0 anyway
+    assert kernels and not any(torch.allclose(fresh["state_dict"][n], start["state_dict"][n], atol=1e-3) for n in kernels)
+
+    with pytest.raises(UserError, match="init_from=.* holds a different model"):
+        train(train_config(f"init_from={tiny_checkpoint}"))  # the autoencoder
+    with pytest.raises(UserError, match="init_from=nowhere.ckpt does not exist"):
+        train(train_config("init_from=nowhere.ckpt"))

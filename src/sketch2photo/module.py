@@ -144,20 +144,20 @@ class ColorizationModule(LightningModule):
         checkpoint["sketch2photo_version"] = __version__
 
 
-def read_checkpoint(ckpt_path: str | Path) -> dict:
+def read_checkpoint(ckpt_path: str | Path, key: str = "ckpt_path") -> dict:
     """Load a checkpoint file and check that it is one of ours; clear errors otherwise."""
     path = Path(ckpt_path)
     if not path.is_file():
         raise UserError(
-            f"ckpt_path={path} does not exist. A run keeps its checkpoints in <run dir>/checkpoints/"
+            f"{key}={path} does not exist. A run keeps its checkpoints in <run dir>/checkpoints/"
             "{best,last}.ckpt."
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # any unpickling or zip error means the same thing here
-        raise UserError(f"ckpt_path={path} is not a readable checkpoint ({type(error).__name__}: {error}).") from None
+        raise UserError(f"{key}={path} is not a readable checkpoint ({type(error).__name__}: {error}).") from None
     if not isinstance(checkpoint, dict) or "net" not in checkpoint.get("hyper_parameters", {}):
-        raise UserError(f"ckpt_path={path} is not a sketch2photo checkpoint (it carries no model config).")
+        raise UserError(f"{key}={path} is not a sketch2photo checkpoint (it carries no model config).")
     return checkpoint
 
 

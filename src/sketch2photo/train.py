@@ -88,6 +88,8 @@ def fit_and_test(cfg: DictConfig, ckpt_path: str | None, outcome: dict[str, Any]
     model = instantiate(cfg.model, _recursive_=False, _convert_="all")
     if ckpt_path:
         check_checkpoint_matches(ckpt_path, cfg)
+    elif cfg.get("init_from"):  # when resuming, the checkpoint holds the weights
+        start_from_weights(model, cfg.init_from, cfg)
     datamodule.setup("fit")  # decode and validate the whole dataset before any training
     trainer_overrides: dict[str, Any] = {"devices": [gpu]} if gpu is not None else {}
     if not datamodule.has("val"):
@@ -176,16 +178,28 @@ def check_trainer_config(cfg: DictConfig) -> None:
         )
 
 
-def check_checkpoint_matches(ckpt_path: str, cfg: DictConfig) -> None:
+def check_checkpoint_matches(ckpt_path: str, cfg: DictConfig, key: str = "ckpt_path") -> dict:
     from sketch2photo.module import read_checkpoint
 
-    saved_net = read_checkpoint(ckpt_path)["hyper_parameters"]["net"]
+    checkpoint = read_checkpoint(ckpt_path, key)
+    saved_net = checkpoint["hyper_parameters"]["net"]
     wanted = OmegaConf.to_container(cfg.model.net, resolve=True)
     if saved_net != wanted:
         raise UserError(
-            f"ckpt_path={ckpt_path} holds a different model ({saved_net}) from this run's model.net ({wanted}). "
-            "Select the same model (e.g. model=unet with the same depth/width), or start without ckpt_path."
+            f"{key}={ckpt_path} holds a different model ({saved_net}) from this run's model.net ({wanted}). "
+            f"Select the same model (e.g. model=unet with the same depth/width), or start without {key}."
         )
+    return checkpoint
+
+
+def start_from_weights(model, ckpt_path: str, cfg: DictConfig) -> None:
+    """init_from: the network starts from a checkpoint's weights (fine-tuning); the optimizer,
+    epochs and data order start afresh, in this run's own directory."""
+    model.net.load_state_dict(state_dict_of_net(check_checkpoint_matches(ckpt_path, cfg, key="init_from")))
+
+
+def state_dict_of_net(checkpoint: dict) -> dict:
+    return {name.removeprefix("net."): tensor for name, tensor in checkpoint["state_dict"].items() if name.startswith("net.")}
 
 
 def monitor_train_loss_instead(cfg: DictConfig) -> None:

@@ -8,24 +8,37 @@ from torchvision.transforms import v2
 
 from sketch2photo.errors import UserError
 
+WHITE = 1.0  # in the model's [-1, 1] range: what affine moves bring in at the borders
+
 
 class PairedAugment:
     """Applied on device to float batches; each pair draws its own parameters.
 
     flip: random horizontal flip with probability 0.5.
+    degrees, translate: RandomAffine rotation (up to +-degrees) and shift (up to this fraction of the
+        size), filling the uncovered border with white, the background of line art (0 turns it off).
     min_scale: RandomResizedCrop keeps a square crop of at least this area fraction and scales it
         back to the full size (1.0 turns the crop off).
+    p: the probability that a pair is augmented at all; the others are seen exactly as they are.
     """
 
-    def __init__(self, image_size: int, flip: bool = True, min_scale: float = 0.8):
+    def __init__(self, image_size: int, flip: bool = True, min_scale: float = 0.8, degrees: float = 0.0,
+                 translate: float = 0.0, p: float = 1.0):
         if not 0.0 < min_scale <= 1.0:
             raise UserError(f"data.augment.min_scale={min_scale} must be in (0, 1]; 1 turns crop jitter off.")
+        for key, value, high in (("translate", translate, 1.0), ("p", p, 1.0), ("degrees", degrees, 180.0)):
+            if not 0.0 <= value <= high:
+                raise UserError(f"data.augment.{key}={value} must be in [0, {high:g}]; 0 turns it off.")
         steps = []
         if flip:
             steps.append(v2.RandomHorizontalFlip(p=0.5))
+        if degrees or translate:
+            steps.append(v2.RandomAffine(degrees=degrees, translate=(translate, translate), fill=WHITE))
         if min_scale < 1.0:
             steps.append(v2.RandomResizedCrop(image_size, scale=(min_scale, 1.0), ratio=(1.0, 1.0), antialias=True))
-        self.transform = v2.Compose(steps) if steps else None
+        self.transform = None
+        if steps and p > 0:
+            self.transform = v2.Compose(steps) if p == 1.0 else v2.RandomApply(steps, p=p)
 
     def __call__(self, sketches: torch.Tensor, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.transform is None:

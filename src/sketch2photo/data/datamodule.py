@@ -83,6 +83,9 @@ class PairedSketchDataModule(LightningDataModule):
         self.save_hyperparameters(logger=False)
         _check_config(self.hparams)
         augment = dict(augment or {})
+        self.augment_stop_after = augment.pop("stop_after", 1.0)
+        if not 0.0 <= self.augment_stop_after <= 1.0:
+            raise UserError(f"data.augment.stop_after={self.augment_stop_after} must be a fraction of the epochs, in [0, 1].")
         self.augment = PairedAugment(image_size, **augment) if augment.pop("enabled", False) else None
         self.data_dir = Path(data_dir)
         self.batch_size = batch_size
@@ -220,9 +223,15 @@ class PairedSketchDataModule(LightningDataModule):
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         sketches, photos = sketch_to_input(batch["sketch"]), to_model_range(batch["photo"])
-        if self.augment is not None and self.trainer is not None and self.trainer.training:
+        if self.augment is not None and self.trainer is not None and self.trainer.training and self._augmenting():
             sketches, photos = self.augment(sketches, photos)
         return {"sketch": sketches, "photo": photos, "index": batch["index"]}
+
+    def _augmenting(self) -> bool:
+        """Augment in the first stop_after of the epochs; the last ones fit the pairs as they are,
+        so the model ends on the image scale it will be used at."""
+        max_epochs = self.trainer.max_epochs
+        return max_epochs is None or max_epochs < 0 or self.trainer.current_epoch < self.augment_stop_after * max_epochs
 
     def has(self, stage: str) -> bool:
         return len(self.sets.get(stage, ())) > 0
