@@ -91,7 +91,6 @@ def background_error(sweep: Path) -> tuple[float, float, float]:
     import torch
 
     from sketch2photo.data.datamodule import PairedSketchDataModule
-    from sketch2photo.data.images import sketch_to_input, to_model_range
     from sketch2photo.metrics import per_image_metrics
     from sketch2photo.module import load_trained_module, read_checkpoint
 
@@ -100,7 +99,8 @@ def background_error(sweep: Path) -> tuple[float, float, float]:
         checkpoint = read_checkpoint(sweep / str(fold) / "checkpoints" / "last.ckpt")
         data = PairedSketchDataModule(**checkpoint["datamodule_hyper_parameters"])
         data.setup()
-        sketches, photos = sketch_to_input(data.sets["val"].sketches), to_model_range(data.sets["val"].photos)
+        held_out = data.sample_batch(len(data.sets["val"]), "val")
+        sketches, photos = held_out["sketch"], held_out["photo"]
         with torch.inference_mode():
             outputs = load_trained_module("", checkpoint)(sketches).contiguous()
         background = (photos > 0.95).all(dim=1, keepdim=True).expand_as(photos)
