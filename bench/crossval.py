@@ -1,14 +1,16 @@
 """crossval: the benchmark table. 5-fold cross-validation on the real 20 pairs.
 
 For each model (the seed autoencoder, the U-Net, the U-Net without augmentation, which shows what
-augmentation buys, and the U-Net tuned to fit its training pairs too) it runs
-    s2p-train -m experiment=<cv_seed|cv_unet|cv_unet_fit> [overrides] data.data_dir=<data> data.fold=0,1,2,3,4
+augmentation buys, the U-Net tuned to fit its training pairs too, and that U-Net given the
+sketch's background) it runs
+    s2p-train -m experiment=<cv_seed|cv_unet|cv_unet_fit|cv_unet_background> [overrides] data.data_dir=<data> data.fold=0,1,2,3,4
 and scores the two trivial baselines on the same folds with s2p-eval (the per-pixel mean of the
 training targets, an all-white image). Held-out metrics are those of the final weights on the
 fold's 4 held-out pairs (no checkpoint is picked by them); training MSE is the final model's MSE
 on its 16 training pairs in eval mode (s2p-eval subset=train). It prints a markdown table of
 mean ± std over the folds, how much held-out PSNR moves over the last epochs, where the U-Net's
-held-out error lies, and writes docs/crossval_fold0_outputs.png: each model's outputs (a row per
+held-out error lies, what painting the background white does to the final outputs of the models
+trained without it, and writes docs/crossval_fold0_outputs.png: each model's outputs (a row per
 model) on the held-out sketches of fold 0.
 
     python bench/crossval.py [--data ../shared/data/sketch2photo] [--out bench/results/crossval]
@@ -33,6 +35,7 @@ MODELS = {
     "U-Net": ("cv_unet", ["experiment=cv_unet"]),
     "U-Net without augmentation": ("cv_unet_noaug", ["experiment=cv_unet", "data.augment.enabled=false"]),
     "U-Net fitting its training pairs": ("cv_unet_fit", ["experiment=cv_unet_fit"]),
+    "U-Net fitting its pairs, given the sketch's background": ("cv_unet_background", ["experiment=cv_unet_background"]),
 }
 BASELINES = {"per-pixel mean of the training targets": "mean", "all-white image": "white"}
 QUIET = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
@@ -85,30 +88,48 @@ def last_epochs_spread(sweep: Path, epochs: int = 100) -> float:
     return statistics.mean(spreads)
 
 
-def background_error(sweep: Path) -> tuple[float, float, float]:
-    """Over the folds' held-out pairs: the share of the squared error on pixels that are white in
-    the photo (the background), the PSNR, and the PSNR had the background been right."""
+def held_out_outputs(sweep: Path):
+    """Per fold: the final model's outputs on its held-out sketches, those sketches and their photos."""
     import torch
 
     from sketch2photo.data.datamodule import PairedSketchDataModule
-    from sketch2photo.metrics import per_image_metrics
     from sketch2photo.module import load_trained_module, read_checkpoint
 
-    shares, psnr, psnr_right_background = [], [], []
     for fold in range(FOLDS):
         checkpoint = read_checkpoint(sweep / str(fold) / "checkpoints" / "last.ckpt")
         data = PairedSketchDataModule(**checkpoint["datamodule_hyper_parameters"])
         data.setup()
         held_out = data.sample_batch(len(data.sets["val"]), "val")
-        sketches, photos = held_out["sketch"], held_out["photo"]
         with torch.inference_mode():
-            outputs = load_trained_module("", checkpoint)(sketches).contiguous()
-        background = (photos > 0.95).all(dim=1, keepdim=True).expand_as(photos)
+            outputs = load_trained_module("", checkpoint)(held_out["sketch"]).contiguous()
+        yield outputs, held_out["sketch"], held_out["photo"]
+
+
+def background_error(sweep: Path) -> dict[str, float]:
+    """Over the folds' held-out pairs (each of the 20 once): the share of the squared error on
+    pixels that are white in the photo (the background), the PSNR, the PSNR had the background been
+    right, the PSNR with the background found in the sketch (nets/background.py) painted white, and
+    the IoU of that background with the photos' white."""
+    import torch
+
+    from sketch2photo.metrics import per_image_metrics
+    from sketch2photo.nets.background import background_mask
+
+    def psnr(outputs, photos) -> list[float]:
+        return per_image_metrics(outputs, photos)["psnr"].tolist()
+
+    found = {"share": [], "psnr": [], "psnr_right_background": [], "psnr_painted": [], "iou": []}
+    for outputs, sketches, photos in held_out_outputs(sweep):
+        white = (photos > 0.95).all(dim=1, keepdim=True)
+        background = white.expand_as(photos)
         error = (outputs - photos).square()
-        shares.append((error[background].sum() / error.sum()).item())
-        psnr.append(per_image_metrics(outputs, photos)["psnr"].mean().item())
-        psnr_right_background.append(per_image_metrics(torch.where(background, photos, outputs), photos)["psnr"].mean().item())
-    return statistics.mean(shares), statistics.mean(psnr), statistics.mean(psnr_right_background)
+        found["share"].append((error[background].sum() / error.sum()).item())
+        found["psnr"] += psnr(outputs, photos)
+        found["psnr_right_background"] += psnr(torch.where(background, photos, outputs), photos)
+        in_sketch = background_mask(sketches)
+        found["psnr_painted"] += psnr(torch.where(in_sketch, 1.0, outputs), photos)
+        found["iou"] += ((in_sketch & white).sum((1, 2, 3)) / (in_sketch | white).sum((1, 2, 3))).tolist()
+    return {key: statistics.mean(values) for key, values in found.items()}
 
 
 def main() -> None:
@@ -151,12 +172,21 @@ def main() -> None:
     print("\nper fold PSNR:")
     for name, (psnr, _, _) in rows.items():
         print(f"  {name}: {', '.join(f'{v:.2f}' for v in psnr)}")
+    print("\nmedian training wall time per fold (each sweep's own run, so its machine load may differ):")
+    for name, (sweep_name, _) in MODELS.items():
+        times = [json.loads((out / sweep_name / str(fold) / "metrics.json").read_text())["wall_time_s"] for fold in range(FOLDS)]
+        print(f"  {name}: {statistics.median(times):.0f} s")
     print("\nsd of held-out PSNR over the last 100 epochs (mean over folds):")
     for name, (sweep_name, _) in MODELS.items():
         print(f"  {name}: {last_epochs_spread(out / sweep_name):.2f} dB")
-    share, psnr, psnr_right_background = background_error(out / MODELS["U-Net"][0])
-    print(f"\nU-Net, held out: {share:.0%} of the squared error is on the photos' white background; "
-          f"with the background right, PSNR would be {psnr_right_background:.2f} dB instead of {psnr:.2f}.")
+    unet = background_error(out / MODELS["U-Net"][0])
+    print(f"\nU-Net, held out: {unet['share']:.0%} of the squared error is on the photos' white background; with the "
+          f"background right, PSNR would be {unet['psnr_right_background']:.2f} dB instead of {unet['psnr']:.2f}.")
+    print(f"The background found in the sketch overlaps the photos' white with a mean IoU of {unet['iou']:.3f}.")
+    print("Held-out PSNR with that background painted white on the final outputs:")
+    for name in ("seed autoencoder", "U-Net", "U-Net fitting its training pairs"):
+        found = unet if name == "U-Net" else background_error(out / MODELS[name][0])
+        print(f"  {name}: {found['psnr']:.2f} -> {found['psnr_painted']:.2f} dB")
 
 
 if __name__ == "__main__":

@@ -75,12 +75,23 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
     return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
-    """A 32 px U-Net (depth 2, width 8: not the default model) trained for 1 epoch, once per session."""
+def tiny_unet_checkpoint(tmp_path_factory, synthetic_dir, *overrides: str) -> Path:
+    """A 32 px U-Net (depth 2, width 8: not the default model) trained for 1 epoch."""
     from sketch2photo.train import train
 
     run = tmp_path_factory.mktemp("tiny_run")
-    overrides = ["trainer.max_epochs=1", "model=unet", "model.net.depth=2", "model.net.width=8"]
-    train(compose_config(run, [*TINY, f"data.data_dir={synthetic_dir}", "data.synthetic_pairs=null", *overrides]))
+    unet = ["trainer.max_epochs=1", "model=unet", "model.net.depth=2", "model.net.width=8", *overrides]
+    train(compose_config(run, [*TINY, f"data.data_dir={synthetic_dir}", "data.synthetic_pairs=null", *unet]))
     return run / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
+    return tiny_unet_checkpoint(tmp_path_factory, synthetic_dir)
+
+
+@pytest.fixture(scope="session")
+def background_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
+    """The tiny U-Net given the sketch's background as an input channel and painting it white."""
+    return tiny_unet_checkpoint(tmp_path_factory, synthetic_dir, "model.net.background_input=true",
+                                "model.net.background_fill=true")

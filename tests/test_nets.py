@@ -7,6 +7,7 @@ from torch import nn
 from sketch2photo.errors import UserError
 from sketch2photo.module import ColorizationModule
 from sketch2photo.nets.autoencoder import SeedAutoencoder
+from sketch2photo.nets.background import background_mask
 from sketch2photo.nets.unet import UNet
 
 AUTOENCODER = {"_target_": "sketch2photo.nets.autoencoder.SeedAutoencoder"}
@@ -71,3 +72,48 @@ def test_losses(loss):
     assert value.item() > 0
     value.backward()  # differentiable, including the SSIM term
     assert output.grad.abs().sum() > 0
+
+
+def outlined_sketch(gap: bool = False) -> torch.Tensor:
+    """A 32 px white sketch in [-1, 1]: a closed square outline (optionally with a one-pixel gap)
+    and a diamond of one-pixel diagonal steps, which only 8-connected paths could cross."""
+    sketch = torch.ones(1, 3, 32, 32)
+    sketch[..., 4, 4:15] = sketch[..., 14, 4:15] = sketch[..., 4:15, 4] = sketch[..., 4:15, 14] = -1
+    if gap:
+        sketch[..., 4, 9] = 1
+    for step in range(7):  # diamond around (24, 24)
+        for row, col in ((18 + step, 24 + step), (18 + step, 24 - step), (30 - step, 24 + step), (30 - step, 24 - step)):
+            sketch[..., row, col] = -1
+    return sketch
+
+
+def test_background_mask_is_the_paper_outside_the_lines():
+    mask = background_mask(outlined_sketch())[0, 0]
+    assert mask.shape == (32, 32) and mask.dtype == torch.bool
+    assert mask[0, 0] and mask[20, 5] and mask[31, 31]  # outside both figures
+    assert not mask[5:14, 5:14].any()  # inside the square
+    assert not mask[20:29, 22:27].any() and not mask[24, 19:30].any()  # inside the diamond
+    assert not mask[4, 4:15].any()  # the lines themselves
+    leaky = background_mask(outlined_sketch(gap=True))[0, 0]
+    assert leaky[5:14, 5:14].all()  # a gap in the outline lets the fill in
+
+
+def test_background_mask_is_the_same_traced():
+    sketch = torch.where(torch.rand(3, 3, 32, 32) > 0.3, 1.0, -1.0)  # random line art: many enclosed pockets
+    traced = torch.jit.trace(background_mask, outlined_sketch())
+    assert torch.equal(traced(sketch), background_mask(sketch))
+
+
+def test_unet_background_options():
+    sketch = outlined_sketch().repeat(2, 1, 1, 1)
+    both = UNet(depth=2, width=8, background_input=True, background_fill=True).eval()
+    assert both.down[0][0].in_channels == 4
+    output = both(sketch)
+    background = background_mask(sketch).expand_as(output)
+    assert output.shape == (2, 3, 32, 32) and (output[background] == 1).all() and (output[~background] < 1).all()
+    input_only = UNet(depth=2, width=8, background_input=True).eval()
+    input_only.load_state_dict(both.state_dict())  # the same weights: only the fill differs
+    unfilled = input_only(sketch)
+    assert torch.equal(unfilled[~background], output[~background]) and (unfilled[background] < 1).all()
+    with pytest.raises(UserError, match=r"model.net.background_threshold=1.5 must be in \(0, 1\)"):
+        UNet(background_threshold=1.5)

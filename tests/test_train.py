@@ -87,7 +87,7 @@ def test_seed_setup_trains_on_all_pairs(train_config, tmp_path):
     assert record["global_step"] == 2  # full batch: one step per epoch
 
 
-@pytest.mark.parametrize("cv_experiment", ["cv_seed", "cv_unet", "cv_unet_fit"])
+@pytest.mark.parametrize("cv_experiment", ["cv_seed", "cv_unet", "cv_unet_fit", "cv_unet_background"])
 def test_crossval_experiments_run_on_a_fold(train_config, tmp_path, synthetic_dir, cv_experiment):
     # the benchmark's configs, on the 12 synthetic pairs: 5 folds leave 2 or 3 held out
     cfg = train_config(f"experiment={cv_experiment}", f"data.data_dir={synthetic_dir}", "data.image_size=32",
@@ -95,8 +95,11 @@ def test_crossval_experiments_run_on_a_fold(train_config, tmp_path, synthetic_di
     metrics = train(cfg)
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["status"] == "ok" and all(math.isfinite(metrics[key]) for key in ("test/psnr", "train/loss"))
-    steps_per_epoch = {"cv_seed": 1, "cv_unet": 1, "cv_unet_fit": 3}[cv_experiment]  # 10 training pairs, batches of 4
+    steps_per_epoch = {"cv_seed": 1, "cv_unet": 1}.get(cv_experiment, 3)  # 10 training pairs, batches of 4
     assert record["global_step"] == 2 * steps_per_epoch
+    if cv_experiment == "cv_unet_background":
+        net = load_trained_module(tmp_path / "run" / "checkpoints" / "last.ckpt").net
+        assert net.background_input and net.background_fill
 
 
 def test_early_stopping_is_a_config_option(train_config):

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from sketch2photo.errors import UserError
+from sketch2photo.nets.background import background_mask
 
 NORMS = ("none", "batch", "instance")
 UPSAMPLES = ("transpose", "bilinear")
@@ -37,11 +38,14 @@ class UNet(nn.Module):
     """depth: number of 2x downsamplings; width: channels after the first, doubled per level up to
     max_width; norm: none | batch | instance; dropout: in the decoder's inner levels (pix2pix: 0.5);
     upsample: transpose (4x4 transposed convolutions, as pix2pix) | bilinear (bilinear 2x, then a
-    3x3 convolution: no checkerboard artifacts)."""
+    3x3 convolution: no checkerboard artifacts). The sketch's background (nets/background.py: paper
+    brighter than background_threshold, flood-filled from the border) can be a 4th input channel
+    (background_input) and/or painted white in the output (background_fill)."""
 
     def __init__(
         self, depth: int = 5, width: int = 32, norm: str = "batch", max_width: int = 256, dropout: float = 0.0,
-        upsample: str = "transpose",
+        upsample: str = "transpose", background_input: bool = False, background_fill: bool = False,
+        background_threshold: float = 0.9,
     ):
         super().__init__()
         if upsample not in UPSAMPLES:
@@ -52,12 +56,17 @@ class UNet(nn.Module):
             raise UserError(f"model.net.depth={depth!r} must be a positive integer.")
         if not isinstance(width, int) or width < 1:
             raise UserError(f"model.net.width={width!r} must be a positive integer.")
+        if not isinstance(background_threshold, (int, float)) or not 0.0 < background_threshold < 1.0:
+            raise UserError(f"model.net.background_threshold={background_threshold!r} must be in (0, 1): "
+                            "the brightness above which a sketch pixel counts as paper.")
+        self.background_input, self.background_fill = background_input, background_fill
+        self.background_threshold = background_threshold
         self.size_multiple = 2**depth
         widths = [min(width * 2**level, max_width) for level in range(depth)]
         bias = norm == "none"
         self.down = nn.ModuleList()
         for level, out_channels in enumerate(widths):
-            in_channels = 3 if level == 0 else widths[level - 1]
+            in_channels = (4 if background_input else 3) if level == 0 else widths[level - 1]
             layers = [nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias or level == 0)]
             if 0 < level < depth - 1:
                 layers.append(_norm(norm, out_channels))
@@ -76,6 +85,10 @@ class UNet(nn.Module):
             self.up.append(nn.Sequential(*layers))
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.background_input or self.background_fill:
+            background = background_mask(x, self.background_threshold)
+        if self.background_input:
+            x = torch.cat([x, background.to(x.dtype) * 2 - 1], dim=1)
         skips = []
         for down in self.down:
             x = down(x)
@@ -83,4 +96,5 @@ class UNet(nn.Module):
         skips.pop()  # the innermost features go straight up
         for up in self.up[:-1]:
             x = torch.cat([up(x), skips.pop()], dim=1)
-        return self.up[-1](x)
+        output = self.up[-1](x)
+        return torch.where(background, 1.0, output) if self.background_fill else output
