@@ -98,10 +98,28 @@ def test_background_mask_is_the_paper_outside_the_lines():
     assert leaky[5:14, 5:14].all()  # a gap in the outline lets the fill in
 
 
+def serpentine_sketch() -> torch.Tensor:
+    """A box whose only opening leads into a corridor that doubles back: the fill needs 55 steps
+    (of the 64 a trace takes at 32 px) to reach its far end, more than a trace that stops early."""
+    sketch = torch.ones(1, 3, 32, 32)
+    sketch[..., 2, 2:30] = sketch[..., 29, 2:30] = sketch[..., 2:30, 2] = sketch[..., 2:30, 29] = -1
+    sketch[..., 2, 4] = 1  # the opening, top left
+    sketch[..., 2:17, 6] = -1  # the wall the corridor turns around, at its bottom
+    return sketch
+
+
 def test_background_mask_is_the_same_traced():
-    sketch = torch.where(torch.rand(3, 3, 32, 32) > 0.3, 1.0, -1.0)  # random line art: many enclosed pockets
-    traced = torch.jit.trace(background_mask, outlined_sketch())
-    assert torch.equal(traced(sketch), background_mask(sketch))
+    traced = torch.jit.trace(background_mask, -torch.ones(1, 3, 32, 32))  # no paper: eagerly, 8 steps would do
+    serpentine = serpentine_sketch()
+    assert background_mask(serpentine)[0, 0, 3:29, 7:29].all()  # the corridor's far side is reached
+    lines = torch.where(torch.rand(3, 3, 32, 32) > 0.3, 1.0, -1.0)  # random line art: many enclosed pockets
+    for sketch in (serpentine, lines):
+        assert torch.equal(traced(sketch), background_mask(sketch))
+
+
+def test_background_threshold():
+    grey = torch.full((1, 3, 8, 8), 0.6)  # brightness 0.8 in [0, 1]
+    assert background_mask(grey, threshold=0.7).all() and not background_mask(grey, threshold=0.9).any()
 
 
 def test_unet_background_options():
@@ -111,6 +129,10 @@ def test_unet_background_options():
     output = both(sketch)
     background = background_mask(sketch).expand_as(output)
     assert output.shape == (2, 3, 32, 32) and (output[background] == 1).all() and (output[~background] < 1).all()
+    seen = []
+    both.down[0][0].register_forward_pre_hook(lambda conv, inputs: seen.append(inputs[0]))
+    both(sketch)
+    assert torch.equal(seen[0][:, :3], sketch) and torch.equal(seen[0][:, 3:], background_mask(sketch) * 2.0 - 1)
     input_only = UNet(depth=2, width=8, background_input=True).eval()
     input_only.load_state_dict(both.state_dict())  # the same weights: only the fill differs
     unfilled = input_only(sketch)

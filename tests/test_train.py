@@ -135,3 +135,16 @@ def test_init_from_starts_a_fresh_run_from_a_checkpoints_weights(train_config, t
         train(train_config(f"init_from={tiny_checkpoint}"))  # the autoencoder
     with pytest.raises(UserError, match="init_from=nowhere.ckpt does not exist"):
         train(train_config("init_from=nowhere.ckpt"))
+
+
+def test_checkpoints_saved_before_an_option_existed_still_match(train_config, tmp_path, tiny_checkpoint):
+    from sketch2photo.errors import UserError
+
+    old = torch.load(tiny_checkpoint, weights_only=False)
+    for option in ("background_input", "background_fill", "background_threshold"):  # added after the first U-Nets
+        old["hyper_parameters"]["net"].pop(option)
+    torch.save(old, tmp_path / "old.ckpt")
+    unet = ["model=unet", "model.net.depth=2", "model.net.width=8", "trainer.max_epochs=1"]
+    train(train_config(*unet, f"init_from={tmp_path / 'old.ckpt'}"))  # its options' defaults are this config's
+    with pytest.raises(UserError, match="holds a different model"):
+        train(train_config(*unet, f"init_from={tmp_path / 'old.ckpt'}", "model.net.background_fill=true"))

@@ -5,6 +5,7 @@ Returns the value of `optimized_metric` (default val/psnr) for Hydra sweepers su
 
 from __future__ import annotations
 
+import inspect
 import logging
 import signal
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -184,12 +185,22 @@ def check_checkpoint_matches(ckpt_path: str, cfg: DictConfig, key: str = "ckpt_p
     checkpoint = read_checkpoint(ckpt_path, key)
     saved_net = checkpoint["hyper_parameters"]["net"]
     wanted = OmegaConf.to_container(cfg.model.net, resolve=True)
-    if saved_net != wanted:
+    if with_defaults(saved_net) != with_defaults(wanted):
         raise UserError(
             f"{key}={ckpt_path} holds a different model ({saved_net}) from this run's model.net ({wanted}). "
             f"Select the same model (e.g. model=unet with the same depth/width), or start without {key}."
         )
     return checkpoint
+
+
+def with_defaults(net: dict) -> dict:
+    """A network config with its class's default arguments filled in, so that a checkpoint saved
+    before an option existed matches a config that gives the option its default."""
+    try:
+        parameters = inspect.signature(get_class(net["_target_"])).parameters.values()
+    except Exception:  # an unknown class: the configs are compared as they are
+        return net
+    return {**{p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}, **net}
 
 
 def start_from_weights(model, ckpt_path: str, cfg: DictConfig) -> None:
