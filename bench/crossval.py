@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import statistics
 import subprocess
 import sys
@@ -45,8 +44,18 @@ def run(*command: str) -> None:
     subprocess.run([str(BIN / command[0]), *command[1:]], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
+def record(run_dir: Path) -> dict:
+    """The run's metrics.json (sketch2photo.run_record)."""
+    from sketch2photo.run_record import read_record
+
+    found = read_record(run_dir)
+    if found is None:
+        sys.exit(f"{run_dir}/metrics.json is missing: rerun that sweep with --only <its name>.")
+    return found
+
+
 def metrics(run_dir: Path) -> dict:
-    return json.loads((run_dir / "metrics.json").read_text())["metrics"]
+    return record(run_dir)["metrics"]
 
 
 def evaluate(out: Path, *settings: str) -> dict:
@@ -83,7 +92,7 @@ def last_epochs_spread(sweep: Path, epochs: int = 100) -> float:
     how much the table's final-epoch numbers would move had training stopped a few epochs earlier."""
     spreads = []
     for fold in range(FOLDS):
-        history = json.loads((sweep / str(fold) / "metrics.json").read_text())["history"]
+        history = record(sweep / str(fold))["history"]
         spreads.append(statistics.stdev([row["val/psnr"] for row in history if "val/psnr" in row][-epochs:]))
     return statistics.mean(spreads)
 
@@ -174,7 +183,7 @@ def main() -> None:
         print(f"  {name}: {', '.join(f'{v:.2f}' for v in psnr)}")
     print("\nmedian training wall time per fold (each sweep's own run, so its machine load may differ):")
     for name, (sweep_name, _) in MODELS.items():
-        times = [json.loads((out / sweep_name / str(fold) / "metrics.json").read_text())["wall_time_s"] for fold in range(FOLDS)]
+        times = [record(out / sweep_name / str(fold))["wall_time_s"] for fold in range(FOLDS)]
         print(f"  {name}: {statistics.median(times):.0f} s")
     print("\nsd of held-out PSNR over the last 100 epochs (mean over folds):")
     for name, (sweep_name, _) in MODELS.items():
