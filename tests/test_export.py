@@ -10,13 +10,8 @@ import torch
 
 from conftest import run_cli
 from sketch2photo.errors import UserError
-from sketch2photo.export import export
+from sketch2photo.export import export, sketch_like
 from sketch2photo.module import load_trained_module
-
-
-def line_art(batch: int) -> torch.Tensor:
-    """White paper with random dark marks, in [-1, 1]: enough paper for a background to fill."""
-    return torch.where(torch.rand(batch, 1, 32, 32) < 0.8, 1.0, torch.rand(batch, 3, 32, 32) * 2 - 1)
 
 
 def lightning_output(ckpt, sketch: torch.Tensor) -> np.ndarray:
@@ -33,7 +28,7 @@ def test_onnx_matches_in_onnxruntime(tmp_path, checkpoint, request):
     (given,), (returned,) = session.get_inputs(), session.get_outputs()
     assert isinstance(given.shape[0], str) and given.shape[1:] == [3, 32, 32]  # symbolic batch axis
     for batch in (1, 5):
-        sketch = line_art(batch)
+        sketch = sketch_like(batch, 32)
         (photo,) = session.run([returned.name], {given.name: sketch.numpy()})
         assert photo.shape == (batch, 3, 32, 32)
         assert np.abs(photo - lightning_output(tiny_checkpoint, sketch)).max() <= 1e-4
@@ -53,7 +48,7 @@ def test_torchscript_matches_in_plain_torch(tmp_path, checkpoint, request):
     path = export(tiny_checkpoint, "torchscript", tmp_path / "model.pt")
     scripted = torch.jit.load(str(path))
     for batch in (1, 5):
-        sketch = line_art(batch)
+        sketch = sketch_like(batch, 32)
         with torch.inference_mode():
             photo = scripted(sketch).numpy()
         assert photo.shape == (batch, 3, 32, 32)

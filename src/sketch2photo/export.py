@@ -50,9 +50,7 @@ def export(ckpt_path: str | Path, format: str, output: str | Path | None = None)
     else:
         write_torchscript(module.net, example, path)
 
-    # another batch size than the example (the batch axis is dynamic), and like a sketch, mostly white
-    # paper with marks, so a U-Net's background options have a background to find
-    probe = torch.where(torch.rand(3, 1, size, size) < 0.8, 1.0, torch.rand(3, 3, size, size) * 2 - 1)
+    probe = sketch_like(3, size)  # another batch size than the example: the batch axis is dynamic
     with torch.inference_mode():
         expected = module(probe)
     difference = (run_exported(path, format, probe) - expected).abs().max().item()
@@ -62,6 +60,12 @@ def export(ckpt_path: str | Path, format: str, output: str | Path | None = None)
     sidecar.write_text(json.dumps(model_card(module, path, format, ckpt_path), indent=2) + "\n")
     log.info("wrote %s and %s (max abs difference from the checkpoint's model: %.1e)", path, sidecar, difference)
     return path
+
+
+def sketch_like(batch: int, size: int) -> torch.Tensor:
+    """Random input like a sketch in [-1, 1]: mostly white paper with marks, so that a U-Net's
+    background options have a background to find."""
+    return torch.where(torch.rand(batch, 1, size, size) < 0.8, 1.0, torch.rand(batch, 3, size, size) * 2 - 1)
 
 
 def write_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
