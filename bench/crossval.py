@@ -101,16 +101,17 @@ def held_out_outputs(sweep: Path):
     """Per fold: the final model's outputs on its held-out sketches, those sketches and their photos."""
     import torch
 
+    from sketch2photo import checkpoints
     from sketch2photo.data.datamodule import PairedSketchDataModule
-    from sketch2photo.module import load_trained_module, read_checkpoint
 
     for fold in range(FOLDS):
-        checkpoint = read_checkpoint(sweep / str(fold) / "checkpoints" / "last.ckpt")
-        data = PairedSketchDataModule(**checkpoint["datamodule_hyper_parameters"])
+        path = sweep / str(fold) / "checkpoints" / "last.ckpt"
+        checkpoint = checkpoints.read(path)
+        data = PairedSketchDataModule(**checkpoints.data_settings(checkpoint, path))
         data.setup()
         held_out = data.sample_batch(len(data.sets["val"]), "val")
         with torch.inference_mode():
-            outputs = load_trained_module("", checkpoint)(held_out["sketch"]).contiguous()
+            outputs = checkpoints.load_module(path, checkpoint)(held_out["sketch"]).contiguous()
         yield outputs, held_out["sketch"], held_out["photo"]
 
 

@@ -54,15 +54,15 @@ def cache_build(data_dir: Path, size: int) -> dict:
 
 
 def train_one_epoch(data_dir: Path, size: int) -> dict:
-    from conftest import compose_config
+    from helpers import compose_config
 
     from sketch2photo.train import train
 
     run_dir = Path(tempfile.mkdtemp(prefix="throughput-"))
     cfg = compose_config(run_dir, [
         "data=sketch2photo", f"data.data_dir={data_dir}", f"data.image_size={size}", "data.split=none",
-        "data.batch_size=64", "trainer.max_epochs=1", "+trainer.profiler._target_=lightning.pytorch.profilers.SimpleProfiler",
-        f"+trainer.profiler.dirpath={run_dir}", "+trainer.profiler.filename=profile", "callbacks.progress_bar=null",
+        "data.batch_size=64", "trainer.max_epochs=1", f"trainer.profiler={{_target_: lightning.pytorch.profilers.SimpleProfiler, dirpath: '{run_dir}', filename: profile}}",
+        "callbacks.progress_bar=null",
         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
     ])
     started = time.perf_counter()

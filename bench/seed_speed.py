@@ -80,7 +80,7 @@ def project(data_dir: Path, steps: int, *overrides: str) -> tuple[float, float]:
     """`s2p-train experiment=seed` in-process: (epochs = steps per second, seconds from the call to
     the first timed step, which includes building the data, the trainer and any compilation)."""
     called = time.perf_counter()
-    from conftest import compose_config
+    from helpers import compose_config
 
     from sketch2photo.train import train
 

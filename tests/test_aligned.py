@@ -6,7 +6,7 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-from conftest import compose_config
+from helpers import compose_config
 from sketch2photo.data.synthetic import generate_pairs
 
 SPLITS = {"train": 6, "val": 2, "test": 3}

@@ -23,7 +23,8 @@ def test_pairs_stay_aligned(options):
     photos = 0.5 * sketches + 0.5
     augment = PairedAugment(32, flip=True, **options)
     out_sketches, out_photos = augment(sketches, photos)
-    assert out_sketches.shape == sketches.shape and out_photos.shape == photos.shape
+    assert out_sketches.shape == sketches.shape
+    assert out_photos.shape == photos.shape
     torch.testing.assert_close(out_photos, 0.5 * out_sketches + 0.5, atol=1e-5, rtol=0)  # the relation survives
     changed = [not torch.allclose(out_sketches[i], sketches[i]) for i in range(6)]
     assert sum(changed) >= 4  # flips and crops happened, drawn per pair
@@ -60,7 +61,8 @@ def test_stop_after_trains_the_last_epochs_on_the_pairs_as_they_are(synthetic_di
 def test_off_is_identity_and_bad_scale_is_rejected():
     sketches, photos = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
     same_sketches, same_photos = PairedAugment(8, flip=False, min_scale=1.0)(sketches, photos)
-    assert same_sketches is sketches and same_photos is photos
+    assert same_sketches is sketches
+    assert same_photos is photos
     with pytest.raises(UserError, match="data.augment.min_scale=0"):
         PairedAugment(8, min_scale=0)
     with pytest.raises(UserError, match="data.augment.p=1.5"):

@@ -87,7 +87,9 @@ def test_every_problem_is_reported_by_name(corpus, small_bomb_limit):
     lines = message.splitlines()
     for name, reason in BAD.items():
         assert any(name in line and reason in line for line in lines), (name, reason)
-    assert ".DS_Store" not in message and "Thumbs.db" not in message and "notes" not in message
+    assert ".DS_Store" not in message
+    assert "Thumbs.db" not in message
+    assert "notes" not in message
     assert "data.on_bad_file=skip" in message
 
 
@@ -101,10 +103,14 @@ def test_skip_keeps_the_valid_pairs_with_correct_tensors(corpus, small_bomb_limi
     assert torch.all(train.sketches[by_name["5"]] == 60)  # palette colour, as grey
     assert torch.all(train.photos[by_name["5"]] == 255)  # 16-bit white stays white
     red = train.photos[by_name["6"]].float().mean(dim=(1, 2))
-    assert red[0] > 200 and red[1] < 60 and red[2] < 60  # CMYK (0, 255, 255, 0) is red
+    assert red[0] > 200
+    assert red[1] < 60
+    assert red[2] < 60  # CMYK (0, 255, 255, 0) is red
     assert torch.equal(train.sketches[by_name["7"]], train.sketches[by_name["0"]])  # resized to the same 16 px
     summary = [r.message for r in caplog.records if r.message.startswith("data:")]
-    assert summary and "5 pairs used" in summary[0] and f"{len(BAD)} problem(s) skipped" in summary[0]
+    assert summary
+    assert "5 pairs used" in summary[0]
+    assert f"{len(BAD)} problem(s) skipped" in summary[0]
     assert sum("skipped:" in r.message for r in caplog.records) == len(BAD)
 
 

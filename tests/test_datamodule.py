@@ -20,21 +20,27 @@ def make_datamodule(data_dir, **overrides) -> PairedSketchDataModule:
 def test_cache_is_uint8_and_matches_files(synthetic_dir):
     datamodule = make_datamodule(synthetic_dir, split="none")
     train = datamodule.sets["train"]
-    assert train.sketches.dtype == torch.uint8 and train.sketches.shape == (12, 1, 32, 32)
-    assert train.photos.dtype == torch.uint8 and train.photos.shape == (12, 3, 32, 32)
+    assert train.sketches.dtype == torch.uint8
+    assert train.sketches.shape == (12, 1, 32, 32)
+    assert train.photos.dtype == torch.uint8
+    assert train.photos.shape == (12, 3, 32, 32)
     sketches, photos = generate_pairs(12, size=32, seed=0)  # what write_dataset wrote, lossless PNG
     names = [int(pair.name) for pair in train.pairs]
-    assert torch.equal(train.sketches, sketches[names]) and torch.equal(train.photos, photos[names])
+    assert torch.equal(train.sketches, sketches[names])
+    assert torch.equal(train.photos, photos[names])
 
 
 def test_full_batch_and_float_conversion(synthetic_dir):
     datamodule = make_datamodule(synthetic_dir, split="none", batch_size=None)
     loader = datamodule.train_dataloader()
     batches = list(loader)
-    assert len(batches) == 1 and batches[0]["sketch"].shape[0] == 12
+    assert len(batches) == 1
+    assert batches[0]["sketch"].shape[0] == 12
     batch = datamodule.on_after_batch_transfer(batches[0], 0)
-    assert batch["sketch"].dtype == torch.float32 and batch["sketch"].shape == (12, 3, 32, 32)
-    assert batch["sketch"].min() >= -1 and batch["sketch"].max() <= 1
+    assert batch["sketch"].dtype == torch.float32
+    assert batch["sketch"].shape == (12, 3, 32, 32)
+    assert batch["sketch"].min() >= -1
+    assert batch["sketch"].max() <= 1
     assert torch.equal(batch["sketch"][:, 0], batch["sketch"][:, 2])
 
 
@@ -47,7 +53,9 @@ def test_default_split_with_20_pairs_keeps_validation(tmp_path):
     data_dir = write_dataset(tmp_path / "d", num_pairs=20, size=32)
     datamodule = make_datamodule(data_dir)
     sizes = {stage: len(s) for stage, s in datamodule.sets.items()}
-    assert sizes["val"] >= 1 and sizes["test"] >= 1 and sum(sizes.values()) == 20
+    assert sizes["val"] >= 1
+    assert sizes["test"] >= 1
+    assert sum(sizes.values()) == 20
     again = make_datamodule(data_dir)
     assert [p.name for p in again.sets["val"].pairs] == [p.name for p in datamodule.sets["val"].pairs]
 
@@ -58,7 +66,8 @@ def test_folds_are_disjoint_and_cover_all_pairs(synthetic_dir):
         datamodule = make_datamodule(synthetic_dir, folds=5, fold=fold)
         train = {p.name for p in datamodule.sets["train"].pairs}
         val = {p.name for p in datamodule.sets["val"].pairs}
-        assert train.isdisjoint(val) and len(train | val) == 12
+        assert train.isdisjoint(val)
+        assert len(train | val) == 12
         assert datamodule.sets["test"] is datamodule.sets["val"]
         held_out.append(val)
     assert sorted(n for fold in held_out for n in fold) == sorted(str(i) for i in range(12))
@@ -90,7 +99,9 @@ def test_every_problem_is_listed_then_skip_carries_on(tmp_path):
         make_datamodule(data_dir)
     message = str(error.value)
     assert "3 problem(s)" in message
-    assert "1_A.png" in message and "2_A.png: sketch without a photo" in message and "3_B.png is 32x64" in message
+    assert "1_A.png" in message
+    assert "2_A.png: sketch without a photo" in message
+    assert "3_B.png is 32x64" in message
     assert "data.on_bad_file=skip" in message
 
     datamodule = make_datamodule(data_dir, on_bad_file="skip", split="none")

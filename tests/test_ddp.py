@@ -17,9 +17,10 @@ from hydra.utils import instantiate
 from lightning.pytorch import Trainer
 from omegaconf import OmegaConf
 
-from conftest import TINY, compose_config, run_cli
+from helpers import TINY, compose_config, run_cli
 from sketch2photo.errors import UserError
-from sketch2photo.module import load_trained_module
+from sketch2photo.module import epoch_metrics
+from sketch2photo.checkpoints import load_module
 from sketch2photo.scaleout import keep_ddp_children_in_this_run
 
 THREADS_PER_RANK = max(1, (os.cpu_count() or 1) // 2)
@@ -28,9 +29,11 @@ THREADS_PER_RANK = max(1, (os.cpu_count() or 1) // 2)
 def ranks_ran(job_dir) -> dict:
     """metrics.json of a 2-process job, after checking that rank 1 ran in this dir."""
     record = json.loads((job_dir / "metrics.json").read_text())
-    assert record["status"] == "ok" and record["world_size"] == 2, record["error"]
+    assert record["status"] == "ok", record["error"]
+    assert record["world_size"] == 2, record["error"]
     rank_1 = (job_dir / "train_ddp_process_1.log").read_text()
-    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in rank_1 and f"torch threads: {THREADS_PER_RANK}\n" in rank_1
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in rank_1
+    assert f"torch threads: {THREADS_PER_RANK}\n" in rank_1
     assert "GLOBAL_RANK: 0, MEMBER: 1/2" in (job_dir / "train.log").read_text()
     return record
 
@@ -40,7 +43,7 @@ def one_process_metrics(run_dir, stage: str, ckpt: str) -> dict[str, float]:
     datamodule = instantiate(OmegaConf.load(run_dir / ".hydra" / "config.yaml").data)
     trainer = Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False, enable_model_summary=False)
     run = trainer.validate if stage == "val" else trainer.test
-    return run(load_trained_module(run_dir / "checkpoints" / ckpt), datamodule=datamodule, verbose=False)[0]
+    return epoch_metrics(run(load_module(run_dir / "checkpoints" / ckpt), datamodule=datamodule, verbose=False)[0])
 
 
 @pytest.mark.slow
@@ -69,7 +72,8 @@ def test_ddp_jobs_of_a_sweep_stay_in_their_job_dirs(tmp_path, synthetic_dir):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep"]
     assert sorted(path.name for path in (tmp_path / "sweep").iterdir()) == ["0", "1", "multirun.yaml"]
     failed = json.loads((tmp_path / "sweep" / "0" / "metrics.json").read_text())
-    assert failed["status"] == "failed" and failed["error"].startswith("TrainingDiverged")
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("TrainingDiverged")
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in (tmp_path / "sweep" / "0" / "train_ddp_process_1.log").read_text()
     # the sweep survived the failed ranks, and job 1 started its own rank 1 in its own dir
     assert ranks_ran(tmp_path / "sweep" / "1")["epochs"] == 1

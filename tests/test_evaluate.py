@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import compose_config
+from helpers import compose_config
 from sketch2photo.data.datamodule import PairedSketchDataModule
 from sketch2photo.data.images import to_model_range
 from sketch2photo.errors import UserError

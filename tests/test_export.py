@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run_cli
+from helpers import run_cli
 from sketch2photo.errors import UserError
 from sketch2photo.export import export, sketch_like
-from sketch2photo.module import load_trained_module
+from sketch2photo.checkpoints import load_module
 
 
 def lightning_output(ckpt, sketch: torch.Tensor) -> np.ndarray:
     with torch.inference_mode():
-        return load_trained_module(ckpt)(sketch).numpy()
+        return load_module(ckpt)(sketch).numpy()
 
 
 @pytest.mark.parametrize("checkpoint", ["tiny_checkpoint", "background_checkpoint"])
@@ -26,7 +26,8 @@ def test_onnx_matches_in_onnxruntime(tmp_path, checkpoint, request):
     path = export(tiny_checkpoint, "onnx", tmp_path / "model.onnx")
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (given,), (returned,) = session.get_inputs(), session.get_outputs()
-    assert isinstance(given.shape[0], str) and given.shape[1:] == [3, 32, 32]  # symbolic batch axis
+    assert isinstance(given.shape[0], str)
+    assert given.shape[1:] == [3, 32, 32]  # symbolic batch axis
     for batch in (1, 5):
         sketch = sketch_like(batch, 32)
         (photo,) = session.run([returned.name], {given.name: sketch.numpy()})
@@ -35,9 +36,13 @@ def test_onnx_matches_in_onnxruntime(tmp_path, checkpoint, request):
 
     card = json.loads((tmp_path / "model.onnx.json").read_text())
     assert card["input"] == {"name": given.name, "shape": ["batch", 3, 32, 32], "dtype": "float32", "range": [-1.0, 1.0]}
-    assert card["output"]["name"] == returned.name and card["image_size"] == 32
+    assert card["output"]["name"] == returned.name
+    assert card["image_size"] == 32
     steps = " ".join(card["preprocessing"])
-    assert "'L'" in steps and "bicubic" in steps and "x / 127.5 - 1" in steps and "3 channels" in steps
+    assert "'L'" in steps
+    assert "bicubic" in steps
+    assert "x / 127.5 - 1" in steps
+    assert "3 channels" in steps
     assert "(y + 1) * 127.5" in card["postprocessing"][0]
     assert not list(tmp_path.glob("*.data"))  # one self-contained file
 
@@ -72,5 +77,6 @@ def test_command_writes_next_to_the_checkpoint(tmp_path, tiny_checkpoint):
     workdir.mkdir()
     result = run_cli("s2p-export", f"ckpt_path={ckpt}", "format=torchscript", cwd=workdir)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert (tmp_path / "best.pt").is_file() and (tmp_path / "best.pt.json").is_file()
+    assert (tmp_path / "best.pt").is_file()
+    assert (tmp_path / "best.pt.json").is_file()
     assert list(workdir.iterdir()) == []  # a tool: no outputs/ or .hydra/

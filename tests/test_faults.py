@@ -14,8 +14,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from conftest import BIN, TINY, run_cli
-from sketch2photo.checkpointing import AtomicCheckpointIO, CheckpointOnInterrupt
+from helpers import BIN, TINY, run_cli
+from sketch2photo.callbacks import CheckpointOnInterrupt
+from sketch2photo.checkpoints import AtomicCheckpointIO
 from sketch2photo.errors import UserError
 from sketch2photo.module import TrainingDiverged
 from sketch2photo.train import train
@@ -54,14 +55,15 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     killed.kill()  # SIGKILL: no cleanup of any kind
     killed.wait()
     assert not (tmp_path / "killed" / "metrics.json").exists()  # it really died mid-run
-    saved_epoch = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=False)["epoch"]
+    saved_epoch = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
     assert 2 <= saved_epoch < 7  # 0-based: at least 3 epochs done, the run not finished
     saved_config = (tmp_path / "killed" / ".hydra" / "config.yaml").read_text()
 
     resumed = run_cli("s2p-train", "resume=killed", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     expected, got = record(tmp_path / "reference"), record(tmp_path / "killed")
-    assert got["status"] == "ok" and got["epochs"] == 8
+    assert got["status"] == "ok"
+    assert got["epochs"] == 8
     assert [row["epoch"] for row in got["history"]] == list(range(1, 9))
     for name, value in expected["metrics"].items():
         assert got["metrics"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
@@ -75,9 +77,10 @@ def test_ctrl_c_or_sigterm_saves_and_exits_cleanly(tmp_path, stop):
     run.send_signal(stop)
     output = run.communicate(timeout=120)[0]
     assert run.returncode == (1 if stop == signal.SIGINT else 128 + signal.SIGTERM), output[-3000:]
-    assert "Interrupted: saved" in output and "resume=" in output
+    assert "Interrupted: saved" in output
+    assert "resume=" in output
     assert "Traceback" not in output
-    checkpoint = torch.load(tmp_path / "interrupted" / "checkpoints" / "last.ckpt", weights_only=False)
+    checkpoint = torch.load(tmp_path / "interrupted" / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["epoch"] >= 1
     assert record(tmp_path / "interrupted")["status"] == "interrupted"
 
@@ -87,7 +90,7 @@ def test_checkpoint_write_is_atomic(tmp_path):
     target = tmp_path / "last.ckpt"
     script = textwrap.dedent(f"""
         import sys, time, torch
-        from sketch2photo.checkpointing import AtomicCheckpointIO
+        from sketch2photo.checkpoints import AtomicCheckpointIO
         io = AtomicCheckpointIO()
         io.save_checkpoint({{"version": 1}}, {str(target)!r})
         def stalled_save(obj, file):
@@ -144,12 +147,14 @@ def test_an_interrupt_before_training_starts_keeps_last_ckpt():
     """Ctrl-C while a resumed run is still loading: the model does not hold the run's weights yet."""
     saved = []
     trainer = SimpleNamespace(fast_dev_run=False, default_root_dir="run", current_epoch=0, save_checkpoint=saved.append)
-    callback = CheckpointOnInterrupt()
+    callback = CheckpointOnInterrupt(dirpath="run/checkpoints")
     callback.on_exception(trainer, None, KeyboardInterrupt())
     assert saved == []
     callback.on_train_start(trainer, None)
+    callback.on_exception(trainer, None, RuntimeError("a crash"))
+    assert saved == []  # only an interrupt saves: a crash must not overwrite the last good checkpoint
     callback.on_exception(trainer, None, KeyboardInterrupt())
-    assert saved == [Path("run") / "checkpoints" / "last.ckpt"]
+    assert [Path(path) for path in saved] == [Path("run") / "checkpoints" / "last.ckpt"]
 
 
 def test_nan_stops_with_a_clear_message_and_no_bad_checkpoint(train_config, tmp_path):
@@ -157,9 +162,10 @@ def test_nan_stops_with_a_clear_message_and_no_bad_checkpoint(train_config, tmp_
         train(train_config("model.lr=1e30", "trainer.max_epochs=4"))
     run = tmp_path / "run"
     result = record(run)
-    assert result["status"] == "failed" and "TrainingDiverged" in result["error"]
+    assert result["status"] == "failed"
+    assert "TrainingDiverged" in result["error"]
     for checkpoint in (run / "checkpoints").glob("*.ckpt") if (run / "checkpoints").exists() else []:
-        state = torch.load(checkpoint, weights_only=False)["state_dict"]
+        state = torch.load(checkpoint, weights_only=True)["state_dict"]
         assert all(torch.isfinite(value).all() for value in state.values()), checkpoint
 
 
@@ -184,13 +190,16 @@ def test_resume_refuses_group_changes(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     refused = run_cli("s2p-train", "resume=run", "model=unet", cwd=tmp_path)
     output = refused.stdout + refused.stderr
-    assert refused.returncode == 1 and "only value changes such as trainer.max_epochs" in output
+    assert refused.returncode == 1
+    assert "only value changes such as trainer.max_epochs" in output
     assert "Traceback" not in output
     longer = run_cli("s2p-train", "resume=run", "trainer.max_epochs=2", cwd=tmp_path)
     assert longer.returncode == 0, longer.stderr[-2000:]
     assert record(tmp_path / "run")["epochs"] == 2
     failed = run_cli("s2p-train", "resume=run", "trainer.max_epochs=0", cwd=tmp_path)
-    assert failed.returncode == 1 and "trainer.max_epochs=0 must be a positive integer" in failed.stderr + failed.stdout
-    assert record(tmp_path / "run")["status"] == "ok" and record(tmp_path / "run")["epochs"] == 2  # not overwritten
+    assert failed.returncode == 1
+    assert "trainer.max_epochs=0 must be a positive integer" in failed.stderr + failed.stdout
+    assert record(tmp_path / "run")["status"] == "ok"
+    assert record(tmp_path / "run")["epochs"] == 2  # not overwritten
     assert (tmp_path / "run" / ".hydra" / "resumed" / "overrides.yaml").is_file()  # the original config is kept
     assert "trainer.max_epochs=1" in (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()

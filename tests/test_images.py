@@ -28,11 +28,14 @@ def test_seed_preprocessing_exactly(tmp_path):
     image = open_image(path)
     sketch = sketch_to_input(sketch_tensor(image, 16)[None])
     photo = to_model_range(photo_tensor(image, 16)[None])
-    assert sketch.shape == (1, 3, 16, 16) and photo.shape == (1, 3, 16, 16)
-    assert torch.equal(sketch[0, 0], sketch[0, 1]) and torch.equal(sketch[0, 0], sketch[0, 2])
+    assert sketch.shape == (1, 3, 16, 16)
+    assert photo.shape == (1, 3, 16, 16)
+    assert torch.equal(sketch[0, 0], sketch[0, 1])
+    assert torch.equal(sketch[0, 0], sketch[0, 2])
     np.testing.assert_allclose(sketch[0, 0].numpy(), seed_sketch, atol=1e-6)
     np.testing.assert_allclose(photo[0].permute(1, 2, 0).numpy(), seed_photo, atol=1e-6)
-    assert sketch.min() >= -1 and sketch.max() <= 1
+    assert sketch.min() >= -1
+    assert sketch.max() <= 1
 
 
 def test_range_endpoints_round_trip():
@@ -64,7 +67,8 @@ def test_palette_16bit_cmyk(tmp_path):
 
     deep = Image.fromarray(np.full((4, 4), 65535, dtype=np.uint16))  # white in 16 bits
     deep_path = save(tmp_path, "d.png", deep)
-    assert open_image(deep_path).mode == "L" and open_image(deep_path).getpixel((0, 0)) == 255
+    assert open_image(deep_path).mode == "L"
+    assert open_image(deep_path).getpixel((0, 0)) == 255
     mid = Image.fromarray(np.full((4, 4), 32896, dtype=np.uint16))
     assert open_image(save(tmp_path, "m.png", mid)).getpixel((0, 0)) == 128  # scaled, not clipped to 255
 
@@ -109,8 +113,10 @@ def test_split_aligned_both_orders(tmp_path):
     image = Image.new("RGB", (8, 4), "white")
     image.paste((0, 0, 0), (0, 0, 4, 4))  # left half black
     left, right = split_aligned(image, tmp_path / "x.png", "left")
-    assert left.getpixel((0, 0)) == (0, 0, 0) and right.getpixel((0, 0)) == (255, 255, 255)
+    assert left.getpixel((0, 0)) == (0, 0, 0)
+    assert right.getpixel((0, 0)) == (255, 255, 255)
     sketch, photo = split_aligned(image, tmp_path / "x.png", "right")
-    assert sketch.getpixel((0, 0)) == (255, 255, 255) and photo.getpixel((0, 0)) == (0, 0, 0)
+    assert sketch.getpixel((0, 0)) == (255, 255, 255)
+    assert photo.getpixel((0, 0)) == (0, 0, 0)
     with pytest.raises(BadImageError, match="odd"):
         split_aligned(Image.new("RGB", (7, 4)), tmp_path / "x.png", "left")

@@ -53,7 +53,9 @@ def test_missing_folder_names_path_and_layout(tmp_path):
     with pytest.raises(UserError) as error:
         find_pairs(tmp_path / "nowhere")
     message = str(error.value)
-    assert "nowhere" in message and "testA/<N>_A.jpg" in message and "data.data_dir" in message
+    assert "nowhere" in message
+    assert "testA/<N>_A.jpg" in message
+    assert "data.data_dir" in message
 
 
 def test_half_of_a_folder_pair_missing(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import compose_config, run_cli
+from helpers import compose_config, run_cli
 from sketch2photo.data.datamodule import PairedSketchDataModule
 from sketch2photo.data.synthetic import generate_photos
 from sketch2photo.errors import UserError
@@ -40,7 +40,9 @@ def run(tmp_path, *overrides):
 def test_structure_counts_and_names(tmp_path, photo_folder):
     out = tmp_path / "pairs"
     count, problems = run(tmp_path, f"photos={photo_folder}", f"out={out}", "preview=3")
-    assert count == 5 and len(problems) == 1 and "broken.jpg" in problems[0]
+    assert count == 5
+    assert len(problems) == 1
+    assert "broken.jpg" in problems[0]
     assert sorted(p.name for p in out.iterdir()) == ["names.csv", "preview.png", "testA", "testB"]
     assert sorted(p.name for p in (out / "testA").iterdir()) == sorted(f"{i}_A.png" for i in range(5))
     assert sorted(p.name for p in (out / "testB").iterdir()) == sorted(f"{i}_B.png" for i in range(5))
@@ -104,6 +106,8 @@ def test_command_exit_status_names_the_bad_file(tmp_path, photo_folder):
     result = run_cli("python", "-m", "sketch2photo.make_pairs", f"photos={photo_folder}", "out=pairs", "size=32", cwd=workdir)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
-    assert "wrote 5 pairs" in output and "broken.jpg" in output and "Traceback" not in output
+    assert "wrote 5 pairs" in output
+    assert "broken.jpg" in output
+    assert "Traceback" not in output
     assert sorted(p.name for p in workdir.iterdir()) == ["pairs"]
     assert Image.open(workdir / "pairs" / "testA" / "0_A.png").size == (32, 32)

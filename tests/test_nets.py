@@ -22,14 +22,17 @@ def test_autoencoder_is_the_seed_network():
         ("ConvTranspose2d", 128, 64), ("ReLU", None, None), ("ConvTranspose2d", 64, 3), ("Tanh", None, None),
     ]
     for conv in (m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))):
-        assert conv.kernel_size == (4, 4) and conv.stride == (2, 2) and conv.padding == (1, 1)
+        assert conv.kernel_size == (4, 4)
+        assert conv.stride == (2, 2)
+        assert conv.padding == (1, 1)
     # the seed's state_dict keys, so its weights load as they are
     assert list(net.state_dict()) == [
         "encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "encoder.2.bias",
         "decoder.0.weight", "decoder.0.bias", "decoder.2.weight", "decoder.2.bias",
     ]
     out = net(torch.rand(2, 3, 128, 128) * 2 - 1)
-    assert out.shape == (2, 3, 128, 128) and out.abs().max() <= 1
+    assert out.shape == (2, 3, 128, 128)
+    assert out.abs().max() <= 1
 
 
 @pytest.mark.parametrize("depth, size", [(1, 16), (3, 32), (5, 64)])
@@ -38,7 +41,8 @@ def test_unet_shapes(depth, size, norm):
     net = UNet(depth=depth, width=8, norm=norm, dropout=0.5, upsample="bilinear" if depth == 3 else "transpose")
     assert net.size_multiple == 2**depth
     out = net(torch.rand(2, 3, size, size))
-    assert out.shape == (2, 3, size, size) and out.abs().max() <= 1
+    assert out.shape == (2, 3, size, size)
+    assert out.abs().max() <= 1
 
 
 @pytest.mark.parametrize(
@@ -89,10 +93,14 @@ def outlined_sketch(gap: bool = False) -> torch.Tensor:
 
 def test_background_mask_is_the_paper_outside_the_lines():
     mask = background_mask(outlined_sketch())[0, 0]
-    assert mask.shape == (32, 32) and mask.dtype == torch.bool
-    assert mask[0, 0] and mask[20, 5] and mask[31, 31]  # outside both figures
+    assert mask.shape == (32, 32)
+    assert mask.dtype == torch.bool
+    assert mask[0, 0]
+    assert mask[20, 5]
+    assert mask[31, 31]  # outside both figures
     assert not mask[5:14, 5:14].any()  # inside the square
-    assert not mask[20:29, 22:27].any() and not mask[24, 19:30].any()  # inside the diamond
+    assert not mask[20:29, 22:27].any()
+    assert not mask[24, 19:30].any()  # inside the diamond
     assert not mask[4, 4:15].any()  # the lines themselves
     leaky = background_mask(outlined_sketch(gap=True))[0, 0]
     assert leaky[5:14, 5:14].all()  # a gap in the outline lets the fill in
@@ -119,7 +127,8 @@ def test_background_mask_is_the_same_traced():
 
 def test_background_threshold():
     grey = torch.full((1, 3, 8, 8), 0.6)  # brightness 0.8 in [0, 1]
-    assert background_mask(grey, threshold=0.7).all() and not background_mask(grey, threshold=0.9).any()
+    assert background_mask(grey, threshold=0.7).all()
+    assert not background_mask(grey, threshold=0.9).any()
 
 
 def test_unet_background_options():
@@ -128,14 +137,18 @@ def test_unet_background_options():
     assert both.down[0][0].in_channels == 4
     output = both(sketch)
     background = background_mask(sketch).expand_as(output)
-    assert output.shape == (2, 3, 32, 32) and (output[background] == 1).all() and (output[~background] < 1).all()
+    assert output.shape == (2, 3, 32, 32)
+    assert (output[background] == 1).all()
+    assert (output[~background] < 1).all()
     seen = []
     both.down[0][0].register_forward_pre_hook(lambda conv, inputs: seen.append(inputs[0]))
     both(sketch)
-    assert torch.equal(seen[0][:, :3], sketch) and torch.equal(seen[0][:, 3:], background_mask(sketch) * 2.0 - 1)
+    assert torch.equal(seen[0][:, :3], sketch)
+    assert torch.equal(seen[0][:, 3:], background_mask(sketch) * 2.0 - 1)
     input_only = UNet(depth=2, width=8, background_input=True).eval()
     input_only.load_state_dict(both.state_dict())  # the same weights: only the fill differs
     unfilled = input_only(sketch)
-    assert torch.equal(unfilled[~background], output[~background]) and (unfilled[background] < 1).all()
+    assert torch.equal(unfilled[~background], output[~background])
+    assert (unfilled[background] < 1).all()
     with pytest.raises(UserError, match=r"model.net.background_threshold=1.5 must be in \(0, 1\)"):
         UNet(background_threshold=1.5)

@@ -5,10 +5,10 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import compose_config, run_cli
+from helpers import compose_config, run_cli
 from sketch2photo.data.images import RESAMPLE, open_image, sketch_tensor, sketch_to_input, to_uint8
 from sketch2photo.data.synthetic import generate_pairs
-from sketch2photo.module import load_trained_module
+from sketch2photo.checkpoints import load_module
 from sketch2photo.predict import predict
 
 SIZES = {  # the file each input becomes, and its own size
@@ -50,14 +50,16 @@ def test_mixed_folder_in_batches(tmp_path, sketch_folder, tiny_checkpoint):
     out = tmp_path / "out"
     writer = predict(predict_config(tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={sketch_folder}", f"output={out}", "batch_size=4"))
     assert writer.written == 6
-    assert len(writer.failed) == 1 and "corrupt.png" in writer.failed[0]
+    assert len(writer.failed) == 1
+    assert "corrupt.png" in writer.failed[0]
     assert sorted(p.name for p in out.iterdir()) == sorted(name.rsplit(".", 1)[0] + ".png" for name in SIZES)
 
     # each output is the model applied to its own file (no mix-up across batches), at the model's size
-    module = load_trained_module(tiny_checkpoint)
+    module = load_module(tiny_checkpoint)
     for name in SIZES:
         result = Image.open(out / (name.rsplit(".", 1)[0] + ".png"))
-        assert result.mode == "RGB" and result.size == (32, 32)
+        assert result.mode == "RGB"
+        assert result.size == (32, 32)
         with torch.inference_mode():
             expected = to_uint8(module(sketch_to_input(sketch_tensor(open_image(sketch_folder / name), 32)[None])))[0]
         got = torch.from_numpy(np.asarray(result).copy()).permute(2, 0, 1)
@@ -105,10 +107,12 @@ def test_command_with_only_a_checkpoint_reports_failures(tmp_path, sketch_folder
     result = run_cli("python", "-m", "sketch2photo.predict", f"ckpt_path={tiny_checkpoint}", f"input={sketch_folder}", "output=out", cwd=workdir)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
-    assert "wrote 6 of 7 image(s)" in output and "corrupt.png" in output
+    assert "wrote 6 of 7 image(s)" in output
+    assert "corrupt.png" in output
     assert "Traceback" not in output
     assert sorted(p.name for p in workdir.iterdir()) == ["out"]  # a tool: no outputs/ or .hydra/
     assert {Image.open(p).size for p in (workdir / "out").iterdir()} == {(32, 32)}
 
     missing = run_cli("s2p-predict", f"input={sketch_folder}", cwd=workdir)
-    assert missing.returncode == 1 and "ckpt_path=..., output=... are required" in missing.stdout + missing.stderr
+    assert missing.returncode == 1
+    assert "ckpt_path=..., output=... are required" in missing.stdout + missing.stderr

@@ -7,7 +7,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sketch2photo.module import load_trained_module
+from sketch2photo.checkpoints import load_module
 from sketch2photo.train import train
 
 
@@ -15,10 +15,12 @@ def test_tiny_fit_writes_the_run_dir(train_config, tmp_path):
     cfg = train_config("trainer.max_epochs=3")
     metrics = train(cfg)
     run = tmp_path / "run"
-    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert (run / "checkpoints" / "best.ckpt").is_file()
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png", "epoch_0003.png"]
     record = json.loads((run / "metrics.json").read_text())
-    assert record["status"] == "ok" and record["epochs"] == 3
+    assert record["status"] == "ok"
+    assert record["epochs"] == 3
     assert [row["epoch"] for row in record["history"]] == [1, 2, 3]
     for key in ("train/loss", "val/loss", "val/psnr", "val/ssim", "val/l1", "val/mse", "test/psnr", "test/ssim"):
         assert key in record["metrics"], key
@@ -30,7 +32,8 @@ def test_tiny_fit_writes_the_run_dir(train_config, tmp_path):
     assert {"train/loss", "val/psnr", "val/ssim"} <= set(tags["scalars"])
     assert [e.step for e in events.Scalars("train/loss")][:3] == sorted(e.step for e in events.Scalars("train/loss"))[:3]
     assert len(events.Scalars("train/loss")) >= 3
-    assert "samples" in tags["images"] and len(events.Images("samples")) == 3
+    assert "samples" in tags["images"]
+    assert len(events.Images("samples")) == 3
     assert "hp_metric" not in tags["scalars"]
 
 
@@ -42,40 +45,42 @@ def test_history_survives_testing_an_earlier_best_checkpoint(train_config, tmp_p
     assert [row["epoch"] for row in record["history"]] == [1, 2, 3]
     assert record["history"][-1]["train/loss"] == pytest.approx(metrics["train/loss"])
     checkpoints = tmp_path / "run" / "checkpoints"
-    assert torch.load(checkpoints / "best.ckpt", weights_only=False)["epoch"] == 0
-    assert torch.load(checkpoints / "last.ckpt", weights_only=False)["epoch"] == 2  # the latest, not the best
+    assert torch.load(checkpoints / "best.ckpt", weights_only=True)["epoch"] == 0
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["epoch"] == 2  # the latest, not the best
 
 
 def test_last_checkpoint_holds_the_final_epoch_whatever_the_interval(train_config, tmp_path):
     train(train_config("trainer.max_epochs=3", "callbacks.model_checkpoint.every_n_epochs=2"))
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=False)["global_step"] == record["global_step"] > 0  # not epoch 2's
+    assert torch.load(last, weights_only=True)["global_step"] == record["global_step"] > 0  # not epoch 2's
     train(train_config(f"ckpt_path={last}", "trainer.max_epochs=4"))  # and training continues from it
     resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert resumed["epochs"] == 4 and resumed["global_step"] == record["global_step"] * 4 // 3
+    assert resumed["epochs"] == 4
+    assert resumed["global_step"] == record["global_step"] * 4 // 3
     # without the best-checkpoint callback, last.ckpt is still written
     train(train_config("trainer.max_epochs=1", "callbacks.model_checkpoint=null", f"paths.run_dir={tmp_path / 'alone'}"))
     assert (tmp_path / "alone" / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_hparams_tab_gets_the_config_and_metrics(train_config, tmp_path):
+def test_hparams_tab_gets_the_settings_and_metrics(train_config, tmp_path):
     train(train_config("trainer.max_epochs=1", "model.lr=0.002"))
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     events = EventAccumulator(str(tmp_path / "run")).Reload()
     content = events.PluginTagToContent("hparams")
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
-    assert session.hparams["model/lr"].number_value == pytest.approx(0.002)
-    assert session.hparams["data/image_size"].number_value == 32
-    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
-    assert {"val/psnr", "val/ssim", "val/l1", "val/mse"} <= {m.name.tag for m in experiment.metric_infos}
+    assert session.hparams["lr"].number_value == pytest.approx(0.002)
+    assert session.hparams["image_size"].number_value == 32
+    assert session.hparams["seed"].number_value == 42
+    assert {"val/psnr", "val/ssim", "val/l1", "val/mse"} <= set(events.Tags()["scalars"])  # the metric columns
 
 
 def test_checkpoint_restores_without_config(train_config, tmp_path):
     train(train_config("trainer.max_epochs=1", "model=unet", "model.net.depth=2", "model.net.width=8"))
-    module = load_trained_module(tmp_path / "run" / "checkpoints" / "last.ckpt")
-    assert type(module.net).__name__ == "UNet" and module.hparams.image_size == 32
+    module = load_module(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert type(module.net).__name__ == "UNet"
+    assert module.hparams.image_size == 32
     with torch.inference_mode():
         assert module(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
 
@@ -94,12 +99,14 @@ def test_crossval_experiments_run_on_a_fold(train_config, tmp_path, synthetic_di
                        "trainer.max_epochs=2", "data.fold=4")
     metrics = train(cfg)
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert record["status"] == "ok" and all(math.isfinite(metrics[key]) for key in ("test/psnr", "train/loss"))
+    assert record["status"] == "ok"
+    assert all(math.isfinite(metrics[key]) for key in ("test/psnr", "train/loss"))
     steps_per_epoch = {"cv_seed": 1, "cv_unet": 1}.get(cv_experiment, 3)  # 10 training pairs, batches of 4
     assert record["global_step"] == 2 * steps_per_epoch
     if cv_experiment == "cv_unet_background":
-        net = load_trained_module(tmp_path / "run" / "checkpoints" / "last.ckpt").net
-        assert net.background_input and net.background_fill
+        net = load_module(tmp_path / "run" / "checkpoints" / "last.ckpt").net
+        assert net.background_input
+        assert net.background_fill
 
 
 def test_early_stopping_is_a_config_option(train_config):
@@ -108,7 +115,9 @@ def test_early_stopping_is_a_config_option(train_config):
 
     cfg = train_config("callbacks=early_stopping", "callbacks.early_stopping.patience=3")
     stopper = instantiate(cfg.callbacks.early_stopping)
-    assert isinstance(stopper, EarlyStopping) and stopper.monitor == "val/psnr" and stopper.patience == 3
+    assert isinstance(stopper, EarlyStopping)
+    assert stopper.monitor == "val/psnr"
+    assert stopper.patience == 3
     assert cfg.callbacks.model_checkpoint.monitor == "val/psnr"  # best.ckpt: by held-out PSNR
 
 
@@ -117,19 +126,21 @@ def test_init_from_starts_a_fresh_run_from_a_checkpoints_weights(train_config, t
 
     # the tiny checkpoint's network, under another seed than the one it was trained with
     unet = ["model=unet", "model.net.depth=2", "model.net.width=8", "seed=7"]
-    start = torch.load(tiny_checkpoint, weights_only=False)
+    start = torch.load(tiny_checkpoint, weights_only=True)
     # lr ~0: an Adam step moves each weight by about lr, so the run's checkpoint shows where it started
     train(train_config(*unet, f"init_from={tiny_checkpoint}", "model.lr=1e-12", "trainer.max_epochs=1"))
-    finetuned = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
-    assert finetuned["epoch"] == 0 and finetuned["global_step"] == start["global_step"]  # epochs start afresh
-    weights = [name for name, _ in load_trained_module(tiny_checkpoint).named_parameters()]
+    finetuned = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert finetuned["epoch"] == 0
+    assert finetuned["global_step"] == start["global_step"]  # epochs start afresh
+    weights = [name for name, _ in load_module(tiny_checkpoint).named_parameters()]
     for name in weights:
         torch.testing.assert_close(finetuned["state_dict"][name], start["state_dict"][name], atol=1e-9, rtol=0)
 
     train(train_config(*unet, "model.lr=1e-12", "trainer.max_epochs=1"))  # without it: a random start
-    fresh = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    fresh = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
     kernels = [name for name in weights if start["state_dict"][name].ndim == 4]  # norms start at 1 and 0 anyway
-    assert kernels and not any(torch.allclose(fresh["state_dict"][n], start["state_dict"][n], atol=1e-3) for n in kernels)
+    assert kernels
+    assert not any(torch.allclose(fresh["state_dict"][n], start["state_dict"][n], atol=1e-3) for n in kernels)
 
     with pytest.raises(UserError, match="init_from=.* holds a different model"):
         train(train_config(f"init_from={tiny_checkpoint}"))  # the autoencoder
@@ -140,7 +151,7 @@ def test_init_from_starts_a_fresh_run_from_a_checkpoints_weights(train_config, t
 def test_checkpoints_saved_before_an_option_existed_still_match(train_config, tmp_path, tiny_checkpoint):
     from sketch2photo.errors import UserError
 
-    old = torch.load(tiny_checkpoint, weights_only=False)
+    old = torch.load(tiny_checkpoint, weights_only=True)
     for option in ("background_input", "background_fill", "background_threshold"):  # added after the first U-Nets
         old["hyper_parameters"]["net"].pop(option)
     torch.save(old, tmp_path / "old.ckpt")
@@ -148,3 +159,22 @@ def test_checkpoints_saved_before_an_option_existed_still_match(train_config, tm
     train(train_config(*unet, f"init_from={tmp_path / 'old.ckpt'}"))  # its options' defaults are this config's
     with pytest.raises(UserError, match="holds a different model"):
         train(train_config(*unet, f"init_from={tmp_path / 'old.ckpt'}", "model.net.background_fill=true"))
+
+
+def test_a_run_saved_before_the_callbacks_moved_still_resumes(train_config, tmp_path):
+    from omegaconf import OmegaConf
+
+    from helpers import compose_config
+
+    cfg = train_config("trainer.max_epochs=1")
+    train(cfg)
+    saved = tmp_path / "run" / ".hydra" / "config.yaml"  # as Hydra saves it for a run from the command line
+    saved.parent.mkdir()
+    OmegaConf.save(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), saved)
+    old = OmegaConf.load(saved)  # the callbacks' old homes, and no dirpath for the interrupt save
+    old.callbacks.last_checkpoint._target_ = "sketch2photo.checkpointing.LastCheckpoint"
+    old.callbacks.sample_grids._target_ = "sketch2photo.samples.SampleGrids"
+    old.callbacks.interrupt = {"_target_": "sketch2photo.checkpointing.CheckpointOnInterrupt"}
+    OmegaConf.save(old, saved)
+    train(compose_config(tmp_path / "run", [f"resume={tmp_path / 'run'}", "trainer.max_epochs=2"]))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 2

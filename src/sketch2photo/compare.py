@@ -1,16 +1,17 @@
 """s2p-compare: every run under a sweep (or outputs) dir in one table, sorted by a metric.
 
-    s2p-compare outputs/train-sweeps/2026-11-25_23-40-00 [--metric val/loss] [--out DIR]
+    s2p-compare dir=outputs/train-sweeps/2026-11-25_23-40-00 [metric=val/loss] [out=DIR]
+    s2p-compare outputs/train-sweeps/2026-11-25_23-40-00 [--metric val/loss] [--out DIR]   # the same
 
-One row per run: the overrides that differ between runs, the final metrics, epochs, wall time,
-status (and the error of a failed run). The same table is written as comparison.csv and
-comparison.md, with comparison.png: the metric against the swept parameter when there is one,
-else the metric's curves over epochs.
+One row per training run: the overrides that differ between runs, the final metrics, epochs, wall
+time, status and the first line of a failed run's error (in full below the table). The same table
+is written as comparison.csv and comparison.md, with comparison.png: the metric against the swept
+parameter when there is one, else the metric's curves over epochs. Eval runs (s2p-eval) get a table
+of their own, written as comparison_eval.csv and a section of comparison.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import statistics
@@ -19,14 +20,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from matplotlib.figure import Figure
+from omegaconf import DictConfig
 
+from sketch2photo.cli import command
 from sketch2photo.data.layouts import natural_key
-from sketch2photo.errors import UserError
+from sketch2photo.errors import UserError, require_keys
 from sketch2photo.metrics import higher_is_better
+from sketch2photo.run_record import RECORD_NAME, read_record
 
-DEFAULT_METRICS = ("val/psnr", "val/loss", "train/loss")  # the first one any run has; --metric overrides
+USAGE = "s2p-compare dir=<sweep dir, run dir or outputs> [metric=val/loss] [out=<dir>]"
+DEFAULT_METRICS = ("val/psnr", "val/loss", "train/loss")  # the first one any run has; metric= overrides
 OUTPUT_NAME = "comparison"
 STAGES = ("val", "train", "test")  # the order of the metric columns, after the chosen metric
+ERROR_WIDTH = 60  # characters of an error in the printed table; the full error follows the table
+RATE_LIKE = ("lr", "learning_rate", "weight_decay")  # keys plotted on a log axis whatever their spread
 
 
 @dataclass
@@ -35,44 +44,58 @@ class Run:
     overrides: dict[str, str]
     status: str
     error: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # an eval run's without the subset: "psnr"
     history: list[dict[str, float]] = field(default_factory=list)
     epochs: int | None = None
     wall_time_s: float | None = None
+    source: str | None = None  # eval runs only: the checkpoint or baseline scored
+    subset: str | None = None  # eval runs only
 
     def value(self, metric: str) -> float:
         return self.metrics.get(metric, math.nan)
 
 
+def is_run_dir(path: Path) -> bool:
+    return (path / ".hydra").is_dir() or (path / RECORD_NAME).is_file()
+
+
 def find_runs(root: Path) -> list[Run]:
     """Every dir under root (root included) that holds .hydra/ or metrics.json."""
-    from sketch2photo.run_record import RECORD_NAME
-
     if not root.is_dir():
-        raise UserError(f"{root} is not a directory; give a sweep dir (outputs/train-sweeps/<date>) or outputs/.")
+        raise UserError(f"dir={root} is not a directory; give a sweep dir (outputs/train-sweeps/<date>) or outputs.")
     dirs = [root, *(path for path in root.rglob("*") if path.is_dir())]
-    runs = [read_run(path, root) for path in dirs if (path / ".hydra").is_dir() or (path / RECORD_NAME).is_file()]
+    runs = [read_run(path, root) for path in dirs if is_run_dir(path)]
     if not runs:
-        raise UserError(f"no runs under {root}: a run dir holds .hydra/ and metrics.json (made by s2p-train).")
+        raise UserError(f"dir={root}: no runs under it; a run dir holds .hydra/ or metrics.json "
+                        "(made by s2p-train, s2p-eval).")
     return sorted(runs, key=lambda run: natural_key(run.name))
 
 
 def read_run(path: Path, root: Path) -> Run:
-    from sketch2photo.run_record import read_record
-
     overrides_file = path / ".hydra" / "overrides.yaml"
     lines = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
-    overrides = dict(line.split("=", 1) if "=" in line else (line, "") for line in lines or [])
-    name = path.relative_to(root).as_posix()
+    parsed = OverridesParser.create().parse_overrides(lines or [])
+    overrides = {override.key_or_group: override.get_value_element_as_str() if override.value() is not None else ""
+                 for override in parsed}
+    name = path.relative_to(root).as_posix() if path != root else path.resolve().name
     record = read_record(path)
     if record is None:
         return Run(name, overrides, "failed", error=error_from_log(path) or "no metrics.json: killed, or still running")
+    metrics = {key: float(value) for key, value in (record.get("metrics") or {}).items()}
+    if "source" in record:  # written by s2p-eval: its metrics are named after the subset, which has a column
+        return Run(name, overrides, record.get("status", "ok"), record.get("error"),
+                   metrics={measure(key): value for key, value in metrics.items()},
+                   source=str(record["source"]), subset=record.get("subset"))
     return Run(
-        name, overrides, record.get("status", "failed"), record.get("error"),
-        metrics={key: float(value) for key, value in (record.get("metrics") or {}).items()},
+        name, overrides, record.get("status", "failed"), record.get("error"), metrics,
         history=[{key: float(value) for key, value in row.items()} for row in record.get("history") or []],
         epochs=record.get("epochs"), wall_time_s=record.get("wall_time_s"),
     )
+
+
+def measure(metric: str) -> str:
+    """'val/psnr' -> 'psnr'."""
+    return metric.rsplit("/", 1)[-1]
 
 
 def error_from_log(path: Path) -> str | None:
@@ -88,11 +111,12 @@ def swept_keys(runs: list[Run]) -> list[str]:
     return [key for key in keys if len({run.overrides.get(key) for run in runs}) > 1]
 
 
-def choose_metric(runs: list[Run], wanted: str | None) -> str:
+def choose_metric(runs: list[Run], evals: list[Run], wanted: str | None) -> str:
     found = {name for run in runs for name in run.metrics}
+    measures = {name for run in evals for name in run.metrics}
     if wanted:
-        if found and wanted not in found:
-            raise UserError(f"--metric {wanted}: no run has it. Metrics found: {', '.join(sorted(found))}.")
+        if (found or measures) and wanted not in found and measure(wanted) not in measures:
+            raise UserError(f"metric={wanted}: no run has it. Metrics found: {', '.join(sorted(found | measures))}.")
         return wanted
     return next((name for name in DEFAULT_METRICS if name in found), DEFAULT_METRICS[0])
 
@@ -119,17 +143,40 @@ def metric_names(runs: list[Run], metric: str) -> list[str]:
     return sorted({name for run in runs for name in run.metrics}, key=order)
 
 
-def table(runs: list[Run], metric: str) -> tuple[list[str], list[list]]:
+def table(runs: list[Run], metric: str, short_errors: bool = False) -> tuple[list[str], list[list]]:
     """Header and rows: run, differing overrides, metrics (the chosen one first), epochs, time, status, error."""
     keys = swept_keys(runs)
     names = metric_names(runs, metric)
     header = ["run", *keys, *names, "epochs", "wall_time_s", "status", "error"]
     rows = [
         [run.name, *(run.overrides.get(key, "") for key in keys), *(run.metrics.get(name) for name in names),
-         run.epochs, run.wall_time_s, run.status, " ".join((run.error or "").split())]
+         run.epochs, run.wall_time_s, run.status, one_line(run.error) if short_errors else " ".join((run.error or "").split())]
         for run in rank(runs, metric)
     ]
     return header, rows
+
+
+def eval_table(evals: list[Run], by: str) -> tuple[list[str], list[list]]:
+    """The eval runs, best `by` ("psnr") first: run, what was scored, on which subset, the metrics."""
+    names = sorted({name for run in evals for name in run.metrics}, key=lambda name: (name != by, name))
+    rows = [[run.name, run.source, run.subset, *(run.metrics.get(name) for name in names)] for run in rank(evals, by)]
+    return ["run", "source", "subset", *names], rows
+
+
+def eval_measure(evals: list[Run], metric: str) -> str:
+    """What the eval runs are sorted by: the chosen metric's measure (val/loss -> loss), else psnr."""
+    wanted = measure(metric)
+    return wanted if any(wanted in run.metrics for run in evals) else measure(DEFAULT_METRICS[0])
+
+
+def one_line(text: str | None, width: int = ERROR_WIDTH) -> str:
+    """The first line of text, cut to width characters with "…" when anything was left out."""
+    lines = (text or "").strip().splitlines()
+    if not lines:
+        return ""
+    if len(lines) == 1 and len(lines[0]) <= width:
+        return lines[0]
+    return lines[0][: width - 1].rstrip() + "…"
 
 
 def fold_summary(runs: list[Run], metric: str) -> tuple[list[str], list[list]] | None:
@@ -184,48 +231,60 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
         writer.writerows([["" if value is None else value for value in row] for row in rows])
 
 
-def plot(runs: list[Run], metric: str, title: str):
+def plot(runs: list[Run], metric: str, title: str) -> Figure:
     """The metric against the swept parameter with the most values (one line per setting of the other
-    swept parameters); with nothing swept, the metric over epochs for every run."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 4.5))
-    axes = figure.subplots()
-    keys = swept_keys(runs)
+    swept parameters); with nothing swept, the metric over epochs for every run. Only runs with a
+    finite value of the metric are plotted against a parameter, and only theirs decide the axis."""
     done = [run for run in runs if math.isfinite(run.value(metric))]
+    keys = swept_keys(done)
+    lines: list[tuple[str, list, list]] = []  # label, xs, ys
     if keys:
-        x_key = max(keys, key=lambda key: (len({run.overrides.get(key) for run in runs}), all_numbers(runs, key)))
+        x_key = max(keys, key=lambda key: (len({run.overrides.get(key) for run in done}), all_numbers(done, key)))
         numeric = all_numbers(done, x_key)
-        categories = sorted({run.overrides.get(x_key, "") for run in runs}, key=natural_key)
+        categories = sorted({run.overrides.get(x_key, "") for run in done}, key=natural_key)
         series: dict[str, list[tuple[float, float]]] = {}
         for run in done:
-            label = ", ".join(f"{key}={run.overrides.get(key, '')}" for key in keys if key != x_key)
+            label = ", ".join(f"{key.rsplit('.', 1)[-1]}={run.overrides.get(key, '')}" for key in keys if key != x_key)
             raw = run.overrides.get(x_key, "")
             series.setdefault(label, []).append((float(raw) if numeric else categories.index(raw), run.value(metric)))
-        for label, points in series.items():
-            xs, ys = zip(*sorted(points))
-            axes.plot(xs, ys, marker="o", label=label or None)
-        if numeric and done and min(float(r.overrides[x_key]) for r in done) > 0 and spread(done, x_key) >= 10:
+        lines = [(one_line(label), *zip(*sorted(points))) for label, points in series.items()]
+    else:
+        for run in runs:
+            points = [(row["epoch"], row[metric]) for row in run.history if metric in row]
+            if points:
+                lines.append((one_line(run.name), *zip(*points)))
+
+    labels = [label for label, _, _ in lines if label]
+    columns = max(1, min(len(labels), 80 // (max(map(len, labels), default=0) + 6)))
+    legend_rows = math.ceil(len(labels) / columns)
+    # The legend goes below the axes, and the figure grows by its rows: it never covers the lines or runs off.
+    figure = Figure(figsize=(7, 4.5 + 0.2 * legend_rows), layout="constrained")
+    axes = figure.subplots()
+    for label, xs, ys in lines:
+        axes.plot(xs, ys, marker="o" if keys else ".", label=label or None)
+    if keys:
+        if numeric and min(float(run.overrides[x_key]) for run in done) > 0 and (
+                rate_like(x_key) or spread(done, x_key) >= 10):
             axes.set_xscale("log")
         if not numeric:
             axes.set_xticks(range(len(categories)), categories)
         axes.set_xlabel(x_key)
         axes.set_ylabel(f"final {metric}")
     else:
-        for run in runs:
-            points = [(row["epoch"], row[metric]) for row in run.history if metric in row]
-            if points:
-                axes.plot(*zip(*points), marker=".", label=run.name)
         axes.set_xlabel("epoch")
         axes.xaxis.get_major_locator().set_params(integer=True)
         axes.set_ylabel(metric)
     failed = len(runs) - len(done)
     axes.set_title(title + (f" ({failed} run(s) without {metric} not shown)" if failed else ""), fontsize=9)
-    if axes.get_legend_handles_labels()[0]:
-        axes.legend(fontsize=8)
+    if labels:
+        figure.legend(loc="outside lower center", ncols=columns, fontsize=8, frameon=False)
     axes.grid(alpha=0.3)
-    figure.tight_layout()
     return figure
+
+
+def rate_like(key: str) -> bool:
+    """model.lr, optimizer.learning_rate, model.weight_decay: values that are swept in powers of ten."""
+    return any(part in key.rsplit(".", 1)[-1] for part in RATE_LIKE)
 
 
 def all_numbers(runs: list[Run], key: str) -> bool:
@@ -242,45 +301,80 @@ def spread(runs: list[Run], key: str) -> float:
 
 def compare(root: Path, metric: str | None = None, out: Path | None = None) -> tuple[str, list[Path]]:
     """Summarise the runs under root; returns the printed text and the files written."""
-    runs = find_runs(root)
-    metric = choose_metric(runs, metric)
-    header, rows = table(runs, metric)
-    out = out or root
+    found = find_runs(root)
+    runs = [run for run in found if run.source is None]
+    evals = [run for run in found if run.source is not None]
+    metric = choose_metric(runs, evals, metric)
+    # A single run dir: the files go next to it, not among its own outputs
+    out = out or (root.resolve().parent if len(found) == 1 and is_run_dir(root) else root)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{OUTPUT_NAME}.{suffix}" for suffix in ("csv", "md", "png")]
-    write_csv(paths[0], header, rows)
-    folds = fold_summary(runs, metric)
-    markdown = as_markdown(header, rows)
-    if folds:
-        markdown += "\nMean ± std over the folds (sample std):\n\n" + as_markdown(*folds)
-    paths[1].write_text(markdown)
     better = "higher" if higher_is_better(metric) else "lower"
-    plot(runs, metric, f"{metric} ({better} is better), {root.resolve().name}").savefig(paths[2], dpi=120)
-    failed = sum(run.status != "ok" for run in runs)
-    common = {key: value for key, value in runs[0].overrides.items() if key not in swept_keys(runs)}
-    text = [f"{len(runs)} run(s) under {root}, {failed} not ok, sorted by {metric} ({better} is better)", "",
-            as_text(header, rows), ""]
-    if folds:
-        text += ["mean ± std over the folds (sample std):", "", as_text(*folds), ""]
-    if common and len(runs) > 1:
-        text.append("same in every run: " + " ".join(f"{key}={value}" for key, value in common.items()))
-    text.append("written: " + ", ".join(str(path) for path in paths))
+    text, markdown, paths = [], [], []
+    if runs:
+        header, rows = table(runs, metric)
+        paths += [out / f"{OUTPUT_NAME}.csv", out / f"{OUTPUT_NAME}.png"]
+        write_csv(paths[0], header, rows)
+        plot(runs, metric, f"{metric} ({better} is better), {root.resolve().name}").savefig(paths[1], dpi=120)
+        markdown.append(as_markdown(header, rows))
+        failed = [run for run in rank(runs, metric) if run.status != "ok"]
+        text += [f"{len(runs)} run(s) under {root}, {len(failed)} not ok, sorted by {metric} ({better} is better)", "",
+                 as_text(*table(runs, metric, short_errors=True)), ""]
+        errors = [f"  {run.name}: " + run.error.strip().replace("\n", "\n    ") for run in failed if run.error]
+        if errors:
+            text += ["errors:", *errors, ""]
+        folds = fold_summary(runs, metric)
+        if folds:
+            markdown.append("Mean ± std over the folds (sample std):\n\n" + as_markdown(*folds))
+            text += ["mean ± std over the folds (sample std):", "", as_text(*folds), ""]
+        common = {key: value for key, value in runs[0].overrides.items() if key not in swept_keys(runs)}
+        if common and len(runs) > 1:
+            text += ["same in every run: " + " ".join(f"{key}={value}" for key, value in common.items()), ""]
+    if evals:
+        by = eval_measure(evals, metric)
+        header, rows = eval_table(evals, by)
+        paths.append(out / f"{OUTPUT_NAME}_eval.csv")
+        write_csv(paths[-1], header, rows)
+        order = f"sorted by {by} ({'higher' if higher_is_better(by) else 'lower'} is better)"
+        markdown.append(f"## Eval runs (s2p-eval), {order}\n\n" + as_markdown(header, rows))
+        text += [f"{len(evals)} eval run(s) (s2p-eval) under {root}, {order}", "", as_text(header, rows), ""]
+    paths.append(out / f"{OUTPUT_NAME}.md")
+    paths[-1].write_text("\n".join(markdown))
+    text.append(f"written to {out}: " + ", ".join(path.name for path in paths))
     return "\n".join(text), paths
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="s2p-compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("dir", type=Path, help="a sweep dir, a run dir or an outputs dir")
-    parser.add_argument("--metric", help=f"sort and plot by this metric (default: the first of {', '.join(DEFAULT_METRICS)} that the runs have)")
-    parser.add_argument("--out", type=Path, help="where comparison.{csv,md,png} go (default: the dir given)")
-    args = parser.parse_args(argv)
-    try:
-        text, _ = compare(args.dir, args.metric, args.out)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
-    print(text)
+def main(cfg: DictConfig) -> None:
+    require_keys(cfg, USAGE)
+    metric = None if cfg.metric is None else str(cfg.metric)
+    print(compare(Path(str(cfg.dir)), metric, Path(str(cfg.out)) if cfg.out is not None else None)[0])
+
+
+def hydra_arguments(arguments: list[str]) -> list[str]:
+    """The old argparse style as Hydra overrides: `DIR --metric X --out Y` -> `dir=DIR metric=X out=Y`.
+    A bare word after one of Hydra's own flags (`--cfg job`) is that flag's value, not the dir."""
+    translated, words, previous = [], iter(arguments), ""
+    dir_given = any(word.startswith("dir=") for word in arguments)
+    for word in words:
+        option, equals, value = word.partition("=")
+        if option in ("--metric", "--out"):
+            word = f"{option[2:]}={quoted(value if equals else next(words, ''))}"
+        elif not (equals or dir_given or word.startswith("-") or previous.startswith("-")):
+            word, dir_given = f"dir={quoted(word)}", True
+        translated.append(word)
+        previous = word
+    return translated
+
+
+def quoted(value: str) -> str:
+    """A Hydra override value that stays the string it is: a path may hold spaces, commas or a '~'."""
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def cli() -> None:
+    """The s2p-compare console script."""
+    sys.argv[1:] = hydra_arguments(sys.argv[1:])
+    command("compare", main)()
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -1,5 +1,8 @@
 """The one exception type for problems a user can fix, and the checks that raise it for commands."""
 
+from hydra.errors import InstantiationException
+from omegaconf import OmegaConf
+
 SOME_FILES_FAILED = 2  # exit status of a command that skipped unreadable input files and did the rest
 
 
@@ -12,8 +15,6 @@ class UserError(Exception):
 
 def require_keys(cfg, usage: str) -> None:
     """Raise a UserError naming every required config key (`???`) the command line left unset."""
-    from omegaconf import OmegaConf
-
     missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not key.startswith("hydra."))
     if missing:
         given = ", ".join(f"{key}=..." for key in missing)
@@ -22,8 +23,6 @@ def require_keys(cfg, usage: str) -> None:
 
 def unwrap(error: BaseException) -> BaseException:
     """The error itself, not the InstantiationException that hydra.utils.instantiate wraps it in."""
-    from hydra.errors import InstantiationException
-
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         error = error.__cause__
     return error

@@ -6,7 +6,8 @@
 
 Writes metrics.json (the mean of each metric), per_image.csv and grid.png (sketch | output | target)
 to its run dir. The model and the data settings it was trained with come from the checkpoint;
-`data.*` overrides on the command line replace single settings.
+`data.*` overrides on the command line replace single settings. The pairs go through
+`Trainer.test`, the module's own test step and metrics; Lightning picks the device.
 """
 
 from __future__ import annotations
@@ -17,20 +18,31 @@ from pathlib import Path
 
 import torch
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch import Callback, Trainer
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from torch.utils.data import DataLoader
+from torchvision.utils import save_image
 
-from sketch2photo.cli import hydra_command
+from sketch2photo import checkpoints
+from sketch2photo.callbacks import sample_grid
+from sketch2photo.cli import command, typed_overrides
+from sketch2photo.data.datamodule import PairedSketchDataModule
+from sketch2photo.data.images import to_model_range
 from sketch2photo.errors import UserError
+from sketch2photo.metrics import per_image_metrics
+from sketch2photo.module import ColorizationModule
+from sketch2photo.run_record import write_record
 
 log = logging.getLogger("sketch2photo.eval")
 SUBSETS = ("test", "val", "train", "all")
 BASELINES = ("mean", "white")
+METRICS = ("psnr", "ssim", "l1", "mse")  # the test step also logs test/loss, which a baseline has no use for
 
 
 class ConstantImage(nn.Module):
     """A trivial baseline: the same image whatever the sketch."""
+
+    size_multiple = 1
 
     def __init__(self, image: torch.Tensor):
         super().__init__()
@@ -40,25 +52,34 @@ class ConstantImage(nn.Module):
         return self.image.expand(len(sketch), -1, -1, -1)
 
 
-def baseline_model(kind: str, datamodule) -> nn.Module:
+def baseline_module(kind: str, datamodule: PairedSketchDataModule) -> ColorizationModule:
     """mean: the per-pixel mean of the training targets of this split; white: all ones ([-1, 1] range)."""
-    from sketch2photo.data.images import to_model_range
-
     photos = datamodule.sets["train"].photos
-    if kind == "mean":
-        return ConstantImage(to_model_range(photos).mean(dim=0, keepdim=True))
-    return ConstantImage(torch.ones(1, *photos.shape[1:]))
+    image = to_model_range(photos).mean(dim=0, keepdim=True) if kind == "mean" else torch.ones(1, *photos.shape[1:])
+    return ColorizationModule(net=ConstantImage(image), image_size=photos.shape[-1], channels_last=False)
+
+
+class PerImageRows(Callback):
+    """One row per pair (file names and each metric) and the first batch for grid.png."""
+
+    def __init__(self, grid_size: int):
+        self.grid_size = grid_size
+        self.rows: list[dict] = []
+        self.grid: tuple[torch.Tensor, ...] | None = None
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        pairs = trainer.datamodule.sets["test"].pairs
+        per_image = per_image_metrics(outputs, batch["photo"])
+        for i, index in enumerate(batch["index"].tolist()):
+            pair = pairs[index]
+            self.rows.append({"name": pair.name, "sketch": str(pair.sketch), "photo": str(pair.photo),
+                              **{key: float(values[i]) for key, values in per_image.items()}})
+        if self.grid is None:
+            count = self.grid_size
+            self.grid = (batch["sketch"][:count], outputs[:count], batch["photo"][:count])
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    from sketch2photo.cli import use_hydra_logging_for_lightning
-    from sketch2photo.data.datamodule import PairedSketchDataModule
-    from sketch2photo.metrics import image_metrics, per_image_metrics
-    from sketch2photo.module import load_trained_module, read_checkpoint
-    from sketch2photo.run_record import write_record
-    from sketch2photo.samples import sample_grid
-
-    use_hydra_logging_for_lightning()
     if cfg.subset not in SUBSETS:
         raise UserError(f"subset={cfg.subset!r} must be one of {', '.join(SUBSETS)}.")
     if bool(cfg.ckpt_path) == bool(cfg.baseline):
@@ -69,48 +90,33 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise UserError("baseline=mean subset=all would score the mean of all pairs on those same pairs; "
                         "use subset=test or subset=val, whose mean comes from the training pairs.")
 
-    checkpoint = read_checkpoint(cfg.ckpt_path) if cfg.ckpt_path else None
+    checkpoint = checkpoints.read(cfg.ckpt_path) if cfg.ckpt_path else None
     settings = data_settings(cfg, checkpoint)
     if cfg.subset == "all":
         settings["split"] = "none"
-    datamodule = PairedSketchDataModule(**settings)
+    datamodule = PairedSketchDataModule(**{**settings, "batch_size": cfg.batch_size})
     datamodule.setup("test")
     stage = "train" if cfg.subset == "all" else cfg.subset
     if not datamodule.has(stage):
         raise UserError(f"subset={cfg.subset}: the data settings give no {stage} pairs; try subset=all.")
-    model = load_trained_module(cfg.ckpt_path, checkpoint) if checkpoint else baseline_model(cfg.baseline, datamodule)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device).eval()
+    datamodule.test_on(stage)
+    model = checkpoints.load_module(cfg.ckpt_path, checkpoint) if checkpoint else baseline_module(cfg.baseline, datamodule)
 
-    dataset = datamodule.sets[stage]
-    metrics = image_metrics(f"{cfg.subset}/").to(device)
-    rows, grid_batch = [], None
-    with torch.inference_mode():
-        for batch in DataLoader(dataset, batch_size=cfg.batch_size):
-            batch = datamodule.on_after_batch_transfer({k: v.to(device) for k, v in batch.items()}, 0)
-            output = model(batch["sketch"]).contiguous()
-            metrics.update(output, batch["photo"])
-            per_image = per_image_metrics(output, batch["photo"])
-            for i, index in enumerate(batch["index"].tolist()):
-                pair = dataset.pairs[index]
-                rows.append({"name": pair.name, "sketch": str(pair.sketch), "photo": str(pair.photo),
-                             **{key: float(values[i]) for key, values in per_image.items()}})
-            if grid_batch is None:
-                count = cfg.grid_size
-                grid_batch = (batch["sketch"][:count], output[:count], batch["photo"][:count])
-    means = {name: float(value) for name, value in metrics.compute().items()}
+    rows = PerImageRows(cfg.grid_size)
+    trainer = Trainer(accelerator="auto", devices=1, logger=False, callbacks=[rows], enable_checkpointing=False,
+                      enable_model_summary=False, enable_progress_bar=False)
+    tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
+    means = {f"{cfg.subset}/{name}": float(tested[f"test/{name}"]) for name in METRICS}
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     write_record(out_dir, {"status": "ok", "source": cfg.ckpt_path or f"baseline={cfg.baseline}",
-                           "subset": cfg.subset, "pairs": len(rows), "data": settings, "metrics": means})
+                           "subset": cfg.subset, "pairs": len(rows.rows), "data": settings, "metrics": means})
     with open(out_dir / "per_image.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(file, fieldnames=list(rows.rows[0]))
         writer.writeheader()
-        writer.writerows(rows)
-    from torchvision.utils import save_image
-
-    save_image(sample_grid(*grid_batch), out_dir / "grid.png")
-    log.info("%d pairs: %s", len(rows), ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
+        writer.writerows(rows.rows)
+    save_image(sample_grid(*rows.grid), out_dir / "grid.png")
+    log.info("%d pairs: %s", len(rows.rows), ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
     log.info("wrote %s/{metrics.json,per_image.csv,grid.png}", out_dir)
     return means
 
@@ -122,20 +128,15 @@ def data_settings(cfg: DictConfig, checkpoint: dict | None) -> dict:
     composed.pop("_target_", None)
     if checkpoint is None:
         return composed
-    settings = dict(checkpoint.get("datamodule_hyper_parameters") or {})
-    if not settings:
-        raise UserError(f"ckpt_path={cfg.ckpt_path} has no data settings; give them with data=... data.data_dir=...")
-    for override in HydraConfig.get().overrides.task:
-        key = override.lstrip("+~").split("=", 1)[0]
-        if key.startswith("data."):
-            settings[key.split(".")[1]] = composed[key.split(".")[1]]
+    settings = checkpoints.data_settings(checkpoint, cfg.ckpt_path)
+    for override in typed_overrides():
+        parts = override.key_or_group.split(".")
+        if parts[0] == "data" and len(parts) > 1:
+            settings[parts[1]] = composed[parts[1]]
     return settings
 
 
-@hydra_command("eval")
-def main(cfg: DictConfig) -> None:
-    evaluate(cfg)
-
+main = evaluate
 
 if __name__ == "__main__":
-    main()
+    command("eval", main)()

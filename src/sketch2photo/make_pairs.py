@@ -21,7 +21,7 @@ from torchvision.io import write_png
 from torchvision.transforms.v2 import functional as F
 from torchvision.utils import make_grid, save_image
 
-from sketch2photo.cli import hydra_command
+from sketch2photo.cli import USAGES, command
 from sketch2photo.data.images import RESAMPLE, BadImageError, open_image
 from sketch2photo.data.layouts import IMAGE_EXTENSIONS, image_files
 from sketch2photo.data.sketches import XDoG, photos_to_sketches
@@ -29,13 +29,12 @@ from sketch2photo.errors import SOME_FILES_FAILED, UserError, require_keys
 
 log = logging.getLogger("sketch2photo.make_pairs")
 
-USAGE = "s2p-make-pairs photos=<folder of colour images> out=<new folder> [size=256]"
 PREVIEW_SIZE = 128
 
 
 def make_pairs(cfg: DictConfig) -> tuple[int, list[str]]:
     """Write the dataset; return (pairs written, problems with the files that were skipped)."""
-    require_keys(cfg, USAGE)
+    require_keys(cfg, USAGES["make_pairs"])
     photos_dir, out = Path(str(cfg.photos)), Path(str(cfg.out))
     if not photos_dir.is_dir():
         raise UserError(f"photos={photos_dir} is not a folder; give the folder that holds your images.")
@@ -104,11 +103,10 @@ def write_preview(pairs: list[tuple[torch.Tensor, torch.Tensor]], path: Path) ->
     save_image(grid, path)
 
 
-@hydra_command("make_pairs")
 def main(cfg: DictConfig) -> None:
     if make_pairs(cfg)[1]:
         sys.exit(SOME_FILES_FAILED)
 
 
 if __name__ == "__main__":
-    main()
+    command("make_pairs", main)()

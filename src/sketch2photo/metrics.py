@@ -1,7 +1,7 @@
 """Image-quality metrics on [-1, 1] images, from torchmetrics, with the data range set explicitly.
 
-torchmetrics is imported inside the functions: `higher_is_better` serves light commands
-(s2p-compare) that should not pay its import time.
+torchmetrics is imported inside the functions: `higher_is_better` serves every command's start
+(cli.py, before Hydra has composed the config) and s2p-compare, which should not pay its import time.
 """
 
 from __future__ import annotations

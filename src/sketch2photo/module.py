@@ -1,8 +1,7 @@
-"""ColorizationModule: the network, its loss, optimizer and metrics, and restoring it from a checkpoint."""
+"""ColorizationModule: the network, its loss, optimizer and metrics."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -11,13 +10,19 @@ from hydra.utils import instantiate
 from lightning.pytorch import LightningModule
 from torch import Tensor
 from torchmetrics import MeanMetric
+from torchmetrics.functional.image import structural_similarity_index_measure
 
 from sketch2photo import __version__
+from sketch2photo.checks import check_model
 from sketch2photo.errors import UserError
 from sketch2photo.metrics import DATA_RANGE, image_metrics
 
-LOSSES = ("mse", "l1", "l1+ssim")
-ADAM = {"_target_": "torch.optim.Adam", "_partial_": True}
+STEP = "step"
+
+
+def epoch_metrics(logged: dict) -> dict[str, float]:
+    """Logged metrics as floats, without the x-axis value logged as STEP."""
+    return {name: float(value) for name, value in logged.items() if name != STEP}
 
 
 class TrainingDiverged(UserError):
@@ -28,14 +33,16 @@ class ColorizationModule(LightningModule):
     """Maps a sketch (B, 3, H, W) in [-1, 1] to a colour image in [-1, 1].
 
     `net`, `optimizer` and `scheduler` are Hydra configs (dicts with `_target_`), instantiated here,
-    so the checkpoint carries them and eval, predict and export need no config of their own.
+    so the checkpoint carries them and eval, predict and export need no config of their own
+    (configs/model/base.yaml has the defaults; no optimizer: a module for inference only). `net`
+    may also be a ready nn.Module, which is not saved: s2p-eval's baselines.
     """
 
     def __init__(
         self,
-        net: dict,
-        lr: float = 1e-3,
+        net: dict | torch.nn.Module,
         optimizer: dict | None = None,
+        lr: float = 1e-3,
         scheduler: dict | None = None,
         loss: str = "mse",
         ssim_weight: float = 0.84,
@@ -44,12 +51,9 @@ class ColorizationModule(LightningModule):
         compile: bool = False,
     ):
         super().__init__()
-        self.save_hyperparameters(logger=False)
-        if not isinstance(lr, (int, float)) or lr <= 0:
-            raise UserError(f"model.lr={lr!r} must be a positive number (the seed used 1e-3).")
-        if loss not in LOSSES:
-            raise UserError(f"model.loss={loss!r} must be one of {', '.join(LOSSES)}.")
-        self.net = instantiate(net)
+        self.save_hyperparameters(logger=False, ignore=["net"] if isinstance(net, torch.nn.Module) else None)
+        check_model(lr, loss)
+        self.net = net if isinstance(net, torch.nn.Module) else instantiate(net)
         multiple = self.net.size_multiple
         if image_size % multiple:
             raise UserError(
@@ -77,8 +81,6 @@ class ColorizationModule(LightningModule):
         l1 = F.l1_loss(output, target)
         if self.hparams.loss == "l1":
             return l1
-        from torchmetrics.functional.image import structural_similarity_index_measure
-
         ssim = structural_similarity_index_measure(output, target, data_range=DATA_RANGE)
         weight = self.hparams.ssim_weight
         return (1.0 - weight) * l1 + weight * (1.0 - ssim)
@@ -96,7 +98,7 @@ class ColorizationModule(LightningModule):
                      batch_size=size, sync_dist=True)
         return loss
 
-    def _evaluate(self, batch: dict, stage: str, metrics) -> None:
+    def _evaluate(self, batch: dict, stage: str, metrics) -> Tensor:
         output = self(batch["sketch"]).contiguous()  # some torchmetrics .view() their input
         size = len(output)
         loss = self.loss(output, batch["photo"])
@@ -106,18 +108,22 @@ class ColorizationModule(LightningModule):
         self.log(f"{stage}/loss", self.mean_loss[stage], on_epoch=True, batch_size=size)
         metrics.update(output, batch["photo"])
         self.log_dict(metrics, on_epoch=True, batch_size=size)
+        return output
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "test", self.test_metrics)
+    def test_step(self, batch: dict, batch_idx: int) -> Tensor:
+        return self._evaluate(batch, "test", self.test_metrics)  # s2p-eval's per-image rows read the outputs
 
     def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
         return self(batch["sketch"])
 
     def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer or ADAM)(self.parameters(), lr=self.hparams.lr)
+        if not self.hparams.optimizer:
+            raise UserError("this model was loaded for inference and has no optimizer config; "
+                            "train from a .ckpt written by s2p-train, or with init_from=<file.ckpt>.")
+        optimizer = instantiate(self.hparams.optimizer)(self.parameters(), lr=self.hparams.lr)
         if not self.hparams.scheduler:
             return optimizer
         return {"optimizer": optimizer, "lr_scheduler": instantiate(self.hparams.scheduler)(optimizer)}
@@ -136,39 +142,18 @@ class ColorizationModule(LightningModule):
                 f"Lower model.lr (now {self.hparams.lr}) or check the data."
             )
 
+    # TensorBoard's x-axis is the epoch (Lightning takes a logged "step" as the step), so that runs
+    # of any batch size line up; the value never reaches metrics.json (see epoch_metrics)
     def on_train_epoch_end(self) -> None:
+        self.log(STEP, float(self.current_epoch + 1))
         self.raise_if_diverged()
+
+    def on_validation_epoch_end(self) -> None:
+        self.log(STEP, float(self.current_epoch + 1))
+
+    def on_test_epoch_end(self) -> None:
+        self.log(STEP, float(max(self.current_epoch, 1)))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self.raise_if_diverged(check_weights=True)
         checkpoint["sketch2photo_version"] = __version__
-
-
-def read_checkpoint(ckpt_path: str | Path, key: str = "ckpt_path") -> dict:
-    """Load a checkpoint file and check that it is one of ours; clear errors otherwise."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise UserError(
-            f"{key}={path} does not exist. A run keeps its checkpoints in <run dir>/checkpoints/"
-            "{best,last}.ckpt."
-        )
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # any unpickling or zip error means the same thing here
-        raise UserError(f"{key}={path} is not a readable checkpoint ({type(error).__name__}: {error}).") from None
-    if not isinstance(checkpoint, dict) or "net" not in checkpoint.get("hyper_parameters", {}):
-        raise UserError(f"{key}={path} is not a sketch2photo checkpoint (it carries no model config).")
-    return checkpoint
-
-
-def load_trained_module(ckpt_path: str | Path, checkpoint: dict | None = None) -> ColorizationModule:
-    """Rebuild the module from the config inside its checkpoint; no user config needed.
-    Pass `checkpoint` when read_checkpoint(ckpt_path) has already been called."""
-    checkpoint = checkpoint or read_checkpoint(ckpt_path)
-    hparams = {**checkpoint["hyper_parameters"], "compile": False}
-    module = ColorizationModule(**hparams)
-    try:
-        module.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
-        raise UserError(f"ckpt_path={ckpt_path}: the weights do not match the model config stored with them ({error}).") from None
-    return module.eval()

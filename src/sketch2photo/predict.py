@@ -16,12 +16,14 @@ from collections import Counter
 from pathlib import Path
 
 import torch
+from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from omegaconf import DictConfig
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from sketch2photo.cli import hydra_command, use_hydra_logging_for_lightning
+from sketch2photo import checkpoints
+from sketch2photo.cli import USAGES, command
 from sketch2photo.data.images import (
     RESAMPLE,
     BadImageError,
@@ -35,7 +37,6 @@ from sketch2photo.errors import SOME_FILES_FAILED, UserError, require_keys
 
 log = logging.getLogger("sketch2photo.predict")
 
-USAGE = "s2p-predict ckpt_path=<file.ckpt> input=<sketch file or folder> output=<folder> [keep_size=true]"
 
 
 class SketchFiles(Dataset):
@@ -111,18 +112,13 @@ def output_paths(paths: list[Path], output: Path, keep_extension: bool) -> list[
 
 def predict(cfg: DictConfig) -> ImageWriter:
     """Colour every sketch in cfg.input; return the writer, which knows what was written and what failed."""
-    from lightning.pytorch import Trainer
-
-    from sketch2photo.module import load_trained_module
-
-    require_keys(cfg, USAGE)
+    require_keys(cfg, USAGES["predict"])
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
         raise UserError(f"batch_size={cfg.batch_size!r} must be a positive integer.")
     paths = list_inputs(Path(str(cfg.input)))
     output = Path(str(cfg.output))
     targets = output_paths(paths, output, cfg.keep_extension)
-    use_hydra_logging_for_lightning()
-    module = load_trained_module(cfg.ckpt_path)
+    module = checkpoints.load_module(cfg.ckpt_path)
     output.mkdir(parents=True, exist_ok=True)
 
     files = SketchFiles(paths, module.hparams.image_size)
@@ -139,11 +135,10 @@ def predict(cfg: DictConfig) -> ImageWriter:
     return writer
 
 
-@hydra_command("predict")
 def main(cfg: DictConfig) -> None:
     if predict(cfg).failed:
         sys.exit(SOME_FILES_FAILED)
 
 
 if __name__ == "__main__":
-    main()
+    command("predict", main)()

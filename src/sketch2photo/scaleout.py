@@ -9,9 +9,10 @@ import sys
 
 import torch
 from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from sketch2photo.cli import in_multirun
+from sketch2photo.run_dir import in_multirun
 from sketch2photo.errors import UserError
 
 
@@ -19,8 +20,9 @@ def parallel_job_resources(cfg: DictConfig) -> tuple[int | None, int | None]:
     """(torch threads, GPU index) for this job.
 
     num_threads=null means automatic: with hydra/launcher=joblib, n_jobs jobs share the CPU
-    cores and each gets cores // n_jobs threads; with trainer=ddp_cpu each process gets
-    cores // devices. On a multi-GPU machine each joblib job takes GPU (job number % GPUs).
+    cores and each gets cores // n_jobs threads; with several CPU devices (trainer=ddp_cpu, or
+    trainer.accelerator=cpu trainer.devices=2) each process gets cores // devices. On a multi-GPU
+    machine each joblib job takes GPU (job number % GPUs).
     """
     cores = os.cpu_count() or 1
     sharing, gpu = 1, None
@@ -32,8 +34,9 @@ def parallel_job_resources(cfg: DictConfig) -> tuple[int | None, int | None]:
             gpus = torch.cuda.device_count()
             if gpus > 1 and str(cfg.trainer.get("accelerator")) in ("gpu", "cuda", "auto"):
                 gpu = int(hydra_cfg.job.num) % gpus
-    if cfg.trainer.get("accelerator") == "cpu" and "ddp" in str(cfg.trainer.get("strategy", "")):
-        sharing *= int(cfg.trainer.get("devices", 1))
+    devices = cfg.trainer.get("devices", 1)
+    if cfg.trainer.get("accelerator") == "cpu" and isinstance(devices, int) and devices > 1:
+        sharing *= devices  # one process per device, whatever the strategy (ddp, or auto, which picks ddp)
     if cfg.get("num_threads"):
         return int(cfg.num_threads), gpu
     return (max(1, cores // sharing) if sharing > 1 else None), gpu
@@ -48,8 +51,6 @@ def keep_ddp_children_in_this_run(trainer):
     Afterwards wait for those ranks and undo the process group and the environment variables of
     the launch, so that the next job of a sweep in this process starts its own ranks.
     """
-    from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
-
     launcher = getattr(trainer.strategy, "launcher", None)
     if not isinstance(launcher, _SubprocessScriptLauncher) or not HydraConfig.initialized():
         yield

@@ -1,4 +1,5 @@
-"""Paired augmentation: one random flip and crop/scale jitter shared by a sketch and its photo."""
+"""Paired augmentation: one random flip and crop/scale jitter shared by a sketch and its photo, and
+the epochs it runs in."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from sketch2photo.errors import UserError
+from sketch2photo.checks import check_augment
 
 WHITE = 1.0  # in the model's [-1, 1] range: what affine moves bring in at the borders
 
@@ -20,15 +21,14 @@ class PairedAugment:
     min_scale: RandomResizedCrop keeps a square crop of at least this area fraction and scales it
         back to the full size (1.0 turns the crop off).
     p: the probability that a pair is augmented at all; the others are seen exactly as they are.
+    stop_after: the fraction of max_epochs that is augmented; the last epochs fit the pairs as they
+        are, so the model ends on the image scale it will be used at.
     """
 
     def __init__(self, image_size: int, flip: bool = True, min_scale: float = 0.8, degrees: float = 0.0,
-                 translate: float = 0.0, p: float = 1.0):
-        if not 0.0 < min_scale <= 1.0:
-            raise UserError(f"data.augment.min_scale={min_scale} must be in (0, 1]; 1 turns crop jitter off.")
-        for key, value, high in (("translate", translate, 1.0), ("p", p, 1.0), ("degrees", degrees, 180.0)):
-            if not 0.0 <= value <= high:
-                raise UserError(f"data.augment.{key}={value} must be in [0, {high:g}]; 0 turns it off.")
+                 translate: float = 0.0, p: float = 1.0, stop_after: float = 1.0):
+        check_augment(min_scale, degrees, translate, p, stop_after)
+        self.stop_after = stop_after
         steps = []
         if flip:
             steps.append(v2.RandomHorizontalFlip(p=0.5))
@@ -39,6 +39,10 @@ class PairedAugment:
         self.transform = None
         if steps and p > 0:
             self.transform = v2.Compose(steps) if p == 1.0 else v2.RandomApply(steps, p=p)
+
+    def active(self, epoch: int, max_epochs: int | None) -> bool:
+        """Whether `epoch` (0-based) is one of the augmented epochs."""
+        return max_epochs is None or max_epochs < 0 or epoch < self.stop_after * max_epochs
 
     def __call__(self, sketches: torch.Tensor, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.transform is None:

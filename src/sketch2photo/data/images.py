@@ -1,6 +1,6 @@
 """Decoding one image file and the preprocessing that every command shares.
 
-The seed's preprocessing, kept exactly: the sketch is converted to 'L' and replicated to 3
+The reference experiment's preprocessing, kept exactly: the sketch is converted to 'L' and replicated to 3
 channels, the photo to 'RGB'; both are resized with Pillow's default (bicubic) filter and
 scaled to [-1, 1] with x / 127.5 - 1. Decoding is made robust: alpha is composited on white,
 16-bit images are scaled down rather than clipped, EXIF rotation is applied.
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-RESAMPLE = Image.Resampling.BICUBIC  # Pillow's default for resize(), which the seed used
+RESAMPLE = Image.Resampling.BICUBIC  # Pillow's default for resize(), which the reference experiment used
 
 
 class BadImageError(Exception):
@@ -98,7 +98,7 @@ def _to_uint8_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] to float [-1, 1], as the seed did (x / 127.5 - 1)."""
+    """uint8 [0, 255] to float [-1, 1], as the reference experiment did (x / 127.5 - 1)."""
     return images.float().div_(127.5).sub_(1.0)
 
 

@@ -22,6 +22,7 @@ from sketch2photo.errors import UserError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 LAYOUTS = ("auto", "folders", "aligned")
+AB_ORDERS = ("sketch_left", "photo_left")
 SPLIT_FOLDERS = {"train": ("trainA", "trainB"), "test": ("testA", "testB")}
 ALIGNED_SPLITS = ("train", "val", "test")
 
@@ -73,10 +74,16 @@ def image_files(folder: Path) -> list[Path]:
     return sorted((path for path in Path(folder).iterdir() if is_image_file(path)), key=lambda path: natural_key(path.name))
 
 
-def find_pairs(data_dir: str | Path, layout: str = "auto") -> Listing:
-    data_dir = Path(data_dir)
+def check_layout(layout: str, ab_order: str = "sketch_left") -> None:
     if layout not in LAYOUTS:
         raise UserError(f"data.layout={layout!r} is not one of {', '.join(LAYOUTS)}.\n{LAYOUT_HELP}")
+    if ab_order not in AB_ORDERS:
+        raise UserError(f"data.ab_order={ab_order!r} must be sketch_left or photo_left.")
+
+
+def find_pairs(data_dir: str | Path, layout: str = "auto") -> Listing:
+    data_dir = Path(data_dir)
+    check_layout(layout)
     if not data_dir.is_dir():
         raise UserError(
             f"data.data_dir={data_dir} does not exist (looked in {data_dir.resolve()}).\n"

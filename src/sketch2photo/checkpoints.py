@@ -1,0 +1,219 @@
+"""The one place that opens checkpoints: read them safely, check they are ours, compare their network
+with a config, take their weights or data settings, rebuild the trained module; and write them atomically.
+
+A checkpoint is data from whoever handed it over. It is read with `weights_only=True` (tensors and
+plain containers only, so no pickle can run code). Before the module is rebuilt from the config
+inside it (load_module: eval, predict, export), every `_target_` in that config must be a network
+of this package, a `torch.optim` optimizer or a `torch.optim.lr_scheduler` scheduler. Training
+(resume, ckpt_path, init_from) instantiates from the user's own config, never from the file's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import pickle
+import re
+import signal
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import get_class
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from sketch2photo.errors import UserError
+from sketch2photo.module import ColorizationModule
+from sketch2photo.nets import NETWORKS
+
+HPARAMS, DATA_HPARAMS = "hyper_parameters", "datamodule_hyper_parameters"
+
+
+# -- reading ---------------------------------------------------------------------------------------
+def read(path: str | Path, key: str = "ckpt_path") -> dict:
+    """Load a checkpoint file (or a safetensors export with its model card) safely and check that
+    it is one of ours; one clear UserError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{key}={path} does not exist. A run keeps its checkpoints in <run dir>/checkpoints/{{best,last}}.ckpt.")
+    checkpoint = read_safetensors(path, key) if path.suffix == ".safetensors" else read_torch_file(path, key)
+    if not isinstance(checkpoint, dict) or "net" not in (checkpoint.get(HPARAMS) or {}):
+        raise UserError(f"{key}={path} is not a sketch2photo checkpoint (it carries no model config).")
+    return checkpoint
+
+
+def read_torch_file(path: Path, key: str) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(error))  # weights_only refused to import this: nothing ran
+        if isinstance(error, pickle.UnpicklingError) and unsafe:
+            raise UserError(
+                f"{key}={path} may not be safe to open: it asks to unpickle {unsafe[1]}, not only weights and "
+                "settings, so it was refused unread. Use checkpoints written by s2p-train, or a safetensors "
+                "export (s2p-export format=safetensors)."
+            ) from None
+        # a truncated file, a zip error, a text file: the same thing to the user
+        reason = "not a PyTorch file, or damaged" if isinstance(error, pickle.UnpicklingError) else str(error).strip()
+        raise UserError(f"{key}={path} is not a readable checkpoint ({type(error).__name__}: {reason}).") from None
+
+
+def read_safetensors(path: Path, key: str) -> dict:
+    """s2p-export format=safetensors: the network's weights, and <file>.json (its model card) beside
+    them, read into the shape of a checkpoint."""
+    card_path = path.with_name(path.name + ".json")
+    if not card_path.is_file():
+        raise UserError(f"{key}={path} needs its model card {card_path} beside it (s2p-export writes both).")
+    try:
+        from safetensors.torch import load_file  # the optional `export` extra
+    except ImportError:
+        raise UserError(f"{key}={path}: reading safetensors needs the safetensors package: pip install sketch2photo[export]") from None
+    try:
+        card = json.loads(card_path.read_text())
+        weights = load_file(path)
+        hparams = {"net": card["network"], "image_size": card["image_size"], "channels_last": card.get("channels_last", False)}
+    except Exception as error:  # bad JSON, a missing key, a truncated tensor file
+        raise UserError(f"{key}={path} with {card_path.name} is not a readable export ({type(error).__name__}: {error}).") from None
+    return {HPARAMS: hparams, DATA_HPARAMS: card.get("data") or {},
+            "state_dict": {f"net.{name}": tensor for name, tensor in weights.items()}}
+
+
+def check_targets(hparams: dict, path: Path, key: str) -> None:
+    """Refuse any `_target_` that is not a network of this package, an optimizer or a scheduler."""
+    allowed = {"net": network_target, "optimizer": optimizer_target, "scheduler": scheduler_target}
+    for name, value in hparams.items():
+        for place, target in targets_in(value, name):
+            if not (place == name and name in allowed and allowed[name](target)):
+                raise UserError(
+                    f"{key}={path} asks to instantiate {target!r} (at {place}), which is not a sketch2photo network, "
+                    "a torch.optim optimizer or a torch.optim.lr_scheduler scheduler; refused, nothing was called."
+                )
+
+
+def targets_in(value: Any, place: str):
+    """(where, target) for every `_target_` in a nested config."""
+    if isinstance(value, dict):
+        if "_target_" in value:
+            yield place, value["_target_"]
+        for name, item in value.items():
+            if name != "_target_":
+                yield from targets_in(item, f"{place}.{name}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from targets_in(item, f"{place}[{index}]")
+
+
+def network_target(target: Any) -> bool:
+    return target in NETWORKS
+
+
+def optimizer_target(target: Any) -> bool:
+    return _torch_class(target, "torch.optim.", torch.optim.Optimizer)
+
+
+def scheduler_target(target: Any) -> bool:
+    return _torch_class(target, "torch.optim.lr_scheduler.", torch.optim.lr_scheduler.LRScheduler)
+
+
+def _torch_class(target: Any, prefix: str, base: type) -> bool:
+    if not isinstance(target, str) or not target.startswith(prefix):
+        return False  # checked before importing: a foreign module is never imported
+    try:
+        found = get_class(target)
+    except Exception:
+        return False
+    return isinstance(found, type) and issubclass(found, base)
+
+
+def check_network_matches(checkpoint: dict, wanted_net: dict, path: str | Path, key: str = "ckpt_path") -> None:
+    """The checkpoint's network must be the one the config asks for (defaults filled in on both sides)."""
+    saved_net = checkpoint[HPARAMS]["net"]
+    if with_defaults(saved_net) != with_defaults(wanted_net):
+        raise UserError(
+            f"{key}={path} holds a different model ({saved_net}) from this run's model.net ({wanted_net}). "
+            f"Select the same model (e.g. model=unet with the same depth/width), or start without {key}."
+        )
+
+
+def with_defaults(net: dict) -> dict:
+    """A network config with its class's default arguments filled in, so that a checkpoint saved
+    before an option existed matches a config that gives the option its default."""
+    network = NETWORKS.get(net.get("_target_"))
+    if network is None:  # an unknown class: the configs are compared as they are
+        return net
+    parameters = inspect.signature(network).parameters.values()
+    return {**{p.name: p.default for p in parameters if p.default is not inspect.Parameter.empty}, **net}
+
+
+def network_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """The network's state dict (for init_from): the module's `net.*` entries without the prefix."""
+    return {name.removeprefix("net."): tensor for name, tensor in checkpoint["state_dict"].items() if name.startswith("net.")}
+
+
+def data_settings(checkpoint: dict, path: str | Path) -> dict:
+    """The PairedSketchDataModule arguments the model was trained with."""
+    settings = dict(checkpoint.get(DATA_HPARAMS) or {})
+    if not settings:
+        raise UserError(f"ckpt_path={path} has no data settings; give them with data=... data.data_dir=...")
+    return settings
+
+
+def load_module(path: str | Path, checkpoint: dict | None = None) -> ColorizationModule:
+    """The trained module, rebuilt from the config inside its checkpoint: no user config needed.
+    Pass `checkpoint` when read(path) has already been called."""
+    checkpoint = checkpoint or read(path)
+    check_targets(checkpoint[HPARAMS], Path(path), "ckpt_path")
+    module = ColorizationModule(**{**checkpoint[HPARAMS], "compile": False})
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as error:
+        raise UserError(f"ckpt_path={path}: the weights do not match the model config stored with them ({error}).") from None
+    return module.eval()
+
+
+# -- writing ---------------------------------------------------------------------------------------
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write to a temporary file in the same folder, fsync, then rename over the old file.
+
+    A kill at any moment leaves either the previous checkpoint or the new one, never half a file.
+    (Lightning's default stages the file in the system temp dir and moves it, which is a copy
+    when that is another filesystem.) Ctrl-C during the write is held until the file is in place.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        with interrupts_held_back():
+            try:
+                with open(partial, "wb") as file:
+                    torch.save(checkpoint, file)
+                    file.flush()
+                    os.fsync(file.fileno())
+                os.replace(partial, path)
+            finally:
+                partial.unlink(missing_ok=True)
+
+
+@contextmanager
+def interrupts_held_back():
+    """Deliver a Ctrl-C that arrives inside the block only once the block is done.
+
+    Raised inside torch.save's writer, KeyboardInterrupt comes out as a RuntimeError
+    ("unexpected pos"), so the run would crash instead of saving and stopping cleanly.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or previous in (None, signal.SIG_IGN):
+        yield  # SIG_IGN: Lightning is already shutting down after a Ctrl-C
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        signal.raise_signal(signal.SIGINT)

@@ -1,0 +1,83 @@
+"""The project's own checks of settings, on plain values: no torch here, so that cli.py runs them on
+the composed config before a command loads torch and Lightning, and a bad value answers at once.
+The classes call the same functions, for users who build them in Python."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from sketch2photo.errors import UserError
+
+LOSSES = ("mse", "l1", "l1+ssim")
+SPLITS = ("random", "none")
+BAD_FILE_POLICIES = ("error", "skip")
+
+
+def check_epochs(max_epochs: Any) -> None:
+    if max_epochs is not None and (not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs <= 0):
+        raise UserError(f"trainer.max_epochs={max_epochs!r} must be a positive integer "
+                        "(the reference experiment, `experiment=seed`, uses 640).")
+
+
+def check_model(lr: Any, loss: Any) -> None:
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
+        raise UserError(f"model.lr={lr!r} must be a positive number (the reference experiment, `experiment=seed`, uses 1e-3).")
+    if loss not in LOSSES:
+        raise UserError(f"model.loss={loss!r} must be one of {', '.join(LOSSES)}.")
+
+
+def check_data(image_size: Any, batch_size: Any, on_bad_file: Any, num_workers: Any) -> None:
+    if not isinstance(image_size, int) or image_size < 8:
+        raise UserError(f"data.image_size={image_size!r} must be an integer of at least 8 "
+                        "(the reference experiment, `experiment=seed`, uses 128).")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
+        raise UserError(f"data.batch_size={batch_size!r} must be a positive integer, or null for the full batch.")
+    if on_bad_file not in BAD_FILE_POLICIES:
+        raise UserError(f"data.on_bad_file={on_bad_file!r} must be 'error' or 'skip'.")
+    if not isinstance(num_workers, int) or num_workers < 0:
+        raise UserError(f"data.num_workers={num_workers} must be >= 0.")
+
+
+def check_split(split: Any, val_fraction: Any, test_fraction: Any, folds: Any, fold: Any) -> None:
+    if split not in SPLITS:
+        raise UserError(f"data.split={split!r} must be 'random' (val/test fractions or folds) or 'none' (train on all).")
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+            raise UserError(f"data.{key}={value!r} must be in [0, 1).")
+    if val_fraction + test_fraction >= 1.0:
+        raise UserError(f"data.val_fraction={val_fraction} + data.test_fraction={test_fraction} >= 1 leaves no training data.")
+    if folds is not None:
+        if not isinstance(folds, int) or folds < 2:
+            raise UserError(f"data.folds={folds!r} must be an integer of at least 2, or null for no cross-validation.")
+        if not isinstance(fold, int) or not 0 <= fold < folds:
+            raise UserError(f"data.fold={fold!r} is out of range: with data.folds={folds} use 0..{folds - 1}.")
+
+
+def check_augment(min_scale: float = 0.8, degrees: float = 0.0, translate: float = 0.0, p: float = 1.0,
+                  stop_after: float = 1.0, **_: Any) -> None:
+    if not 0.0 <= stop_after <= 1.0:
+        raise UserError(f"data.augment.stop_after={stop_after} must be a fraction of the epochs, in [0, 1].")
+    if not 0.0 < min_scale <= 1.0:
+        raise UserError(f"data.augment.min_scale={min_scale} must be in (0, 1]; 1 turns crop jitter off.")
+    for key, value, high in (("translate", translate, 1.0), ("p", p, 1.0), ("degrees", degrees, 180.0)):
+        if not 0.0 <= value <= high:
+            raise UserError(f"data.augment.{key}={value} must be in [0, {high:g}]; 0 turns it off.")
+
+
+def check_training_config(cfg: DictConfig) -> None:
+    """s2p-train's settings, before anything heavy is imported. A key the config lacks is skipped:
+    the class that takes it checks it later."""
+    values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    trainer, model, data = values.get("trainer") or {}, values.get("model") or {}, values.get("data") or {}
+    check_epochs(trainer.get("max_epochs"))
+    if "lr" in model:
+        check_model(model["lr"], model.get("loss", "mse"))
+    if {"image_size", "split"} <= data.keys():
+        check_data(data["image_size"], data.get("batch_size"), data.get("on_bad_file", "error"), data.get("num_workers", 0))
+        check_split(data["split"], data.get("val_fraction", 0.1), data.get("test_fraction", 0.1), data.get("folds"),
+                    data.get("fold", 0))
+        augment = data.get("augment") or {}
+        if augment.get("enabled"):
+            check_augment(**augment)
