@@ -96,6 +96,44 @@ def test_a_foreign_target_is_refused_and_nothing_is_called(tmp_path, tiny_checkp
     assert victim.read_text() == "precious"
 
 
+def test_an_interpolation_cannot_smuggle_a_target_in(tmp_path, tiny_checkpoint):
+    marker = tmp_path / "marker"
+    smuggled = "${oc.create:[{_target_: builtins.open, _args_: [" + str(marker) + ", w]}]}"
+    forged = torch.load(tiny_checkpoint, weights_only=True)
+    forged["hyper_parameters"]["net"]["_args_"] = smuggled
+    torch.save(forged, tmp_path / "forged.ckpt")
+    with pytest.raises(UserError, match=r"holds an interpolation .* at hyper_parameters.net._args_; refused"):
+        checkpoints.load_module(tmp_path / "forged.ckpt")
+    assert not marker.exists()
+
+    pytest.importorskip("safetensors")
+    weights = export(tiny_checkpoint, "safetensors", tmp_path / "model.safetensors")
+    card_path = tmp_path / "model.safetensors.json"
+    card = json.loads(card_path.read_text())
+    card["network"]["width"] = "${oc.create:{_target_: builtins.open, _args_: [" + str(marker) + ", w]}}"
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(UserError, match="holds an interpolation"):
+        checkpoints.load_module(weights)
+    card["network"] = {"_target_": "builtins.open", "_args_": [str(marker), "w"]}
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(UserError, match="asks to instantiate 'builtins.open'"):
+        checkpoints.load_module(weights)
+    assert not marker.exists()
+
+
+def test_data_settings_from_a_file_cannot_write_a_dataset(tmp_path, tiny_checkpoint):
+    forged = torch.load(tiny_checkpoint, weights_only=True)
+    forged["datamodule_hyper_parameters"].update(synthetic_pairs=5, data_dir=str(tmp_path / "written"), num_workers=64)
+    settings = checkpoints.data_settings(forged, "forged.ckpt")
+    assert "synthetic_pairs" not in settings
+    assert "num_workers" not in settings
+    assert settings["data_dir"] == str(tmp_path / "written")
+    forged["datamodule_hyper_parameters"]["image_size"] = {"_target_": "os.remove"}
+    with pytest.raises(UserError, match="not plain values"):
+        checkpoints.data_settings(forged, "forged.ckpt")
+    assert not (tmp_path / "written").exists()
+
+
 def test_a_target_the_user_types_stays_free(train_config, tmp_path):
     # the user's own config may name any class: here an optimizer that is not in torch.optim
     cfg = train_config("trainer.max_epochs=1", "model.optimizer._target_=helpers.PlainSGD", "+model.optimizer.momentum=0.5")

@@ -25,7 +25,7 @@ import torch
 from hydra.utils import get_class
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from sketch2photo.errors import UserError
+from sketch2photo.errors import UserError, unwrap
 from sketch2photo.module import ColorizationModule
 from sketch2photo.nets import NETWORKS
 
@@ -40,7 +40,8 @@ def read(path: str | Path, key: str = "ckpt_path") -> dict:
     if not path.is_file():
         raise UserError(f"{key}={path} does not exist. A run keeps its checkpoints in <run dir>/checkpoints/{{best,last}}.ckpt.")
     checkpoint = read_safetensors(path, key) if path.suffix == ".safetensors" else read_torch_file(path, key)
-    if not isinstance(checkpoint, dict) or "net" not in (checkpoint.get(HPARAMS) or {}):
+    hparams = checkpoint.get(HPARAMS) if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or not isinstance(hparams.get("net"), dict):
         raise UserError(f"{key}={path} is not a sketch2photo checkpoint (it carries no model config).")
     return checkpoint
 
@@ -70,7 +71,7 @@ def read_safetensors(path: Path, key: str) -> dict:
     try:
         from safetensors.torch import load_file  # the optional `export` extra
     except ImportError:
-        raise UserError(f"{key}={path}: reading safetensors needs the safetensors package: pip install sketch2photo[export]") from None
+        raise UserError(f"{key}={path}: reading safetensors needs the safetensors package: pip install -e .[export] (or sketch2photo[export])") from None
     try:
         card = json.loads(card_path.read_text())
         weights = load_file(path)
@@ -84,6 +85,9 @@ def read_safetensors(path: Path, key: str) -> dict:
 def check_targets(hparams: dict, path: Path, key: str) -> None:
     """Refuse any `_target_` that is not a network of this package, an optimizer or a scheduler."""
     allowed = {"net": network_target, "optimizer": optimizer_target, "scheduler": scheduler_target}
+    interpolation = next((place for place, text in strings_in(hparams, "hyper_parameters") if "${" in text), None)
+    if interpolation:  # instantiate() resolves ${...} before calling, which could build a target unseen here
+        raise UserError(f"{key}={path} holds an interpolation (${{...}}) at {interpolation}; refused, nothing was called.")
     for name, value in hparams.items():
         for place, target in targets_in(value, name):
             if not (place == name and name in allowed and allowed[name](target)):
@@ -104,6 +108,19 @@ def targets_in(value: Any, place: str):
     elif isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
             yield from targets_in(item, f"{place}[{index}]")
+
+
+def strings_in(value: Any, place: str):
+    """(where, text) for every string in a nested config, keys included."""
+    if isinstance(value, str):
+        yield place, value
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from strings_in(name, place)
+            yield from strings_in(item, f"{place}.{name}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from strings_in(item, f"{place}[{index}]")
 
 
 def network_target(target: Any) -> bool:
@@ -153,12 +170,22 @@ def network_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
     return {name.removeprefix("net."): tensor for name, tensor in checkpoint["state_dict"].items() if name.startswith("net.")}
 
 
+# What s2p-eval takes from a file's data settings. Not synthetic_pairs (a file must not make the
+# command write a dataset where it chooses), nor workers and threads (this machine's business).
+DATA_SETTINGS = ("data_dir", "image_size", "layout", "ab_order", "split", "val_fraction", "test_fraction",
+                 "folds", "fold", "split_seed", "on_bad_file", "batch_size")
+
+
 def data_settings(checkpoint: dict, path: str | Path) -> dict:
-    """The PairedSketchDataModule arguments the model was trained with."""
-    settings = dict(checkpoint.get(DATA_HPARAMS) or {})
-    if not settings:
-        raise UserError(f"ckpt_path={path} has no data settings; give them with data=... data.data_dir=...")
-    return settings
+    """The PairedSketchDataModule arguments the model was trained with, those of DATA_SETTINGS."""
+    saved = checkpoint.get(DATA_HPARAMS) or {}
+    if not isinstance(saved, dict) or not saved:
+        raise UserError(f"ckpt_path={path} has no data settings; give them all on the command line, "
+                        "e.g. data.data_dir=<pairs> data.image_size=<the model's size> subset=all.")
+    chosen = {name: saved[name] for name in DATA_SETTINGS if name in saved}
+    if not all(isinstance(value, (str, int, float, bool, type(None))) for value in chosen.values()):
+        raise UserError(f"ckpt_path={path}: its data settings are not plain values; refused.")
+    return chosen
 
 
 def load_module(path: str | Path, checkpoint: dict | None = None) -> ColorizationModule:
@@ -166,11 +193,15 @@ def load_module(path: str | Path, checkpoint: dict | None = None) -> Colorizatio
     Pass `checkpoint` when read(path) has already been called."""
     checkpoint = checkpoint or read(path)
     check_targets(checkpoint[HPARAMS], Path(path), "ckpt_path")
-    module = ColorizationModule(**{**checkpoint[HPARAMS], "compile": False})
     try:
+        module = ColorizationModule(**{**checkpoint[HPARAMS], "compile": False})
         module.load_state_dict(checkpoint["state_dict"])
-    except RuntimeError as error:
-        raise UserError(f"ckpt_path={path}: the weights do not match the model config stored with them ({error}).") from None
+    except UserError:
+        raise
+    except Exception as error:  # a config the classes refuse, weights of another shape
+        cause = unwrap(error)
+        raise UserError(f"ckpt_path={path}: the model config and weights in it do not build a sketch2photo model "
+                        f"({type(cause).__name__}: {cause}).") from None
     return module.eval()
 
 

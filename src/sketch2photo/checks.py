@@ -13,6 +13,8 @@ from sketch2photo.errors import UserError
 LOSSES = ("mse", "l1", "l1+ssim")
 SPLITS = ("random", "none")
 BAD_FILE_POLICIES = ("error", "skip")
+SUBSETS = ("test", "val", "train", "all")
+BASELINES = ("mean", "white")
 
 
 def check_epochs(max_epochs: Any) -> None:
@@ -81,3 +83,16 @@ def check_training_config(cfg: DictConfig) -> None:
         augment = data.get("augment") or {}
         if augment.get("enabled"):
             check_augment(**augment)
+
+
+def check_eval_config(cfg: DictConfig) -> None:
+    """s2p-eval's own keys."""
+    if cfg.subset not in SUBSETS:
+        raise UserError(f"subset={cfg.subset!r} must be one of {', '.join(SUBSETS)}.")
+    if bool(cfg.ckpt_path) == bool(cfg.baseline):
+        raise UserError("give exactly one of ckpt_path=<file.ckpt or .safetensors> or baseline=mean|white.")
+    if cfg.baseline and cfg.baseline not in BASELINES:
+        raise UserError(f"baseline={cfg.baseline!r} must be one of {', '.join(BASELINES)}.")
+    if cfg.baseline == "mean" and cfg.subset == "all":
+        raise UserError("baseline=mean subset=all would score the mean of all pairs on those same pairs; "
+                        "use subset=test or subset=val, whose mean comes from the training pairs.")

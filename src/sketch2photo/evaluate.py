@@ -25,6 +25,7 @@ from torchvision.utils import save_image
 
 from sketch2photo import checkpoints
 from sketch2photo.callbacks import sample_grid
+from sketch2photo.checks import check_eval_config
 from sketch2photo.cli import command, typed_overrides
 from sketch2photo.data.datamodule import PairedSketchDataModule
 from sketch2photo.data.images import to_model_range
@@ -34,8 +35,6 @@ from sketch2photo.module import ColorizationModule
 from sketch2photo.run_record import write_record
 
 log = logging.getLogger("sketch2photo.eval")
-SUBSETS = ("test", "val", "train", "all")
-BASELINES = ("mean", "white")
 METRICS = ("psnr", "ssim", "l1", "mse")  # the test step also logs test/loss, which a baseline has no use for
 
 
@@ -80,16 +79,7 @@ class PerImageRows(Callback):
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
-    if cfg.subset not in SUBSETS:
-        raise UserError(f"subset={cfg.subset!r} must be one of {', '.join(SUBSETS)}.")
-    if bool(cfg.ckpt_path) == bool(cfg.baseline):
-        raise UserError("give exactly one of ckpt_path=<file.ckpt> or baseline=mean|white.")
-    if cfg.baseline and cfg.baseline not in BASELINES:
-        raise UserError(f"baseline={cfg.baseline!r} must be one of {', '.join(BASELINES)}.")
-    if cfg.baseline == "mean" and cfg.subset == "all":
-        raise UserError("baseline=mean subset=all would score the mean of all pairs on those same pairs; "
-                        "use subset=test or subset=val, whose mean comes from the training pairs.")
-
+    check_eval_config(cfg)
     checkpoint = checkpoints.read(cfg.ckpt_path) if cfg.ckpt_path else None
     settings = data_settings(cfg, checkpoint)
     if cfg.subset == "all":
@@ -139,4 +129,4 @@ def data_settings(cfg: DictConfig, checkpoint: dict | None) -> dict:
 main = evaluate
 
 if __name__ == "__main__":
-    command("eval", main)()
+    command("eval", main, precheck=check_eval_config)()

@@ -68,7 +68,7 @@ def print_summary(run_dir: Path, metrics: dict[str, float], weights: dict[str, s
         if shown:
             log.info("final %s/* (%s): %s", stage, weights.get(stage, "last epoch"), shown)
     if dry_run:
-        log.info("dry run (trainer.fast_dev_run): nothing was saved; %s holds only its config and log", run_dir)
+        log.info("dry run (trainer.fast_dev_run): no checkpoints, sample grids or TensorBoard events were saved; %s holds its config, log and metrics.json", run_dir)
         return
     log.info("run dir: %s (checkpoints/, samples/, metrics.json, .hydra/config.yaml)", run_dir)
     log.info("sample grids: %s", run_dir / "samples")

@@ -43,6 +43,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule = instantiate(cfg.data, _convert_="all")
         model = instantiate(cfg.model, _recursive_=False, _convert_="all")
         wanted_net = OmegaConf.to_container(cfg.model.net, resolve=True)
+        if ckpt_path and str(ckpt_path).endswith(".safetensors"):
+            raise UserError(f"ckpt_path={ckpt_path}: a safetensors export holds the network's weights only, not a "
+                            f"training state to continue; start from it with init_from={ckpt_path}.")
         if ckpt_path:  # Lightning restores it in fit(); check first that it is ours and the same network
             checkpoints.check_network_matches(checkpoints.read(ckpt_path), wanted_net, ckpt_path)
         elif cfg.get("init_from"):  # fine-tuning: the network's weights only; optimizer and epochs start afresh

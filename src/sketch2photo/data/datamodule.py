@@ -186,13 +186,13 @@ class PairedSketchDataModule(LightningDataModule):
         there is one, else train). A validation set smaller than that is filled up with training
         pairs, which `from_train` marks."""
         stage = stage or ("val" if self.has("val") else "train")
-        chosen = [(self.sets[stage], i, stage == "train") for i in range(min(count, len(self.sets[stage])))]
+        chosen = [(self.sets[stage], i, False) for i in range(min(count, len(self.sets[stage])))]
         if stage != "train":
             chosen += [(self.sets["train"], i, True) for i in range(min(count - len(chosen), len(self.sets["train"])))]
         return {
             "sketch": sketch_to_input(torch.stack([pairs.sketches[i] for pairs, i, _ in chosen])),
             "photo": to_model_range(torch.stack([pairs.photos[i] for pairs, i, _ in chosen])),
-            "from_train": [from_train and stage != "train" for _, _, from_train in chosen],
+            "from_train": [from_train for _, _, from_train in chosen],
         }
 
     # -- exact resume: the shuffle order and augmentation draws continue where they stopped ----
