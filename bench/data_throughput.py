@@ -48,7 +48,7 @@ def cache_build(data_dir: Path, size: int) -> dict:
     datamodule.setup()
     seconds = time.perf_counter() - started
     train = datamodule.sets["train"]
-    cached = train.sketches.numel() + train.photos.numel()
+    cached = train.all_sketches.numel() + train.all_photos.numel()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return {"pairs": len(train), "seconds": seconds, "cache_mib": cached / 2**20, "peak_rss_mib": peak}
 

@@ -11,6 +11,16 @@ from helpers import REAL_DATA, TINY, compose_config, tiny_unet_checkpoint
 from sketch2photo.data.synthetic import write_dataset
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_dir(tmp_path_factory) -> Path:
+    """Decoded caches (paths.cache_dir) in a temporary dir, not in the checkout's data/cache;
+    subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("decoded_cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("S2P_CACHE_DIR", str(folder))
+        yield folder
+
+
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> Path:
     """12 synthetic pairs at 32 px in the testA/testB layout."""

@@ -57,6 +57,8 @@ def run_entry(entry: str, *args: str, cwd) -> tuple[subprocess.CompletedProcess,
     ("s2p-export", ["--help"], "s2p-export: write a trained network"),
     ("s2p-export", [], "ckpt_path=... is required"),
     ("s2p-make-pairs", ["--help"], "s2p-make-pairs: turn a folder of colour images"),
+    ("s2p-pack", ["--help"], "s2p-pack: pack a dataset's decoded pairs for streaming"),
+    ("s2p-train", ["data=streaming", "data.input_dir=nowhere"], "data.input_dir=nowhere: no packed dataset can be read"),
     ("s2p-compare", ["--help"], "s2p-compare"),
 ])
 def test_help_and_mistakes_answer_without_torch(tmp_path, entry, args, expected):

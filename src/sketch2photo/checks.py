@@ -4,6 +4,7 @@ The classes call the same functions, for users who build them in Python."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -13,6 +14,9 @@ from sketch2photo.errors import UserError
 LOSSES = ("mse", "l1", "l1+ssim")
 SPLITS = ("random", "none")
 BAD_FILE_POLICIES = ("error", "skip")
+CACHES = ("disk", "memory")
+PACK_INFO = "pack.json"  # what s2p-pack writes last: a folder without it holds no finished pack
+REMOTE_PREFIXES = ("s3://", "gs://", "r2://")
 SUBSETS = ("test", "val", "train", "all")
 BASELINES = ("mean", "white")
 
@@ -30,7 +34,8 @@ def check_model(lr: Any, loss: Any) -> None:
         raise UserError(f"model.loss={loss!r} must be one of {', '.join(LOSSES)}.")
 
 
-def check_data(image_size: Any, batch_size: Any, on_bad_file: Any, num_workers: Any) -> None:
+def check_data(image_size: Any, batch_size: Any, on_bad_file: Any, num_workers: Any, cache: Any = "memory",
+               cache_dir: Any = None) -> None:
     if not isinstance(image_size, int) or image_size < 8:
         raise UserError(f"data.image_size={image_size!r} must be an integer of at least 8 "
                         "(the reference experiment, `experiment=seed`, uses 128).")
@@ -40,6 +45,11 @@ def check_data(image_size: Any, batch_size: Any, on_bad_file: Any, num_workers: 
         raise UserError(f"data.on_bad_file={on_bad_file!r} must be 'error' or 'skip'.")
     if not isinstance(num_workers, int) or num_workers < 0:
         raise UserError(f"data.num_workers={num_workers} must be >= 0.")
+    if cache not in CACHES:
+        raise UserError(f"data.cache={cache!r} must be 'disk' (decode once into paths.cache_dir, shared by later runs) "
+                        "or 'memory' (decode into this run's RAM).")
+    if cache == "disk" and not cache_dir:
+        raise UserError("data.cache=disk needs data.cache_dir (default: paths.cache_dir); set it, or data.cache=memory.")
 
 
 def check_split(split: Any, val_fraction: Any, test_fraction: Any, folds: Any, fold: Any) -> None:
@@ -68,6 +78,18 @@ def check_augment(min_scale: float = 0.8, degrees: float = 0.0, translate: float
             raise UserError(f"data.augment.{key}={value} must be in [0, {high:g}]; 0 turns it off.")
 
 
+def no_pack(input_dir: Any, reason: str) -> UserError:
+    return UserError(
+        f"data.input_dir={input_dir}: no packed dataset can be read there ({reason}). Pack one first with "
+        f"`s2p-pack data.data_dir=<pairs> out={input_dir}`, or fix the path or the storage credentials.")
+
+
+def check_pack_dir(input_dir: Any) -> None:
+    """data=streaming from a local folder: it must hold a finished pack. (A remote one is checked when read.)"""
+    if not str(input_dir).startswith(REMOTE_PREFIXES) and not (Path(str(input_dir)) / PACK_INFO).is_file():
+        raise no_pack(input_dir, f"{Path(str(input_dir)) / PACK_INFO} does not exist")
+
+
 def check_training_config(cfg: DictConfig) -> None:
     """s2p-train's settings, before anything heavy is imported. A key the config lacks is skipped:
     the class that takes it checks it later."""
@@ -77,12 +99,15 @@ def check_training_config(cfg: DictConfig) -> None:
     if "lr" in model:
         check_model(model["lr"], model.get("loss", "mse"))
     if {"image_size", "split"} <= data.keys():
-        check_data(data["image_size"], data.get("batch_size"), data.get("on_bad_file", "error"), data.get("num_workers", 0))
+        check_data(data["image_size"], data.get("batch_size"), data.get("on_bad_file", "error"), data.get("num_workers", 0),
+                   data.get("cache", "memory"), data.get("cache_dir"))
         check_split(data["split"], data.get("val_fraction", 0.1), data.get("test_fraction", 0.1), data.get("folds"),
                     data.get("fold", 0))
         augment = data.get("augment") or {}
         if augment.get("enabled"):
             check_augment(**augment)
+    if "input_dir" in data:
+        check_pack_dir(data["input_dir"])
 
 
 def check_eval_config(cfg: DictConfig) -> None:

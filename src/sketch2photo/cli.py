@@ -70,6 +70,8 @@ NOISE_LOG_LINES = (
 NOISE_WARNINGS = (
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning 2.6's own use of torch's pytree API
     r"Checkpoint directory .* exists and is not empty",   # resume=<run dir> writes into its own dir on purpose
+    r"The given buffer is not writable",  # data=streaming: litdata's tensors over a memory-mapped chunk, only read
+    r"Your `IterableDataset` has `__len__` defined",  # data=streaming: litdata splits the pairs among workers itself
 )
 
 
@@ -173,6 +175,7 @@ USAGES = {
     "predict": "s2p-predict ckpt_path=<file.ckpt or .safetensors> input=<sketch file or folder> output=<folder> [keep_size=true]",
     "export": "s2p-export ckpt_path=<file.ckpt> format=onnx|torchscript|safetensors [output=<file>]",
     "make_pairs": "s2p-make-pairs photos=<folder of colour images> out=<new folder> [size=256]",
+    "pack": "s2p-pack data.data_dir=<pairs> out=<new folder or s3://bucket/prefix> [data.image_size=128]",
 }
 
 train = command("train", "sketch2photo.train:main", precheck=check_training_config)
@@ -180,3 +183,4 @@ evaluate = command("eval", "sketch2photo.evaluate:main", precheck=check_eval_con
 predict = command("predict", "sketch2photo.predict:main", precheck=requires(USAGES["predict"]))
 export = command("export", "sketch2photo.export:main", precheck=requires(USAGES["export"]))
 make_pairs = command("make_pairs", "sketch2photo.make_pairs:main", precheck=requires(USAGES["make_pairs"]))
+pack = command("pack", "sketch2photo.pack:main", precheck=requires(USAGES["pack"]))

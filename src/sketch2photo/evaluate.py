@@ -53,9 +53,13 @@ class ConstantImage(nn.Module):
 
 def baseline_module(kind: str, datamodule: PairedSketchDataModule) -> ColorizationModule:
     """mean: the per-pixel mean of the training targets of this split; white: all ones ([-1, 1] range)."""
-    photos = datamodule.sets["train"].photos
-    image = to_model_range(photos).mean(dim=0, keepdim=True) if kind == "mean" else torch.ones(1, *photos.shape[1:])
-    return ColorizationModule(net=ConstantImage(image), image_size=photos.shape[-1], channels_last=False)
+    train = datamodule.sets["train"]
+    shape = train.all_photos.shape[1:]
+    if kind == "mean":  # a chunk at a time: the float copy of a large set would not fit in RAM
+        image = sum(to_model_range(chunk.photos).sum(dim=0, keepdim=True) for chunk in train.chunks()) / len(train)
+    else:
+        image = torch.ones(1, *shape)
+    return ColorizationModule(net=ConstantImage(image), image_size=shape[-1], channels_last=False)
 
 
 class PerImageRows(Callback):

@@ -1,6 +1,7 @@
 """PairedSketchDataModule: the wiring from pairs on disk to batches on the device.
 
-    find the pairs (layouts.py) -> decode them once into uint8 tensors (cache.py)
+    find the pairs (layouts.py) -> decode them into uint8 tensors (cache.py), once for every run
+    (data.cache=disk: disk_cache.py) or in this run's RAM (data.cache=memory)
     -> split (splits.py) -> batches of uint8 -> on the device: float [-1, 1], augmented (augment.py)
 
 Batches leave the DataLoader as uint8 and become float (and are augmented) only after they reach
@@ -15,14 +16,13 @@ import time
 from pathlib import Path
 
 import torch
-from lightning.pytorch import LightningDataModule
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from sketch2photo.checks import check_data, check_split
 from sketch2photo.data.augment import PairedAugment
-from sketch2photo.data.cache import CachedPairs, decode_pairs
-from sketch2photo.data.images import sketch_to_input, to_model_range
+from sketch2photo.data.batches import STAGES, PairBatches
+from sketch2photo.data.cache import CachedPairs, decode_listing
+from sketch2photo.data.disk_cache import open_disk_cache
 from sketch2photo.data.layouts import check_layout, find_pairs
 from sketch2photo.data.splits import split_indices
 from sketch2photo.data.synthetic import write_dataset
@@ -30,12 +30,11 @@ from sketch2photo.errors import UserError
 
 log = logging.getLogger(__name__)
 
-STAGES = ("train", "val", "test")
 MIN_VALIDATION_PAIRS = 4  # fewer, and "best" is picked on a handful of images
 FULL_BATCH_WARNING = 1024  # pairs in one full batch before a warning (the reference experiment has 20)
 
 
-class PairedSketchDataModule(LightningDataModule):
+class PairedSketchDataModule(PairBatches):
     def __init__(
         self,
         data_dir: str,
@@ -54,10 +53,12 @@ class PairedSketchDataModule(LightningDataModule):
         synthetic_pairs: int | None = None,
         num_workers: int = 0,
         decode_threads: int | None = None,
+        cache: str = "memory",
+        cache_dir: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
-        check_data(image_size, batch_size, on_bad_file, num_workers)
+        check_data(image_size, batch_size, on_bad_file, num_workers, cache, cache_dir)
         check_layout(layout, ab_order)
         check_split(split, val_fraction, test_fraction, folds, fold)
         augment = dict(augment or {})
@@ -80,11 +81,12 @@ class PairedSketchDataModule(LightningDataModule):
         hp = self.hparams
         started = time.perf_counter()
         listing = find_pairs(self.data_dir, hp.layout)
-        problems = list(listing.problems)
-        decoded = {}
-        for folder, pairs in listing.splits.items():
-            decoded[folder], bad = decode_pairs(pairs, hp.image_size, hp.ab_order, hp.decode_threads)
-            problems += bad
+        if hp.cache == "disk":
+            decoded, bad = open_disk_cache(listing, self.data_dir, hp.image_size, hp.ab_order, Path(hp.cache_dir),
+                                           hp.decode_threads)
+        else:
+            decoded, bad = decode_listing(listing, hp.image_size, hp.ab_order, hp.decode_threads)
+        problems = listing.problems + bad
         if problems and hp.on_bad_file == "error":
             raise UserError(
                 f"{len(problems)} problem(s) in the dataset at {self.data_dir}:\n  - "
@@ -99,9 +101,9 @@ class PairedSketchDataModule(LightningDataModule):
         self._warn_about_sizes()
         counts = ", ".join(f"{stage} {len(self.sets[stage])}" for stage in STAGES if stage in self.sets)
         log.info(
-            "data: %d pairs used from %s (%s); %d problem(s) skipped, %d other files ignored; %dpx, cached in %.1fs",
+            "data: %d pairs used from %s (%s); %d problem(s) skipped, %d other files ignored; %dpx, %s cache ready in %.1fs",
             sum(len(s) for s in decoded.values()), self.data_dir, counts, len(problems), len(listing.ignored),
-            hp.image_size, time.perf_counter() - started,
+            hp.image_size, hp.cache, time.perf_counter() - started,
         )
 
     def _split(self, decoded: dict[str, CachedPairs]) -> dict[str, CachedPairs]:
@@ -133,67 +135,8 @@ class PairedSketchDataModule(LightningDataModule):
                 "several times that for the network's activations. Set data.batch_size (e.g. 16).",
                 train, gigabytes, size)
 
-    def test_on(self, stage: str) -> None:
-        """Serve the `stage` pairs to Trainer.test (s2p-eval subset=val|train)."""
-        self.sets["test"] = self.sets[stage]
-
-    # -- batches ---------------------------------------------------------------------------
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader | list:
-        return self._loader("val") if "val" in self.sets else []
-
-    def test_dataloader(self) -> DataLoader | list:
-        return self._loader("test") if "test" in self.sets else []
-
-    def _loader(self, stage: str, shuffle: bool = False) -> DataLoader:
-        dataset = self.sets[stage]
-        sampler = None
-        if not shuffle and self.trainer is not None and self.trainer.world_size > 1:
-            # Every pair is evaluated exactly once: no padding duplicates in val/test metrics. A set
-            # smaller than the world (every rank needs a batch) is evaluated whole by each rank:
-            # each pair then counts world_size times, which leaves the means unchanged.
-            world, rank = self.trainer.world_size, self.trainer.global_rank
-            if len(dataset) < world:
-                world, rank = 1, 0
-            sampler = UnrepeatedDistributedSampler(dataset, world, rank, shuffle=False)
-        workers = self.hparams.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size or len(dataset),
-            shuffle=shuffle,
-            sampler=sampler,
-            generator=self.shuffle_rng if shuffle else None,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=self.trainer is not None and self.trainer.strategy.root_device.type == "cuda",
-        )
-
-    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
-        sketches, photos = sketch_to_input(batch["sketch"]), to_model_range(batch["photo"])
-        trainer = self.trainer
-        if self.augment is not None and trainer is not None and trainer.training \
-                and self.augment.active(trainer.current_epoch, trainer.max_epochs):
-            sketches, photos = self.augment(sketches, photos)
-        return {"sketch": sketches, "photo": photos, "index": batch["index"]}
-
-    def has(self, stage: str) -> bool:
-        return len(self.sets.get(stage, ())) > 0
-
-    def sample_batch(self, count: int, stage: str | None = None) -> dict:
-        """Up to `count` pairs for sample grids, ready for the network: the first of `stage` (val if
-        there is one, else train). A validation set smaller than that is filled up with training
-        pairs, which `from_train` marks."""
-        stage = stage or ("val" if self.has("val") else "train")
-        chosen = [(self.sets[stage], i, False) for i in range(min(count, len(self.sets[stage])))]
-        if stage != "train":
-            chosen += [(self.sets["train"], i, True) for i in range(min(count - len(chosen), len(self.sets["train"])))]
-        return {
-            "sketch": sketch_to_input(torch.stack([pairs.sketches[i] for pairs, i, _ in chosen])),
-            "photo": to_model_range(torch.stack([pairs.photos[i] for pairs, i, _ in chosen])),
-            "from_train": [from_train for _, _, from_train in chosen],
-        }
+        return self._loader("train", shuffle_with=self.shuffle_rng)
 
     # -- exact resume: the shuffle order and augmentation draws continue where they stopped ----
     def state_dict(self) -> dict:

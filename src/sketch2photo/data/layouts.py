@@ -12,10 +12,13 @@ Supported layouts (``data.layout``):
 
 from __future__ import annotations
 
+import gc
+import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from sketch2photo.errors import UserError
 
@@ -25,6 +28,7 @@ LAYOUTS = ("auto", "folders", "aligned")
 AB_ORDERS = ("sketch_left", "photo_left")
 SPLIT_FOLDERS = {"train": ("trainA", "trainB"), "test": ("testA", "testB")}
 ALIGNED_SPLITS = ("train", "val", "test")
+DIGIT_RUNS = re.compile(r"(\d+)")
 
 LAYOUT_HELP = """Supported layouts:
   <data_dir>/testA/<N>_A.jpg + <data_dir>/testB/<N>_B.jpg   sketches + photos, paired by N (data.layout=folders)
@@ -33,17 +37,33 @@ LAYOUT_HELP = """Supported layouts:
 Extensions: .jpg .jpeg .png (any case)."""
 
 
-@dataclass(frozen=True)
-class Pair:
-    """One training example. In the aligned layout sketch and photo are the same file."""
+class Pair(NamedTuple):
+    """One training example. In the aligned layout sketch and photo are the same file.
+    Folders and file names are kept as strings, and Paths made when asked for: 50k pairs list in
+    well under a second that way."""
 
     name: str
-    sketch: Path
-    photo: Path
+    sketch_dir: str
+    sketch_file: str
+    photo_dir: str
+    photo_file: str
+
+    @property
+    def sketch(self) -> Path:
+        return Path(self.sketch_dir, self.sketch_file)
+
+    @property
+    def photo(self) -> Path:
+        return Path(self.photo_dir, self.photo_file)
 
     @property
     def aligned(self) -> bool:
-        return self.sketch == self.photo
+        return self.sketch_dir == self.photo_dir and self.sketch_file == self.photo_file
+
+    def files(self) -> tuple[tuple[str, str], ...]:
+        """(folder, file name) of its files: one for an aligned pair."""
+        sketch = (self.sketch_dir, self.sketch_file)
+        return (sketch,) if self.aligned else (sketch, (self.photo_dir, self.photo_file))
 
 
 @dataclass
@@ -66,7 +86,14 @@ def is_image_file(path: Path) -> bool:
 
 def natural_key(text: str) -> list:
     """'2' sorts before '10'."""
-    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", text)]
+    return [int(part) if part.isdigit() else part.lower() for part in DIGIT_RUNS.split(text)]
+
+
+def natural_sorted(names) -> list[str]:
+    names = list(names)
+    if all(name.isdigit() for name in names):  # the usual <N>_A.jpg names: the same order, 5x faster
+        return sorted(names, key=lambda name: (int(name), name))
+    return sorted(names, key=lambda name: (natural_key(name), name))
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -82,7 +109,18 @@ def check_layout(layout: str, ab_order: str = "sketch_left") -> None:
 
 
 def find_pairs(data_dir: str | Path, layout: str = "auto") -> Listing:
-    data_dir = Path(data_dir)
+    # Listing 100k files makes as many objects, none of them cyclic, and the collector's passes over
+    # them were 0.1 s of 0.5 s at 50k pairs.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _find_pairs(Path(data_dir), layout)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _find_pairs(data_dir: Path, layout: str) -> Listing:
     check_layout(layout)
     if not data_dir.is_dir():
         raise UserError(
@@ -110,40 +148,44 @@ def _find_folder_pairs(data_dir: Path) -> Listing:
                 raise UserError(f"{folder} is missing: {folder.name[:-1]}A/ and {folder.name[:-1]}B/ come together.\n{LAYOUT_HELP}")
         sketches = _index_folder(sketch_dir, "A", listing)
         photos = _index_folder(photo_dir, "B", listing)
-        for name in sorted(sketches.keys() - photos.keys(), key=natural_key):
-            listing.problems.append(f"{sketches[name][0]}: sketch without a photo (expected {photo_dir}/{name}_B.<jpg|png>)")
-        for name in sorted(photos.keys() - sketches.keys(), key=natural_key):
-            listing.problems.append(f"{photos[name][0]}: photo without a sketch (expected {sketch_dir}/{name}_A.<jpg|png>)")
-        names = sorted(sketches.keys() & photos.keys(), key=natural_key)
+        for name in natural_sorted(sketches.keys() - photos.keys()):
+            listing.problems.append(f"{sketch_dir / sketches[name][0]}: sketch without a photo "
+                                    f"(expected {photo_dir}/{name}_B.<jpg|png>)")
+        for name in natural_sorted(photos.keys() - sketches.keys()):
+            listing.problems.append(f"{photo_dir / photos[name][0]}: photo without a sketch "
+                                    f"(expected {sketch_dir}/{name}_A.<jpg|png>)")
+        names = natural_sorted(sketches.keys() & photos.keys())
+        sketch_folder, photo_folder = str(sketch_dir), str(photo_dir)
         listing.splits["all" if split == "test" and len(present) == 1 else split] = [
-            Pair(name, sketches[name][0], photos[name][0])
+            Pair(name, sketch_folder, sketches[name][0], photo_folder, photos[name][0])
             for name in names
-            if not _duplicated(name, sketches, listing) | _duplicated(name, photos, listing)
+            if not _duplicated(name, sketch_dir, sketches, listing) | _duplicated(name, photo_dir, photos, listing)
         ]
     return listing
 
 
-def _index_folder(folder: Path, suffix: str | None, listing: Listing) -> dict[str, list[Path]]:
-    """Map pair name to its files: '3_A.jpg' -> '3' for suffix 'A'. A name without the suffix is used as is."""
-    by_name: dict[str, list[Path]] = defaultdict(list)
-    for path in sorted(folder.iterdir()):
-        if not is_image_file(path):
-            listing.ignored.append(path)
+def _index_folder(folder: Path, suffix: str | None, listing: Listing) -> dict[str, list[str]]:
+    """Map pair name to its file names: '3_A.jpg' -> '3' for suffix 'A'. A name without the suffix is used as is."""
+    by_name: dict[str, list[str]] = defaultdict(list)
+    with os.scandir(folder) as listed:  # DirEntry.is_file() needs no stat: a 100k-file folder lists in a blink
+        entries = list(listed)
+    for entry in entries:  # in directory order: the pairs are sorted by name afterwards
+        stem, dot, extension = entry.name.rpartition(".")
+        if not dot or not stem or not entry.is_file() or f".{extension.lower()}" not in IMAGE_EXTENSIONS \
+                or entry.name.startswith("."):
+            listing.ignored.append(folder / entry.name)
             continue
-        stem = path.stem
         name = stem[:-2] if suffix and stem[-2:].upper() == f"_{suffix}" else stem
-        by_name[name].append(path)
+        by_name[name].append(entry.name)
     return by_name
 
 
-def _duplicated(name: str, index: dict[str, list[Path]], listing: Listing) -> bool:
+def _duplicated(name: str, folder: Path, index: dict[str, list[str]], listing: Listing) -> bool:
     """Several files claim the same pair (3_A.jpg and 3_A.png): report it and use neither."""
-    paths = index[name]
-    if len(paths) > 1:
-        listing.problems.append(
-            f"{paths[0].parent}: several files for pair {name!r} ({', '.join(p.name for p in paths)}); keep one"
-        )
-    return len(paths) > 1
+    files = index[name]
+    if len(files) > 1:
+        listing.problems.append(f"{folder}: several files for pair {name!r} ({', '.join(sorted(files))}); keep one")
+    return len(files) > 1
 
 
 def _find_aligned(data_dir: Path) -> Listing:
@@ -152,8 +194,8 @@ def _find_aligned(data_dir: Path) -> Listing:
     for split, folder in (folders or {"all": data_dir}).items():
         index = _index_folder(folder, None, listing)
         listing.splits[split] = [
-            Pair(name, index[name][0], index[name][0])
-            for name in sorted(index, key=natural_key)
-            if not _duplicated(name, index, listing)
+            Pair(name, str(folder), index[name][0], str(folder), index[name][0])
+            for name in natural_sorted(index)
+            if not _duplicated(name, folder, index, listing)
         ]
     return listing

@@ -1,0 +1,82 @@
+"""PairBatches: from sets of uint8 pairs to batches on the device, for both data modules.
+
+A subclass fills `self.sets` (stage -> map-style dataset of {"sketch": uint8 (1, H, W), "photo":
+uint8 (3, H, W), "index"}) and sets `self.batch_size`, `self.augment` and `hparams.num_workers`, and
+says how the training pairs are served; the rest is here: validation and test loaders that count
+every pair once across DDP ranks, the conversion to float [-1, 1] and the augmentation on the
+device, and the pairs the sample grids show.
+"""
+
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader
+
+from sketch2photo.data.images import sketch_to_input, to_model_range
+
+STAGES = ("train", "val", "test")
+
+
+class PairBatches(LightningDataModule):
+    sets: dict
+
+    def has(self, stage: str) -> bool:
+        return len(self.sets.get(stage, ())) > 0
+
+    def test_on(self, stage: str) -> None:
+        """Serve the `stage` pairs to Trainer.test (s2p-eval subset=val|train)."""
+        self.sets["test"] = self.sets[stage]
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("val") if "val" in self.sets else []
+
+    def test_dataloader(self) -> DataLoader | list:
+        return self._loader("test") if "test" in self.sets else []
+
+    def _loader(self, stage: str, shuffle_with: torch.Generator | None = None) -> DataLoader:
+        """Shuffled by `shuffle_with` when given (training), else in order."""
+        dataset = self.sets[stage]
+        sampler = None
+        if shuffle_with is None and self.trainer is not None and self.trainer.world_size > 1:
+            # Every pair is evaluated exactly once: no padding duplicates in val/test metrics. A set
+            # smaller than the world (every rank needs a batch) is evaluated whole by each rank:
+            # each pair then counts world_size times, which leaves the means unchanged.
+            world, rank = self.trainer.world_size, self.trainer.global_rank
+            if len(dataset) < world:
+                world, rank = 1, 0
+            sampler = UnrepeatedDistributedSampler(dataset, world, rank, shuffle=False)
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size or len(dataset),
+            shuffle=shuffle_with is not None,
+            sampler=sampler,
+            generator=shuffle_with,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=self.trainer is not None and self.trainer.strategy.root_device.type == "cuda",
+        )
+
+    def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
+        sketches, photos = sketch_to_input(batch["sketch"]), to_model_range(batch["photo"])
+        trainer = self.trainer
+        if self.augment is not None and trainer is not None and trainer.training \
+                and self.augment.active(trainer.current_epoch, trainer.max_epochs):
+            sketches, photos = self.augment(sketches, photos)
+        return {"sketch": sketches, "photo": photos, "index": batch["index"]}
+
+    def sample_batch(self, count: int, stage: str | None = None) -> dict:
+        """Up to `count` pairs for sample grids, ready for the network: the first of `stage` (val if
+        there is one, else train). A validation set smaller than that is filled up with training
+        pairs, which `from_train` marks."""
+        stage = stage or ("val" if self.has("val") else "train")
+        chosen = [(self.sets[stage][i], False) for i in range(min(count, len(self.sets[stage])))]
+        if stage != "train":
+            chosen += [(self.sets["train"][i], True) for i in range(min(count - len(chosen), len(self.sets["train"])))]
+        return {
+            "sketch": sketch_to_input(torch.stack([pair["sketch"] for pair, _ in chosen])),
+            "photo": to_model_range(torch.stack([pair["photo"] for pair, _ in chosen])),
+            "from_train": [from_train for _, from_train in chosen],
+        }

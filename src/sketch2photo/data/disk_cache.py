@@ -1,0 +1,200 @@
+"""data.cache=disk: decode a dataset once into .npy files that every later run memory-maps.
+
+    <paths.cache_dir>/<name>-<size>px-<layout>-<ab_order>-<hash of the dataset's path>/
+        manifest.json           what was decoded: version, file fingerprint, shapes, pairs that failed
+        <folder>_sketches.npy   uint8 (N, 1, H, W), row i = pair i of the folder's listing
+        <folder>_photos.npy     uint8 (N, 3, H, W)
+
+Every run, sweep job and DDP rank maps the same files, so the pages are shared through the OS page
+cache: no process holds a private copy, and a dataset larger than RAM is read on demand.
+
+A cache is reused while its fingerprint matches: every file's path, size and modification time (a
+stat per file; hashing contents would read the whole dataset each run). Anything else rebuilds it:
+a changed, added or removed file, a new PREPROCESSING_VERSION, a truncated file.
+
+Builders take an exclusive lock (one per cache) and build into a temporary dir that is renamed into
+place when complete, so two processes starting together never read a half-written cache: the second
+waits, then reuses the first one's.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from sketch2photo.data.cache import CachedPairs, all_rows, decode_in_chunks
+from sketch2photo.data.layouts import Listing
+from sketch2photo.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Bump when decoding or resizing changes (data/images.py, data/cache.py): older caches are rebuilt.
+PREPROCESSING_VERSION = 1
+
+
+def open_disk_cache(listing: Listing, data_dir: Path, size: int, ab_order: str, cache_dir: Path,
+                    threads: int | None = None) -> tuple[dict[str, CachedPairs], list[str]]:
+    """Every folder of the listing, memory-mapped from the cache (built first if needed), and the
+    problems of the pairs that failed to decode, as recorded when the cache was built."""
+    key = cache_key(data_dir, size, listing.layout, ab_order)
+    fingerprint = files_fingerprint(listing)
+    where = Path(cache_dir) / key
+    with build_lock(Path(cache_dir), key):
+        manifest, why = read_manifest(where, fingerprint)
+        if manifest is None:
+            log.info("building the decoded cache %s%s", where, f" ({why})" if why else "")
+            build(listing, where, size, ab_order, threads, fingerprint)
+            manifest, why = read_manifest(where, fingerprint)
+            if manifest is None:
+                raise UserError(f"the decoded cache just built at {where} does not read back ({why}); "
+                                "check the disk, or set data.cache=memory.")
+    sets, problems = {}, []
+    for folder, pairs in listing.splits.items():
+        entry = manifest["folders"][folder]
+        sketches, photos = (memory_map(where / entry[kind]["file"]) for kind in ("sketches", "photos"))
+        sets[folder] = all_rows(sketches, photos, pairs, set(entry["bad_rows"]))
+        problems += entry["problems"]
+    return sets, problems
+
+
+def memory_map(path: Path) -> torch.Tensor:
+    return torch.from_numpy(np.load(path, mmap_mode="c"))  # copy-on-write: writable for torch, never written
+
+
+def cache_key(data_dir: Path, size: int, layout: str, ab_order: str) -> str:
+    """A readable name that is unique per dataset path and decoding settings."""
+    where = str(Path(data_dir).resolve())
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(where).name) or "data"
+    return f"{name}-{size}px-{layout}-{ab_order}-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
+
+
+def files_fingerprint(listing: Listing) -> str:
+    """sha256 of every pair's files: name (the dataset's own path is in the key, however it was spelt),
+    size and modification time, in listing order."""
+    lines, folders = [], {}
+    try:
+        for split, pairs in listing.splits.items():
+            lines.append(f"[{split}]")
+            for pair in pairs:
+                for folder, name in pair.files():
+                    if folder not in folders:  # stat by name within an open folder: 25% faster than by path
+                        folders[folder] = os.open(folder, os.O_RDONLY)
+                    try:
+                        stat = os.stat(name, dir_fd=folders[folder])
+                        lines.append(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}")
+                    except OSError:
+                        lines.append(f"{name}\0missing")  # decoding will report it
+    finally:
+        for descriptor in folders.values():
+            os.close(descriptor)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def read_manifest(where: Path, fingerprint: str) -> tuple[dict | None, str]:
+    """(the manifest, "") when the cache at `where` is complete and current, else (None, why not)."""
+    try:
+        manifest = json.loads((where / "manifest.json").read_text())
+    except FileNotFoundError:
+        return None, ""
+    except (OSError, ValueError) as error:
+        return None, f"its manifest.json is unreadable: {error}"
+    if manifest.get("version") != PREPROCESSING_VERSION:
+        return None, f"built by preprocessing version {manifest.get('version')}, this is version {PREPROCESSING_VERSION}"
+    if manifest.get("fingerprint") != fingerprint:
+        return None, "files in the dataset were added, removed or changed since it was built"
+    try:
+        for entry in manifest["folders"].values():
+            for kind in ("sketches", "photos"):
+                path = where / entry[kind]["file"]
+                actual = path.stat().st_size if path.exists() else 0
+                if actual != entry[kind]["bytes"]:
+                    return None, f"{path.name} is {actual} bytes, not {entry[kind]['bytes']}: truncated or damaged"
+    except (KeyError, TypeError, AttributeError):
+        return None, "its manifest.json is malformed"
+    return manifest, ""
+
+
+def build(listing: Listing, where: Path, size: int, ab_order: str, threads: int | None, fingerprint: str) -> None:
+    """Decode every folder into a temporary dir beside `where`, then rename it into place."""
+    staging = where.with_name(f".{where.name}.building-{os.getpid()}")
+    started, total_bytes = time.perf_counter(), 0
+    manifest = {"version": PREPROCESSING_VERSION, "fingerprint": fingerprint, "image_size": size,
+                "layout": listing.layout, "ab_order": ab_order, "folders": {}}
+    try:
+        staging.mkdir()
+        for folder, pairs in listing.splits.items():
+            entry = {"pairs": len(pairs), "bad_rows": [], "problems": []}
+            files = {kind: staging / f"{folder}_{kind}.npy" for kind in ("sketches", "photos")}
+            with open(files["sketches"], "wb") as sketch_file, open(files["photos"], "wb") as photo_file:
+                for out, channels in ((sketch_file, 1), (photo_file, 3)):
+                    np.lib.format.write_array_header_1_0(out, {
+                        "descr": "|u1", "fortran_order": False, "shape": (len(pairs), channels, size, size)})
+                for start, sketches, photos, errors in decode_in_chunks(pairs, size, ab_order, threads, str(folder)):
+                    sketch_file.write(sketches.numpy().data)  # the tensor's own bytes, no copy
+                    photo_file.write(photos.numpy().data)
+                    for i, error in enumerate(errors):
+                        if error is not None:
+                            entry["bad_rows"].append(start + i)
+                            entry["problems"].append(error)
+                for out in (sketch_file, photo_file):
+                    out.flush()
+                    os.fsync(out.fileno())
+            for kind, path in files.items():
+                entry[kind] = {"file": path.name, "bytes": path.stat().st_size}
+                total_bytes += path.stat().st_size
+            manifest["folders"][folder] = entry
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        replace_dir(staging, where)
+    except OSError as error:
+        raise UserError(
+            f"could not write the decoded cache to {where} ({error}).\n"
+            "Free some space or point paths.cache_dir at a writable disk with room for it, "
+            "or set data.cache=memory to decode into RAM instead.") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    pairs = sum(len(p) for p in listing.splits.values())
+    seconds = time.perf_counter() - started
+    log.info("decoded cache built: %d pairs in %.1f s (%.0f pairs/s), %.2f GB at %s",
+             pairs, seconds, pairs / max(seconds, 1e-9), total_bytes / 1e9, where)
+
+
+def replace_dir(new: Path, where: Path) -> None:
+    """Put `new` at `where`. A process that mapped the old files keeps reading them until it exits."""
+    old = where.with_name(f".{where.name}.old-{os.getpid()}")
+    if where.exists():
+        where.rename(old)
+    new.rename(where)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def build_lock(cache_dir: Path, key: str):
+    """One process at a time checks and builds this cache; the others wait, then reuse it."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(cache_dir / f".{key}.lock", "a")
+    except OSError as error:
+        raise UserError(
+            f"paths.cache_dir={cache_dir} is not a writable folder ({error.strerror or error}).\n"
+            "Set paths.cache_dir=<a writable folder> (or the S2P_CACHE_DIR environment variable), "
+            "or data.cache=memory to decode into RAM instead.") from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for another process that is building the decoded cache %s", cache_dir / key)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        for leftover in cache_dir.glob(f".{key}.*-*"):  # from a builder that was killed: we hold the lock
+            shutil.rmtree(leftover, ignore_errors=True)
+        yield
