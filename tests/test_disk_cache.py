@@ -6,6 +6,7 @@ import logging
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -223,3 +224,20 @@ def test_an_unknown_cache_setting_names_the_key_and_the_choices(dataset, tmp_pat
         PairedSketchDataModule(data_dir=str(dataset), cache="ram")
     with pytest.raises(UserError, match="data.cache=disk needs data.cache_dir"):
         PairedSketchDataModule(data_dir=str(dataset), cache="disk", cache_dir=None)
+
+
+def test_a_batch_asks_the_kernel_for_exactly_its_rows_first(dataset, tmp_path, monkeypatch):
+    sets, _ = open_cache(dataset, tmp_path / "cache")
+    train = sets["all"].subset([1, 3, 5, 7])
+    asked = []
+    monkeypatch.setattr(disk_cache.MappedRows, "will_read", lambda self, rows: asked.append(rows.tolist()))
+    batch = next(iter(torch.utils.data.DataLoader(train, batch_size=3)))
+    assert asked == [[1, 3, 5], [1, 3, 5]]  # sketches' file, then photos'
+    assert torch.equal(batch["photo"], train.photos[:3])
+
+
+def test_too_little_free_space_is_said_before_decoding(dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(disk_cache.shutil, "disk_usage", lambda path: SimpleNamespace(free=1000))
+    forbid_decoding(monkeypatch)
+    with pytest.raises(UserError, match=r"needs 0.0 GB at .* and only 0.0 GB are free"):
+        open_cache(dataset, tmp_path / "cache")

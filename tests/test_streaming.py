@@ -259,3 +259,18 @@ def test_two_processes_stream_disjoint_shards_and_count_every_pair_once(tmp_path
     metrics = record(run)["metrics"]
     alone = one_process_metrics(run, "val", "last.ckpt")
     assert {name: metrics[name] for name in alone} == pytest.approx(alone, rel=1e-5)
+
+
+def test_an_overwrite_killed_half_way_leaves_no_pack_that_reads_as_finished(tmp_path, monkeypatch):
+    settings = [*PACK, f"paths.data_dir={tmp_path / 'data'}", f"out={tmp_path / 'packed'}"]
+    pack(compose_config(tmp_path, settings, "pack"))
+    assert (tmp_path / "packed" / "pack.json").exists()
+
+    def killed(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("sketch2photo.pack.optimize", killed)
+    with pytest.raises(KeyboardInterrupt):
+        pack(compose_config(tmp_path, [*settings, "overwrite=true"], "pack"))
+    with pytest.raises(UserError, match="no packed dataset can be read there"):
+        StreamingPairsDataModule(input_dir=str(tmp_path / "packed"), image_size=32).setup()

@@ -4,6 +4,7 @@ The classes call the same functions, for users who build them in Python."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +79,11 @@ def check_augment(min_scale: float = 0.8, degrees: float = 0.0, translate: float
             raise UserError(f"data.augment.{key}={value} must be in [0, {high:g}]; 0 turns it off.")
 
 
+def check_litdata() -> None:
+    if importlib.util.find_spec("litdata") is None:
+        raise UserError('data=streaming and s2p-pack need LitData, an optional extra: pip install "sketch2photo[streaming]"')
+
+
 def no_pack(input_dir: Any, reason: str) -> UserError:
     return UserError(
         f"data.input_dir={input_dir}: no packed dataset can be read there ({reason}). Pack one first with "
@@ -107,6 +113,7 @@ def check_training_config(cfg: DictConfig) -> None:
         if augment.get("enabled"):
             check_augment(**augment)
     if "input_dir" in data:
+        check_litdata()
         check_pack_dir(data["input_dir"])
 
 

@@ -25,7 +25,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
-from sketch2photo.checks import check_eval_config, check_training_config
+from sketch2photo.checks import check_eval_config, check_litdata, check_training_config
 from sketch2photo.did_you_mean import nearest_names
 from sketch2photo.errors import UserError, require_keys, unwrap
 from sketch2photo.metrics import higher_is_better
@@ -183,4 +183,4 @@ evaluate = command("eval", "sketch2photo.evaluate:main", precheck=check_eval_con
 predict = command("predict", "sketch2photo.predict:main", precheck=requires(USAGES["predict"]))
 export = command("export", "sketch2photo.export:main", precheck=requires(USAGES["export"]))
 make_pairs = command("make_pairs", "sketch2photo.make_pairs:main", precheck=requires(USAGES["make_pairs"]))
-pack = command("pack", "sketch2photo.pack:main", precheck=requires(USAGES["pack"]))
+pack = command("pack", "sketch2photo.pack:main", precheck=lambda cfg: (requires(USAGES["pack"])(cfg), check_litdata()))

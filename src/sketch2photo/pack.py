@@ -17,13 +17,12 @@ import time
 from pathlib import Path
 
 from hydra.utils import instantiate
-from litdata import optimize
 from omegaconf import DictConfig, OmegaConf
 
 from sketch2photo.checkpoints import DATA_SETTINGS
 from sketch2photo.cli import USAGES, command
 from sketch2photo.data.batches import STAGES
-from sketch2photo.data.streaming import PACK_INFO, is_remote, read_pack_info
+from sketch2photo.data.streaming import PACK_INFO, is_remote, optimize, read_pack_info
 from sketch2photo.errors import UserError, require_keys
 
 log = logging.getLogger("sketch2photo.pack")
@@ -80,6 +79,14 @@ def check_output(out: str, overwrite: bool) -> None:
         return  # nothing finished packed there
     if not overwrite:
         raise UserError(f"out={out} already holds a pack ({out}/{PACK_INFO}). Choose a new out= or add overwrite=true.")
+    # From here until the new pack.json is written, out= holds no finished pack: an overwrite that is
+    # killed half-way is refused by data=streaming rather than read as the old pack over new chunks.
+    if is_remote(out):
+        from litdata.streaming.fs_provider import _get_fs_provider
+
+        _get_fs_provider(f"{out}/{PACK_INFO}").delete_file_or_directory(f"{out}/{PACK_INFO}")
+    else:
+        Path(out, PACK_INFO).unlink()
 
 
 def write_pack_info(out: str, info: dict) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -34,6 +34,7 @@ class CachedPairs(Dataset):
     all_photos: torch.Tensor
     pairs: list[Pair]
     rows: torch.Tensor  # long (len(pairs),)
+    about_to_read: Callable[[torch.Tensor], object] | None = None  # told the rows of a batch first (disk_cache)
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -42,8 +43,15 @@ class CachedPairs(Dataset):
         row = self.rows[index]
         return {"sketch": self.all_sketches[row], "photo": self.all_photos[row], "index": index}
 
+    def __getitems__(self, indices: list[int]) -> list[dict]:
+        """A batch, as the DataLoader asks for it."""
+        if self.about_to_read is not None:
+            self.about_to_read(self.rows[indices])
+        return [self[index] for index in indices]
+
     def subset(self, indices: list[int]) -> CachedPairs:
-        return CachedPairs(self.all_sketches, self.all_photos, [self.pairs[i] for i in indices], self.rows[indices])
+        return CachedPairs(self.all_sketches, self.all_photos, [self.pairs[i] for i in indices], self.rows[indices],
+                           self.about_to_read)
 
     # Gathered copies, for small sets and a chunk at a time: a 50k-pair set is 13 GB at 256 px.
     @property
@@ -59,10 +67,12 @@ class CachedPairs(Dataset):
             yield self.subset(list(range(start, min(start + size, len(self)))))
 
 
-def all_rows(sketches: torch.Tensor, photos: torch.Tensor, pairs: list[Pair], bad: set[int]) -> CachedPairs:
+def all_rows(sketches: torch.Tensor, photos: torch.Tensor, pairs: list[Pair], bad: set[int],
+             about_to_read: Callable[[torch.Tensor], object] | None = None) -> CachedPairs:
     """The pairs that decoded: every row but the `bad` ones."""
     good = [i for i in range(len(pairs)) if i not in bad]
-    return CachedPairs(sketches, photos, [pairs[i] for i in good], torch.as_tensor(good, dtype=torch.long))
+    return CachedPairs(sketches, photos, [pairs[i] for i in good], torch.as_tensor(good, dtype=torch.long),
+                       about_to_read)
 
 
 def decode_in_chunks(pairs: list[Pair], size: int, ab_order: str, threads: int | None, what: str

@@ -82,7 +82,7 @@ class PairedSketchDataModule(PairBatches):
         started = time.perf_counter()
         listing = find_pairs(self.data_dir, hp.layout)
         if hp.cache == "disk":
-            decoded, bad = open_disk_cache(listing, self.data_dir, hp.image_size, hp.ab_order, Path(hp.cache_dir),
+            decoded, bad = open_disk_cache(listing, self.data_dir, hp.image_size, hp.ab_order, Path(hp.cache_dir).expanduser(),
                                            hp.decode_threads)
         else:
             decoded, bad = decode_listing(listing, hp.image_size, hp.ab_order, hp.decode_threads)

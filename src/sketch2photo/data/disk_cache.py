@@ -8,9 +8,9 @@
 Every run, sweep job and DDP rank maps the same files, so the pages are shared through the OS page
 cache: no process holds a private copy, and a dataset larger than RAM is read on demand.
 
-A cache is reused while its fingerprint matches: every file's path, size and modification time (a
+A cache is reused while its fingerprint matches: every file's name, size and modification times (a
 stat per file; hashing contents would read the whole dataset each run). Anything else rebuilds it:
-a changed, added or removed file, a new PREPROCESSING_VERSION, a truncated file.
+a changed, added or removed file, a new PREPROCESSING_VERSION or Pillow, a truncated file.
 
 Builders take an exclusive lock (one per cache) and build into a temporary dir that is renamed into
 place when complete, so two processes starting together never read a half-written cache: the second
@@ -19,18 +19,21 @@ waits, then reuses the first one's.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
+import math
+import mmap
 import os
 import re
 import shutil
 import time
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import numpy as np
+import PIL
 import torch
 
 from sketch2photo.data.cache import CachedPairs, all_rows, decode_in_chunks
@@ -59,29 +62,67 @@ def open_disk_cache(listing: Listing, data_dir: Path, size: int, ab_order: str, 
             if manifest is None:
                 raise UserError(f"the decoded cache just built at {where} does not read back ({why}); "
                                 "check the disk, or set data.cache=memory.")
-    sets, problems = {}, []
-    for folder, pairs in listing.splits.items():
-        entry = manifest["folders"][folder]
-        sketches, photos = (memory_map(where / entry[kind]["file"]) for kind in ("sketches", "photos"))
-        sets[folder] = all_rows(sketches, photos, pairs, set(entry["bad_rows"]))
-        problems += entry["problems"]
+        # Mapped under the lock: a process rebuilding the cache later replaces the files, and the
+        # mapped ones stay readable, unchanged, until this process exits.
+        sets, problems = {}, []
+        for folder, pairs in listing.splits.items():
+            entry = manifest["folders"][folder]
+            sketches, photos = (MappedRows(where / entry[kind]["file"], (len(pairs), channels, size, size))
+                                for kind, channels in (("sketches", 1), ("photos", 3)))
+            sets[folder] = all_rows(sketches.tensor, photos.tensor, pairs, set(entry["bad_rows"]),
+                                    about_to_read=partial(will_read, (sketches, photos)))
+            problems += entry["problems"]
     return sets, problems
 
 
-def memory_map(path: Path) -> torch.Tensor:
-    return torch.from_numpy(np.load(path, mmap_mode="c"))  # copy-on-write: writable for torch, never written
+def will_read(files: tuple[MappedRows, ...], rows: torch.Tensor) -> None:
+    for file in files:
+        file.will_read(rows)
+
+
+class MappedRows:
+    """A cache file's rows as a uint8 tensor over a private (copy-on-write, never written) mapping.
+
+    The kernel's read-around for a page fault in a mapped file is the device's readahead (8 MB on
+    this project's machine), so each 256 KB pair of a shuffled batch read 16-32x its size from disk
+    once the cache no longer fit in RAM. The mapping is MADV_RANDOM instead, and the exact rows of a
+    batch are asked for with MADV_WILLNEED before they are copied, all at once."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...]):
+        with open(path, "rb") as file:
+            np.lib.format.read_magic(file)
+            found, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
+            if found != shape or dtype != np.uint8 or fortran_order:
+                raise UserError(f"the decoded cache file {path} holds {dtype} {found}, not uint8 {shape}: "
+                                f"delete {path.parent} and run again.")
+            self.offset, self.row_bytes = file.tell(), math.prod(shape[1:])
+            if math.prod(shape) == 0:
+                self.mapping, self.tensor = None, torch.empty(shape, dtype=torch.uint8)
+                return
+            self.mapping = mmap.mmap(file.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+        self.mapping.madvise(mmap.MADV_RANDOM)
+        array = np.frombuffer(self.mapping, dtype=np.uint8, count=math.prod(shape), offset=self.offset)
+        self.tensor = torch.from_numpy(array.reshape(shape))
+
+    def will_read(self, rows: torch.Tensor) -> None:
+        for row in rows.tolist():
+            start = self.offset + row * self.row_bytes
+            aligned = start - start % mmap.PAGESIZE
+            self.mapping.madvise(mmap.MADV_WILLNEED, aligned, start + self.row_bytes - aligned)
 
 
 def cache_key(data_dir: Path, size: int, layout: str, ab_order: str) -> str:
     """A readable name that is unique per dataset path and decoding settings."""
     where = str(Path(data_dir).resolve())
     name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(where).name) or "data"
-    return f"{name}-{size}px-{layout}-{ab_order}-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
+    order = f"-{ab_order}" if layout == "aligned" else ""  # which half is the sketch: aligned files only
+    return f"{name}-{size}px-{layout}{order}-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
 
 
 def files_fingerprint(listing: Listing) -> str:
     """sha256 of every pair's files: name (the dataset's own path is in the key, however it was spelt),
-    size and modification time, in listing order."""
+    size, modification time and status change time (a chmod that makes a file readable changes only
+    that), in listing order."""
     lines, folders = [], {}
     try:
         for split, pairs in listing.splits.items():
@@ -92,7 +133,7 @@ def files_fingerprint(listing: Listing) -> str:
                         folders[folder] = os.open(folder, os.O_RDONLY)
                     try:
                         stat = os.stat(name, dir_fd=folders[folder])
-                        lines.append(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}")
+                        lines.append(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}")
                     except OSError:
                         lines.append(f"{name}\0missing")  # decoding will report it
     finally:
@@ -109,8 +150,12 @@ def read_manifest(where: Path, fingerprint: str) -> tuple[dict | None, str]:
         return None, ""
     except (OSError, ValueError) as error:
         return None, f"its manifest.json is unreadable: {error}"
+    if not isinstance(manifest, dict):
+        return None, "its manifest.json is malformed"
     if manifest.get("version") != PREPROCESSING_VERSION:
         return None, f"built by preprocessing version {manifest.get('version')}, this is version {PREPROCESSING_VERSION}"
+    if manifest.get("pillow") != PIL.__version__:  # its decoders and resampling filters are the preprocessing too
+        return None, f"decoded with Pillow {manifest.get('pillow')}, this is Pillow {PIL.__version__}"
     if manifest.get("fingerprint") != fingerprint:
         return None, "files in the dataset were added, removed or changed since it was built"
     try:
@@ -128,8 +173,14 @@ def read_manifest(where: Path, fingerprint: str) -> tuple[dict | None, str]:
 def build(listing: Listing, where: Path, size: int, ab_order: str, threads: int | None, fingerprint: str) -> None:
     """Decode every folder into a temporary dir beside `where`, then rename it into place."""
     staging = where.with_name(f".{where.name}.building-{os.getpid()}")
+    needed = sum(len(pairs) for pairs in listing.splits.values()) * 4 * size * size  # sketch 1 + photo 3 channels
+    free = shutil.disk_usage(where.parent).free
+    if needed > free:
+        raise UserError(
+            f"the decoded cache needs {needed / 1e9:.1f} GB at {where.parent} and only {free / 1e9:.1f} GB are free.\n"
+            "Free some space, point paths.cache_dir at a disk with room for it, or set data.cache=memory.")
     started, total_bytes = time.perf_counter(), 0
-    manifest = {"version": PREPROCESSING_VERSION, "fingerprint": fingerprint, "image_size": size,
+    manifest = {"version": PREPROCESSING_VERSION, "pillow": PIL.__version__, "fingerprint": fingerprint, "image_size": size,
                 "layout": listing.layout, "ab_order": ab_order, "folders": {}}
     try:
         staging.mkdir()
@@ -182,6 +233,10 @@ def replace_dir(new: Path, where: Path) -> None:
 def build_lock(cache_dir: Path, key: str):
     """One process at a time checks and builds this cache; the others wait, then reuse it."""
     try:
+        import fcntl  # POSIX only
+    except ImportError:
+        raise UserError("data.cache=disk needs file locks this system lacks; set data.cache=memory.") from None
+    try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         lock = open(cache_dir / f".{key}.lock", "a")
     except OSError as error:
@@ -195,6 +250,9 @@ def build_lock(cache_dir: Path, key: str):
         except BlockingIOError:
             log.info("waiting for another process that is building the decoded cache %s", cache_dir / key)
             fcntl.flock(lock, fcntl.LOCK_EX)
+        except OSError as error:  # some network file systems have no locks
+            raise UserError(f"paths.cache_dir={cache_dir} cannot be locked ({error.strerror or error}): "
+                            "put it on a local disk, or set data.cache=memory.") from None
         for leftover in cache_dir.glob(f".{key}.*-*"):  # from a builder that was killed: we hold the lock
             shutil.rmtree(leftover, ignore_errors=True)
         yield

@@ -86,12 +86,12 @@ def is_image_file(path: Path) -> bool:
 
 def natural_key(text: str) -> list:
     """'2' sorts before '10'."""
-    return [int(part) if part.isdigit() else part.lower() for part in DIGIT_RUNS.split(text)]
+    return [int(part) if part.isdecimal() else part.lower() for part in DIGIT_RUNS.split(text)]
 
 
 def natural_sorted(names) -> list[str]:
     names = list(names)
-    if all(name.isdigit() for name in names):  # the usual <N>_A.jpg names: the same order, 5x faster
+    if all(name.isdecimal() for name in names):  # the usual <N>_A.jpg names: the same order, 5x faster
         return sorted(names, key=lambda name: (int(name), name))
     return sorted(names, key=lambda name: (natural_key(name), name))
 

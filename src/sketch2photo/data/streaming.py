@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-from litdata import StreamingDataLoader, StreamingDataset
 from torch.utils.data import Dataset
 
-from sketch2photo.checks import PACK_INFO, REMOTE_PREFIXES, check_data, no_pack
+from sketch2photo.checks import PACK_INFO, REMOTE_PREFIXES, check_data, check_litdata, no_pack
 from sketch2photo.data.augment import PairedAugment
 from sketch2photo.data.batches import STAGES, PairBatches
 from sketch2photo.errors import UserError
+
+check_litdata()
+from litdata import StreamingDataLoader, StreamingDataset, optimize  # noqa: E402  (after the clear message)
 
 log = logging.getLogger(__name__)
 # litdata's INFO lines per dataset: its cache budget, that a local pack is memory-mapped
@@ -82,9 +84,9 @@ class PackedPairs(Dataset):
     """One packed stage read by index: all its pairs in every process (len() of a StreamingDataset is
     a shard's, and depends on the environment it was built in)."""
 
-    def __init__(self, location: str, count: int, cache_dir: str | None = None):
+    def __init__(self, location: str, count: int, download_dir: str | None = None):
         self.location, self.count = location, count
-        self.stream = StreamingDataset(location, cache_dir=cache_dir)
+        self.stream = StreamingDataset(location, cache_dir=download_dir)
 
     def __len__(self) -> int:
         return self.count
@@ -103,7 +105,7 @@ class StreamingPairsDataModule(PairBatches):
         shuffle: bool = True,
         seed: int = 0,
         augment: dict | None = None,
-        cache_dir: str | None = None,
+        download_dir: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -128,7 +130,7 @@ class StreamingPairsDataModule(PairBatches):
         for stage, info in pack["stages"].items():
             if info["folder"] not in by_folder:
                 by_folder[info["folder"]] = PackedPairs(f"{self.input_dir}/{info['folder']}", info["pairs"],
-                                                        self.hparams.cache_dir)
+                                                        self.hparams.download_dir)
             self.sets[stage] = by_folder[info["folder"]]
         if not self.has("train"):
             raise UserError(f"data.input_dir={self.input_dir}: the pack has no training pairs; pack it again.")
@@ -140,7 +142,7 @@ class StreamingPairsDataModule(PairBatches):
         # Built here, inside fit, the dataset sees the process group and takes this rank's shard.
         # drop_last=None: litdata's default, True under DDP, so that every rank runs the same number of
         # steps (litData #233): it deals whole batches to the ranks and drops the rest.
-        stream = StreamingDataset(train.location, cache_dir=self.hparams.cache_dir, shuffle=self.hparams.shuffle,
+        stream = StreamingDataset(train.location, cache_dir=self.hparams.download_dir, shuffle=self.hparams.shuffle,
                                   seed=self.hparams.seed)
         batch_size = self.batch_size or len(train)
         trainer = self.trainer
