@@ -76,6 +76,7 @@ def test_a_changed_file_rebuilds_with_the_new_pixels(dataset, tmp_path, caplog):
 def test_an_older_preprocessing_version_is_rebuilt_with_one_line_saying_why(dataset, tmp_path, monkeypatch, caplog):
     open_cache(dataset, tmp_path / "cache")
     monkeypatch.setattr(disk_cache, "PREPROCESSING_VERSION", disk_cache.PREPROCESSING_VERSION + 1)
+    caplog.clear()  # the first build's line, when an earlier test left INFO on
     with caplog.at_level(logging.INFO, logger="sketch2photo.data.disk_cache"):
         sets, _ = open_cache(dataset, tmp_path / "cache")
     why = [r.message for r in caplog.records if "building" in r.message]
