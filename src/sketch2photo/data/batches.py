@@ -14,6 +14,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
+from sketch2photo.data.augment import PairedAugment
 from sketch2photo.data.images import sketch_to_input, to_model_range
 
 STAGES = ("train", "val", "test")
@@ -21,6 +22,19 @@ STAGES = ("train", "val", "test")
 
 class PairBatches(LightningDataModule):
     sets: dict
+
+    @staticmethod
+    def augmentation(image_size: int, settings: dict | None) -> PairedAugment | None:
+        """data.augment.* as the module applies it: None unless enabled."""
+        settings = dict(settings or {})
+        return PairedAugment(image_size, **settings) if settings.pop("enabled", False) else None
+
+    def set_sizes(self) -> str:
+        """'train 16, val 2, test 2', for the log."""
+        return ", ".join(f"{stage} {len(self.sets[stage])}" for stage in STAGES if stage in self.sets)
+
+    def pin_memory(self) -> bool:
+        return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
 
     def has(self, stage: str) -> bool:
         return len(self.sets.get(stage, ())) > 0
@@ -56,7 +70,7 @@ class PairBatches(LightningDataModule):
             generator=shuffle_with,
             num_workers=workers,
             persistent_workers=workers > 0,
-            pin_memory=self.trainer is not None and self.trainer.strategy.root_device.type == "cuda",
+            pin_memory=self.pin_memory(),
         )
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:

@@ -19,8 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from sketch2photo.checks import check_data, check_split
-from sketch2photo.data.augment import PairedAugment
-from sketch2photo.data.batches import STAGES, PairBatches
+from sketch2photo.data.batches import PairBatches
 from sketch2photo.data.cache import CachedPairs, decode_listing
 from sketch2photo.data.disk_cache import open_disk_cache
 from sketch2photo.data.layouts import check_layout, find_pairs
@@ -61,8 +60,7 @@ class PairedSketchDataModule(PairBatches):
         check_data(image_size, batch_size, on_bad_file, num_workers, cache, cache_dir)
         check_layout(layout, ab_order)
         check_split(split, val_fraction, test_fraction, folds, fold)
-        augment = dict(augment or {})
-        self.augment = PairedAugment(image_size, **augment) if augment.pop("enabled", False) else None
+        self.augment = self.augmentation(image_size, augment)
         self.data_dir = Path(data_dir)
         self.batch_size = batch_size
         self.sets: dict[str, CachedPairs] = {}
@@ -99,10 +97,9 @@ class PairedSketchDataModule(PairBatches):
         if not self.sets.get("train"):
             raise UserError(f"no usable training pairs in {self.data_dir} after skipping {len(problems)} bad one(s).")
         self._warn_about_sizes()
-        counts = ", ".join(f"{stage} {len(self.sets[stage])}" for stage in STAGES if stage in self.sets)
         log.info(
             "data: %d pairs used from %s (%s); %d problem(s) skipped, %d other files ignored; %dpx, %s cache ready in %.1fs",
-            sum(len(s) for s in decoded.values()), self.data_dir, counts, len(problems), len(listing.ignored),
+            sum(len(s) for s in decoded.values()), self.data_dir, self.set_sizes(), len(problems), len(listing.ignored),
             hp.image_size, hp.cache, time.perf_counter() - started,
         )
 

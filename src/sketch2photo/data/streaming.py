@@ -23,8 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sketch2photo.checks import PACK_INFO, REMOTE_PREFIXES, check_data, check_litdata, no_pack
-from sketch2photo.data.augment import PairedAugment
-from sketch2photo.data.batches import STAGES, PairBatches
+from sketch2photo.data.batches import PairBatches
 from sketch2photo.errors import UserError
 
 check_litdata()
@@ -110,8 +109,7 @@ class StreamingPairsDataModule(PairBatches):
         super().__init__()
         self.save_hyperparameters(logger=False)
         check_data(image_size, batch_size, "error", num_workers)
-        augment = dict(augment or {})
-        self.augment = PairedAugment(image_size, **augment) if augment.pop("enabled", False) else None
+        self.augment = self.augmentation(image_size, augment)
         self.input_dir = str(input_dir).rstrip("/")
         self.batch_size = batch_size
         self.sets: dict[str, PackedPairs] = {}
@@ -134,8 +132,7 @@ class StreamingPairsDataModule(PairBatches):
             self.sets[stage] = by_folder[info["folder"]]
         if not self.has("train"):
             raise UserError(f"data.input_dir={self.input_dir}: the pack has no training pairs; pack it again.")
-        counts = ", ".join(f"{stage} {len(self.sets[stage])}" for stage in STAGES if stage in self.sets)
-        log.info("data: %s streamed from %s (packed from %s); %dpx", counts, self.input_dir, pack.get("source"), size)
+        log.info("data: %s streamed from %s (packed from %s); %dpx", self.set_sizes(), self.input_dir, pack.get("source"), size)
 
     def train_dataloader(self) -> StreamingDataLoader:
         train = self.sets["train"]
@@ -147,7 +144,7 @@ class StreamingPairsDataModule(PairBatches):
         batch_size = self.batch_size or len(train)
         trainer = self.trainer
         loader = ResumableLoader(stream, batch_size=batch_size, num_workers=self.hparams.num_workers,
-                                 pin_memory=self._on_cuda(),
+                                 pin_memory=self.pin_memory(),
                                  epochs_done=(lambda: trainer.current_epoch) if trainer is not None else None)
         # not persistent_workers: litdata sets each epoch (the shuffle's seed) on the dataset of the main
         # process, which workers kept alive from the last epoch would not see
@@ -167,9 +164,6 @@ class StreamingPairsDataModule(PairBatches):
                 "process(es) and drops the rest, so that all take the same number of steps. Which pairs varies "
                 "by epoch only when the pack has several chunks (s2p-pack chunk_bytes=...).",
                 dropped, total, batch_size, world)
-
-    def _on_cuda(self) -> bool:
-        return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
 
     # -- exact resume: the augmentation draws continue where they stopped ------------------
     def state_dict(self) -> dict:
