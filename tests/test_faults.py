@@ -30,8 +30,18 @@ RUN = [*TINY, "data.synthetic_pairs=24", "data.batch_size=4", "data.augment.enab
 def start(tmp_path: Path, name: str, *extra: str) -> subprocess.Popen:
     command = [str(BIN / "s2p-train"), *RUN, f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={name}", *extra]
     # A shell's background job ignores SIGINT, and children inherit that: give the run Python's default.
+    # PYTHONFAULTHANDLER: a run that hangs can be made to print every thread's stack (SIGABRT)
     return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONFAULTHANDLER": "1"},
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def output_of(process: subprocess.Popen, timeout: float = 120) -> str:
+    try:
+        return process.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        pytest.fail(f"the run hung; its threads' stacks:\n{process.communicate()[0][-6000:]}")
 
 
 def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -75,7 +85,7 @@ def test_ctrl_c_or_sigterm_saves_and_exits_cleanly(tmp_path, stop):
     run = start(tmp_path, "interrupted", "trainer.max_epochs=200")
     wait_for(tmp_path / "interrupted" / "samples" / "epoch_0002.png", run)
     run.send_signal(stop)
-    output = run.communicate(timeout=120)[0]
+    output = output_of(run)
     assert run.returncode == (1 if stop == signal.SIGINT else 128 + signal.SIGTERM), output[-3000:]
     assert "Interrupted: saved" in output
     assert "resume=" in output
@@ -155,6 +165,33 @@ def test_an_interrupt_before_training_starts_keeps_last_ckpt():
     assert saved == []  # only an interrupt saves: a crash must not overwrite the last good checkpoint
     callback.on_exception(trainer, None, KeyboardInterrupt())
     assert [Path(path) for path in saved] == [Path("run") / "checkpoints" / "last.ckpt"]
+
+
+def test_ctrl_c_during_training_waits_for_the_end_of_the_batch():
+    """Raised mid-bytecode, KeyboardInterrupt can leave TensorBoard's writer lock held, and the
+    shutdown then hangs on it: the first Ctrl-C only asks, the second stops at once."""
+    trainer = SimpleNamespace(fast_dev_run=False, default_root_dir="run", current_epoch=0)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    callback = CheckpointOnInterrupt(dirpath="run/checkpoints")
+    try:
+        callback.on_train_start(trainer, None)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)  # the handler runs here, in the middle of the "step", and must not raise
+        assert callback.stop_requested
+        with pytest.raises(KeyboardInterrupt):
+            callback.on_train_batch_end(trainer, None, None, None, 0)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+        callback = CheckpointOnInterrupt(dirpath="run/checkpoints")
+        callback.on_train_start(trainer, None)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.01)
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.01)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def test_nan_stops_with_a_clear_message_and_no_bad_checkpoint(train_config, tmp_path):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from pathlib import Path
 
 import torch
@@ -127,16 +129,47 @@ class CheckpointOnInterrupt(Callback):
     Only once training has started: before that the model may not hold the resumed weights yet.
     Not Lightning's OnExceptionCheckpoint: with one, fit(ckpt_path=None) resumes from its file, so
     a new run in a used dir would continue the old one, and its teardown deletes the file.
+
+    During training a Ctrl-C stops at the end of the current batch, as Lightning does for SIGTERM.
+    Raised at any bytecode, KeyboardInterrupt can leave a lock held (TensorBoard's event writer),
+    and the shutdown then hangs on it. A second Ctrl-C stops at once.
     """
 
     def __init__(self, dirpath: str) -> None:
         self.path = Path(dirpath) / "last.ckpt"
         self.training_started = False
+        self.stop_requested = False
+        self.previous_handler = None
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.training_started = True
+        if threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous_handler = signal.signal(signal.SIGINT, self._request_stop)
+
+    def _request_stop(self, signum, frame) -> None:
+        if self.stop_requested:  # the second Ctrl-C
+            self._restore_handler()
+            raise KeyboardInterrupt
+        self.stop_requested = True
+
+    def _stop_if_requested(self, *args) -> None:
+        if self.stop_requested:
+            self._restore_handler()
+            raise KeyboardInterrupt
+
+    on_train_batch_end = on_validation_batch_end = on_train_epoch_end = _stop_if_requested
+
+    def _restore_handler(self) -> None:
+        if self.previous_handler is not None and signal.getsignal(signal.SIGINT) == self._request_stop:
+            signal.signal(signal.SIGINT, self.previous_handler)
+        self.previous_handler = None
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._restore_handler()
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        self._restore_handler()  # only if still ours: after a Ctrl-C Lightning ignores SIGINT while it shuts down
         if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not self.training_started:
             return
         if trainer.fast_dev_run:
