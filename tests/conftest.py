@@ -55,3 +55,9 @@ def background_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
     """The tiny U-Net given the sketch's background as an input channel and painting it white."""
     return tiny_unet_checkpoint(tmp_path_factory.mktemp("tiny_run"), synthetic_dir, "model.net.background_input=true",
                                 "model.net.background_fill=true")
+
+
+@pytest.fixture(scope="session")
+def hint_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
+    """The tiny U-Net that takes colour hints (trained with simulated ones)."""
+    return tiny_unet_checkpoint(tmp_path_factory.mktemp("tiny_run"), synthetic_dir, "model.net.hint_input=true")

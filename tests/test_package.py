@@ -63,7 +63,7 @@ def test_the_wheel_carries_its_configs_and_trains_outside_the_checkout(installed
     record = json.loads((tmp_path / "outputs" / "one" / "metrics.json").read_text())
     assert record["status"] == "ok"
     assert record["epochs"] == 1
-    assert (tmp_path / "data" / "synthetic-8-32" / "testA").is_dir()  # written where the command ran
+    assert (tmp_path / "data" / "synthetic-8-32-by_shape" / "testA").is_dir()  # written where the command ran
 
 
 def test_a_users_own_experiment_file_through_config_dir(installed, tmp_path):

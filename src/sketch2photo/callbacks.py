@@ -64,6 +64,11 @@ def sample_grid(sketches: torch.Tensor, outputs: torch.Tensor, targets: torch.Te
     return pil_to_tensor(canvas).float() / 255
 
 
+def with_hints(sketches: torch.Tensor, hints: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) sketches with their (B, 4, H, W) hint maps painted on top, all in [-1, 1]."""
+    return torch.where(hints[:, 3:] > 0, hints[:, :3], sketches)
+
+
 class SampleGrids(Callback):
     """Every `every_n_epochs` (and at the end of fit) write samples/epoch_XXXX.png and a TensorBoard image."""
 
@@ -88,10 +93,14 @@ class SampleGrids(Callback):
         if self.batch is None:
             self.batch = trainer.datamodule.sample_batch(self.num_samples)
         sketches = self.batch["sketch"].to(pl_module.device)
+        hints = self.batch.get("hints")
+        hints = hints.to(pl_module.device) if hints is not None else None
         was_training = pl_module.training
         pl_module.eval()
         with torch.inference_mode():
-            outputs = pl_module(sketches)
+            outputs = pl_module(sketches, hints)
+        if hints is not None:  # the sketch row shows the hints painted on it
+            sketches = with_hints(sketches, hints)
         pl_module.train(was_training)
         notes = ["train" if from_train else "" for from_train in self.batch["from_train"]]
         grid = sample_grid(sketches, outputs, self.batch["photo"], f"epoch {epoch}", notes if any(notes) else None)

@@ -20,6 +20,7 @@ PACK_INFO = "pack.json"  # what s2p-pack writes last: a folder without it holds 
 REMOTE_PREFIXES = ("s3://", "gs://", "r2://")
 SUBSETS = ("test", "val", "train", "all")
 BASELINES = ("mean", "white")
+HINT_PLACEMENTS = ("random", "regions")  # data/hints.py's PLACEMENTS; here without importing torch
 
 
 def check_epochs(max_epochs: Any) -> None:
@@ -125,6 +126,14 @@ def check_eval_config(cfg: DictConfig) -> None:
         raise UserError("give exactly one of ckpt_path=<file.ckpt or .safetensors> or baseline=mean|white.")
     if cfg.baseline and cfg.baseline not in BASELINES:
         raise UserError(f"baseline={cfg.baseline!r} must be one of {', '.join(BASELINES)}.")
+    counts = cfg.hints if OmegaConf.is_list(cfg.hints) else [] if cfg.hints is None else [cfg.hints]
+    if any(not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 255 for count in counts):
+        raise UserError(f"hints={cfg.hints}: give whole numbers of hints from 0 to 255, e.g. hints=0,1,3,10,30.")
+    if counts and cfg.baseline:
+        raise UserError("hints= scores a model that takes colour hints; a baseline takes none.")
+    placements = list(cfg.hint_placements) if OmegaConf.is_list(cfg.hint_placements) else [cfg.hint_placements]
+    if not placements or any(placement not in HINT_PLACEMENTS for placement in placements):
+        raise UserError(f"hint_placements={cfg.hint_placements}: each must be one of {', '.join(HINT_PLACEMENTS)}.")
     if cfg.baseline == "mean" and cfg.subset == "all":
         raise UserError("baseline=mean subset=all would score the mean of all pairs on those same pairs; "
                         "use subset=test or subset=val, whose mean comes from the training pairs.")

@@ -102,9 +102,10 @@ def use_hydra_logging_for_lightning() -> None:
 
 
 def command(config_name: str, body: str | Callable[[DictConfig], Any],
-            precheck: Callable[[DictConfig], None] | None = None) -> Callable[[], Any]:
+            precheck: Callable[[DictConfig], None] | None = None, list_keys: tuple[str, ...] = ()) -> Callable[[], Any]:
     """An s2p-* entry point: compose `config_name`, run `precheck` (plain values, no torch), then
-    `body` ("module:function", or the function itself)."""
+    `body` ("module:function", or the function itself). `list_keys` take a comma list without
+    brackets (`hints=0,1,3`), which Hydra outside -m refuses as an ambiguous sweep."""
     started = []
 
     def run(cfg: DictConfig) -> Any:
@@ -146,6 +147,8 @@ def command(config_name: str, body: str | Callable[[DictConfig], Any],
 
     def entry() -> Any:
         silence_known_noise()  # here too: a sweeper's imports log before any job runs
+        if list_keys and not {"-m", "--multirun"} & set(sys.argv):
+            sys.argv[1:] = [_as_list(argument, list_keys) for argument in sys.argv[1:]]
         try:
             return hydra_main()
         except SystemExit as exit:
@@ -159,6 +162,11 @@ def command(config_name: str, body: str | Callable[[DictConfig], Any],
                 print(sweep_summary(SweepStart.sweep_dirs.pop()))
 
     return entry
+
+
+def _as_list(argument: str, keys: tuple[str, ...]) -> str:
+    key, _, value = argument.partition("=")
+    return f"{key}=[{value}]" if key in keys and "," in value and not value.startswith("[") else argument
 
 
 def requires(usage: str) -> Callable[[DictConfig], None]:
@@ -179,7 +187,7 @@ USAGES = {
 }
 
 train = command("train", "sketch2photo.train:main", precheck=check_training_config)
-evaluate = command("eval", "sketch2photo.evaluate:main", precheck=check_eval_config)
+evaluate = command("eval", "sketch2photo.evaluate:main", precheck=check_eval_config, list_keys=("hints",))
 predict = command("predict", "sketch2photo.predict:main", precheck=requires(USAGES["predict"]))
 export = command("export", "sketch2photo.export:main", precheck=requires(USAGES["export"]))
 make_pairs = command("make_pairs", "sketch2photo.make_pairs:main", precheck=requires(USAGES["make_pairs"]))

@@ -4,15 +4,22 @@
     s2p-eval ckpt_path=... data.data_dir=other/pairs subset=all             # any paired folder
     s2p-eval baseline=mean data=sketch2photo data.folds=5 data.fold=0 subset=val
 
+    s2p-eval ckpt_path=... hints=0,1,3,10,30                                # a model that takes hints
+
 Writes metrics.json (the mean of each metric), per_image.csv and grid.png (sketch | output | target)
 to its run dir. The model and the data settings it was trained with come from the checkpoint;
 `data.*` overrides on the command line replace single settings. The pairs go through
 `Trainer.test`, the module's own test step and metrics; Lightning picks the device.
+
+With hints=..., every held-out image is scored with each number of simulated hints (drawn from its
+target as in training, seeded by hints_seed) and each placement in hint_placements: a row of
+metrics each, in hints.csv and hints.json, and hints.png plots PSNR against the number of hints.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 from pathlib import Path
 
@@ -24,7 +31,7 @@ from torch import nn
 from torchvision.utils import save_image
 
 from sketch2photo import checkpoints
-from sketch2photo.callbacks import sample_grid
+from sketch2photo.callbacks import sample_grid, with_hints
 from sketch2photo.checks import check_eval_config
 from sketch2photo.cli import command, typed_overrides
 from sketch2photo.data.datamodule import PairedSketchDataModule
@@ -79,7 +86,10 @@ class PerImageRows(Callback):
                               **{key: float(values[i]) for key, values in per_image.items()}})
         if self.grid is None:
             count = self.grid_size
-            self.grid = (batch["sketch"][:count], outputs[:count], batch["photo"][:count])
+            sketches = batch["sketch"][:count]
+            if "hints" in batch:
+                sketches = with_hints(sketches, batch["hints"][:count])
+            self.grid = (sketches, outputs[:count], batch["photo"][:count])
 
 
 def evaluate(cfg: DictConfig) -> dict[str, float]:
@@ -95,24 +105,82 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise UserError(f"subset={cfg.subset}: the data settings give no {stage} pairs; try subset=all.")
     datamodule.test_on(stage)
     model = checkpoints.load_module(cfg.ckpt_path, checkpoint) if checkpoint else baseline_module(cfg.baseline, datamodule)
+    counts = hint_counts(cfg)
+    if counts and not model.takes_hints:
+        raise UserError(f"hints={cfg.hints}: ckpt_path={cfg.ckpt_path} holds a model that takes no colour hints "
+                        "(it was trained without model.net.hint_input=true); drop hints=.")
+    runs = [(placement, count) for placement in cfg.hint_placements for count in counts] or [(None, 0)]
 
+    hint_rows, image_rows, grid = [], [], None
+    for placement, count in runs:
+        if model.takes_hints:
+            datamodule.evaluate_with_hints(count, placement or "random", cfg.hints_seed)
+        means, rows = score(model, datamodule, cfg)
+        label = {} if placement is None else {"placement": placement, "hints": count}
+        hint_rows.append({**label, **{name.split("/")[-1]: value for name, value in means.items()}})
+        image_rows += [{**label, **row} for row in rows.rows]
+        grid = rows.grid if grid is None or placement == runs[0][0] else grid  # the first placement's most hints
+        log.info("%s%d pairs: %s", f"{placement}, {count} hint(s): " if placement else "", len(rows.rows),
+                 ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
+    means = {f"{cfg.subset}/{name}": value for name, value in hint_rows[0].items() if name in METRICS}
+
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    record = {"status": "ok", "source": cfg.ckpt_path or f"baseline={cfg.baseline}", "subset": cfg.subset,
+              "pairs": len(image_rows) // len(runs), "data": settings, "metrics": means}
+    if counts:
+        record["hints"] = hint_rows
+        write_hint_table(out_dir, hint_rows, cfg)
+    write_record(out_dir, record)
+    write_csv(out_dir / "per_image.csv", image_rows)
+    save_image(sample_grid(*grid), out_dir / "grid.png")
+    log.info("wrote %s/{metrics.json,per_image.csv,grid.png%s}", out_dir, ",hints.csv,hints.json,hints.png" if counts else "")
+    return means
+
+
+def hint_counts(cfg: DictConfig) -> list[int]:
+    if cfg.hints is None:
+        return []
+    return list(cfg.hints) if OmegaConf.is_list(cfg.hints) else [cfg.hints]
+
+
+def score(model: ColorizationModule, datamodule: PairedSketchDataModule, cfg: DictConfig) -> tuple[dict, PerImageRows]:
+    """The mean of each metric over the test set, and its per-image rows, through Trainer.test."""
     rows = PerImageRows(cfg.grid_size)
     trainer = Trainer(accelerator="auto", devices=1, logger=False, callbacks=[rows], enable_checkpointing=False,
                       enable_model_summary=False, enable_progress_bar=False)
     tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    means = {f"{cfg.subset}/{name}": float(tested[f"test/{name}"]) for name in METRICS}
+    return {f"{cfg.subset}/{name}": float(tested[f"test/{name}"]) for name in METRICS}, rows
 
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    write_record(out_dir, {"status": "ok", "source": cfg.ckpt_path or f"baseline={cfg.baseline}",
-                           "subset": cfg.subset, "pairs": len(rows.rows), "data": settings, "metrics": means})
-    with open(out_dir / "per_image.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows.rows[0]))
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
-        writer.writerows(rows.rows)
-    save_image(sample_grid(*rows.grid), out_dir / "grid.png")
-    log.info("%d pairs: %s", len(rows.rows), ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
-    log.info("wrote %s/{metrics.json,per_image.csv,grid.png}", out_dir)
-    return means
+        writer.writerows(rows)
+
+
+def write_hint_table(out_dir: Path, rows: list[dict], cfg: DictConfig) -> None:
+    """hints.csv, hints.json and hints.png: PSNR against the number of hints, a line per placement."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    write_csv(out_dir / "hints.csv", rows)
+    (out_dir / "hints.json").write_text(json.dumps(rows, indent=2) + "\n")
+    figure, axes = pyplot.subplots(figsize=(5, 3.5), dpi=120)
+    for placement in cfg.hint_placements:
+        mine = [row for row in rows if row["placement"] == placement]
+        axes.plot([row["hints"] for row in mine], [row["psnr"] for row in mine], marker="o", label=placement)
+    axes.set_xscale("symlog", linthresh=1)  # log x that keeps 0 hints
+    axes.set_xlabel("simulated hints per image")
+    axes.set_ylabel(f"{cfg.subset} PSNR (dB)")
+    axes.set_title(Path(str(cfg.ckpt_path)).name, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(title="placement")
+    figure.tight_layout()
+    figure.savefig(out_dir / "hints.png")
+    pyplot.close(figure)
 
 
 def data_settings(cfg: DictConfig, checkpoint: dict | None) -> dict:

@@ -72,8 +72,16 @@ class ColorizationModule(LightningModule):
         self.mean_loss = torch.nn.ModuleDict({stage: MeanMetric(nan_strategy="disable") for stage in ("val", "test")})
         self.register_buffer("loss_is_finite", torch.tensor(True), persistent=False)
 
-    def forward(self, sketch: Tensor) -> Tensor:
-        return self.net(sketch.contiguous(memory_format=self.memory_format))
+    @property
+    def takes_hints(self) -> bool:
+        """Whether the network takes a hint map (model.net.hint_input): the checkpoint says so."""
+        return bool(getattr(self.net, "hint_input", False))
+
+    def forward(self, sketch: Tensor, hints: Tensor | None = None) -> Tensor:
+        sketch = sketch.contiguous(memory_format=self.memory_format)
+        if not self.takes_hints:
+            return self.net(sketch)
+        return self.net(sketch, None if hints is None else hints.contiguous(memory_format=self.memory_format))
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         if self.hparams.loss == "mse":
@@ -86,7 +94,7 @@ class ColorizationModule(LightningModule):
         return (1.0 - weight) * l1 + weight * (1.0 - ssim)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
-        output = self(batch["sketch"])
+        output = self(batch["sketch"], batch.get("hints"))
         loss = self.loss(output, batch["photo"])
         self.loss_is_finite &= torch.isfinite(loss.detach())  # stays on device: no sync per step
         size = len(output)
@@ -99,7 +107,7 @@ class ColorizationModule(LightningModule):
         return loss
 
     def _evaluate(self, batch: dict, stage: str, metrics) -> Tensor:
-        output = self(batch["sketch"]).contiguous()  # some torchmetrics .view() their input
+        output = self(batch["sketch"], batch.get("hints")).contiguous()  # some torchmetrics .view() their input
         size = len(output)
         loss = self.loss(output, batch["photo"])
         if stage == "val":
@@ -117,7 +125,7 @@ class ColorizationModule(LightningModule):
         return self._evaluate(batch, "test", self.test_metrics)  # s2p-eval's per-image rows read the outputs
 
     def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
-        return self(batch["sketch"])
+        return self(batch["sketch"], batch.get("hints"))
 
     def configure_optimizers(self) -> Any:
         if not self.hparams.optimizer:

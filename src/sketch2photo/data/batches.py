@@ -1,10 +1,10 @@
 """PairBatches: from sets of uint8 pairs to batches on the device, for both data modules.
 
 A subclass fills `self.sets` (stage -> map-style dataset of {"sketch": uint8 (1, H, W), "photo":
-uint8 (3, H, W), "index"}) and sets `self.batch_size`, `self.augment` and `hparams.num_workers`, and
-says how the training pairs are served; the rest is here: validation and test loaders that count
-every pair once across DDP ranks, the conversion to float [-1, 1] and the augmentation on the
-device, and the pairs the sample grids show.
+uint8 (3, H, W), "index"}) and sets `self.batch_size`, `self.augment`, `self.hint_sampler` and
+`hparams.num_workers`, and says how the training pairs are served; the rest is here: validation and
+test loaders that count every pair once across DDP ranks, the conversion to float [-1, 1], the
+augmentation and the simulated colour hints on the device, and the pairs the sample grids show.
 """
 
 from __future__ import annotations
@@ -15,13 +15,43 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader
 
 from sketch2photo.data.augment import PairedAugment
+from sketch2photo.data.hints import PLACEMENTS, HintSampler
 from sketch2photo.data.images import sketch_to_input, to_model_range
+from sketch2photo.errors import UserError
 
 STAGES = ("train", "val", "test")
 
 
 class PairBatches(LightningDataModule):
     sets: dict
+    hint_sampler: HintSampler | None = None
+    hint_rng: torch.Generator | None = None  # training hints; made on the batches' device at the first batch
+    hint_rng_state: torch.Tensor | None = None  # restored from a checkpoint before that
+    # what evaluation asks for (s2p-eval hints=...): None draws counts as in training
+    hint_count: int | None = None
+    hint_placement: str = "random"
+
+    @staticmethod
+    def hints_from(settings: dict | None) -> HintSampler | None:
+        """data.hints.* as the batches use it: None unless enabled (model.net.hint_input turns it on)."""
+        settings = dict(settings or {})
+        return HintSampler(**settings) if settings.get("enabled") else None
+
+    def evaluate_with_hints(self, count: int, placement: str = "random", seed: int = 0) -> None:
+        """Serve every evaluated image exactly `count` simulated hints, placed by `placement`."""
+        if self.hint_sampler is None:
+            self.hint_sampler = HintSampler(enabled=True)
+        if placement not in PLACEMENTS:
+            raise UserError(f"hint placement {placement!r} must be one of {', '.join(PLACEMENTS)}.")
+        self.hint_count, self.hint_placement, self.hint_sampler.seed = count, placement, seed
+
+    def hint_state(self) -> dict:
+        rng = self.hint_rng
+        state = rng.get_state() if rng is not None else self.hint_rng_state
+        return {} if state is None else {"hint_rng": state}
+
+    def load_hint_state(self, state: dict) -> None:
+        self.hint_rng_state, self.hint_rng = state.get("hint_rng"), None
 
     @staticmethod
     def augmentation(image_size: int, settings: dict | None) -> PairedAugment | None:
@@ -76,10 +106,30 @@ class PairBatches(LightningDataModule):
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         sketches, photos = sketch_to_input(batch["sketch"]), to_model_range(batch["photo"])
         trainer = self.trainer
-        if self.augment is not None and trainer is not None and trainer.training \
-                and self.augment.active(trainer.current_epoch, trainer.max_epochs):
+        training = trainer is not None and trainer.training
+        if self.augment is not None and training and self.augment.active(trainer.current_epoch, trainer.max_epochs):
             sketches, photos = self.augment(sketches, photos)
-        return {"sketch": sketches, "photo": photos, "index": batch["index"]}
+        batch = {"sketch": sketches, "photo": photos, "index": batch["index"]}
+        if self.hint_sampler is not None:
+            batch["hints"], batch["photo"] = self.simulated_hints(sketches, photos, batch["index"], training)
+        return batch
+
+    def simulated_hints(self, sketches: torch.Tensor, photos: torch.Tensor, index: torch.Tensor,
+                        training: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(hint map, target): in training from the run's generator, the target hue-jittered first;
+        otherwise the same hints for an image every time (a generator seeded by the batch's first pair)."""
+        sampler = self.hint_sampler
+        if training:
+            if self.hint_rng is None:  # each DDP rank draws its own
+                rank = self.trainer.global_rank if self.trainer is not None else 0
+                self.hint_rng = torch.Generator(photos.device).manual_seed(sampler.seed + 7919 * rank)
+                if self.hint_rng_state is not None:
+                    self.hint_rng.set_state(self.hint_rng_state)
+            photos = sampler.jitter_hue(photos, self.hint_rng)
+            return sampler.draw(photos, sketches, self.hint_rng), photos
+        first = int(index[0]) if len(index) else 0
+        rng = torch.Generator(photos.device).manual_seed(sampler.seed * 1_000_003 + first)
+        return sampler.draw(photos, sketches, rng, self.hint_count, self.hint_placement), photos
 
     def sample_batch(self, count: int, stage: str | None = None) -> dict:
         """Up to `count` pairs for sample grids, ready for the network: the first of `stage` (val if
@@ -89,8 +139,11 @@ class PairBatches(LightningDataModule):
         chosen = [(self.sets[stage][i], False) for i in range(min(count, len(self.sets[stage])))]
         if stage != "train":
             chosen += [(self.sets["train"][i], True) for i in range(min(count - len(chosen), len(self.sets["train"])))]
-        return {
+        batch = {
             "sketch": sketch_to_input(torch.stack([pair["sketch"] for pair, _ in chosen])),
             "photo": to_model_range(torch.stack([pair["photo"] for pair, _ in chosen])),
             "from_train": [from_train for _, from_train in chosen],
         }
+        if self.hint_sampler is not None:  # the same hints every time
+            batch["hints"] = self.hint_sampler.draw(batch["photo"], batch["sketch"], torch.Generator().manual_seed(0))
+        return batch

@@ -24,7 +24,7 @@ from sketch2photo.data.cache import CachedPairs, decode_listing
 from sketch2photo.data.disk_cache import open_disk_cache
 from sketch2photo.data.layouts import check_layout, find_pairs
 from sketch2photo.data.splits import split_indices
-from sketch2photo.data.synthetic import write_dataset
+from sketch2photo.data.synthetic import COLOURINGS, write_dataset
 from sketch2photo.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,10 @@ class PairedSketchDataModule(PairBatches):
         fold: int = 0,
         split_seed: int = 0,
         augment: dict | None = None,
+        hints: dict | None = None,
         on_bad_file: str = "error",
         synthetic_pairs: int | None = None,
+        synthetic_colours: str = "by_shape",
         num_workers: int = 0,
         decode_threads: int | None = None,
         cache: str = "memory",
@@ -59,8 +61,11 @@ class PairedSketchDataModule(PairBatches):
         self.save_hyperparameters(logger=False)
         check_data(image_size, batch_size, on_bad_file, num_workers, cache, cache_dir)
         check_layout(layout, ab_order)
+        if synthetic_colours not in COLOURINGS:
+            raise UserError(f"data.synthetic_colours={synthetic_colours!r} must be one of {', '.join(COLOURINGS)}.")
         check_split(split, val_fraction, test_fraction, folds, fold)
         self.augment = self.augmentation(image_size, augment)
+        self.hint_sampler = self.hints_from(hints)
         self.data_dir = Path(data_dir)
         self.batch_size = batch_size
         self.sets: dict[str, CachedPairs] = {}
@@ -69,7 +74,8 @@ class PairedSketchDataModule(PairBatches):
     # -- finding, decoding, splitting ------------------------------------------------------
     def prepare_data(self) -> None:
         if self.hparams.synthetic_pairs:
-            write_dataset(self.data_dir, self.hparams.synthetic_pairs, size=self.hparams.image_size)
+            write_dataset(self.data_dir, self.hparams.synthetic_pairs, size=self.hparams.image_size,
+                          colours=self.hparams.synthetic_colours)
 
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
@@ -137,8 +143,9 @@ class PairedSketchDataModule(PairBatches):
 
     # -- exact resume: the shuffle order and augmentation draws continue where they stopped ----
     def state_dict(self) -> dict:
-        return {"shuffle_rng": self.shuffle_rng.get_state(), "torch_rng": torch.get_rng_state()}
+        return {"shuffle_rng": self.shuffle_rng.get_state(), "torch_rng": torch.get_rng_state(), **self.hint_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.shuffle_rng.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
+        self.load_hint_state(state)

@@ -104,12 +104,14 @@ class StreamingPairsDataModule(PairBatches):
         shuffle: bool = True,
         seed: int = 0,
         augment: dict | None = None,
+        hints: dict | None = None,
         download_dir: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
         check_data(image_size, batch_size, "error", num_workers)
         self.augment = self.augmentation(image_size, augment)
+        self.hint_sampler = self.hints_from(hints)
         self.input_dir = str(input_dir).rstrip("/")
         self.batch_size = batch_size
         self.sets: dict[str, PackedPairs] = {}
@@ -167,7 +169,8 @@ class StreamingPairsDataModule(PairBatches):
 
     # -- exact resume: the augmentation draws continue where they stopped ------------------
     def state_dict(self) -> dict:
-        return {"torch_rng": torch.get_rng_state()}
+        return {"torch_rng": torch.get_rng_state(), **self.hint_state()}
 
     def load_state_dict(self, state: dict) -> None:
         torch.set_rng_state(state["torch_rng"])
+        self.load_hint_state(state)

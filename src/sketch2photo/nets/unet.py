@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from sketch2photo.errors import UserError
 from sketch2photo.nets.background import background_mask
+from sketch2photo.nets.hint_fill import HINT_CHANNELS, regions_of, spread_hints
 
 NORMS = ("none", "batch", "instance")
 UPSAMPLES = ("transpose", "bilinear")
@@ -40,12 +41,17 @@ class UNet(nn.Module):
     upsample: transpose (4x4 transposed convolutions, as pix2pix) | bilinear (bilinear 2x, then a
     3x3 convolution: no checkerboard artifacts). The sketch's background (nets/background.py: paper
     brighter than background_threshold, flood-filled from the border) can be a 4th input channel
-    (background_input) and/or painted white in the output (background_fill)."""
+    (background_input) and/or painted white in the output (background_fill).
+
+    hint_input: a second input, the (B, 4, H, W) hint map (data/hints.py), as 4 more channels;
+    hint_spread: spread each hint over the region it falls in first (nets/hint_fill.py);
+    hint_residual: the output is the spread hints plus a correction, not the whole image."""
 
     def __init__(
         self, depth: int = 5, width: int = 32, norm: str = "batch", max_width: int = 256, dropout: float = 0.0,
         upsample: str = "transpose", background_input: bool = False, background_fill: bool = False,
-        background_threshold: float = 0.9,
+        background_threshold: float = 0.9, hint_input: bool = False, hint_spread: bool = True,
+        hint_residual: bool = False,
     ):
         super().__init__()
         if upsample not in UPSAMPLES:
@@ -61,12 +67,13 @@ class UNet(nn.Module):
                             "the brightness above which a sketch pixel counts as paper.")
         self.background_input, self.background_fill = background_input, background_fill
         self.background_threshold = background_threshold
+        self.hint_input, self.hint_spread, self.hint_residual = hint_input, hint_spread, hint_residual
         self.size_multiple = 2**depth
         widths = [min(width * 2**level, max_width) for level in range(depth)]
         bias = norm == "none"
         self.down = nn.ModuleList()
         for level, out_channels in enumerate(widths):
-            in_channels = (4 if background_input else 3) if level == 0 else widths[level - 1]
+            in_channels = (3 + background_input + HINT_CHANNELS * hint_input) if level == 0 else widths[level - 1]
             layers = [nn.Conv2d(in_channels, out_channels, 4, stride=2, padding=1, bias=bias or level == 0)]
             if 0 < level < depth - 1:
                 layers.append(_norm(norm, out_channels))
@@ -84,11 +91,21 @@ class UNet(nn.Module):
                 layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))
 
-    def forward(self, x: Tensor) -> Tensor:
-        if self.background_input or self.background_fill:
+    def forward(self, x: Tensor, hints: Tensor | None = None) -> Tensor:
+        """(B, 3, H, W) sketch in [-1, 1], optional (B, 4, H, W) hint map -> (B, 3, H, W) in [-1, 1]."""
+        spread = self.hint_input and self.hint_spread
+        if self.background_input or self.background_fill or spread:
             background = background_mask(x, self.background_threshold)
+        inputs = [x]
         if self.background_input:
-            x = torch.cat([x, background.to(x.dtype) * 2 - 1], dim=1)
+            inputs.append(background.to(x.dtype) * 2 - 1)
+        if self.hint_input:
+            if hints is None:
+                hints = x.new_zeros(x.shape[0], HINT_CHANNELS, *x.shape[2:])
+            if spread:
+                hints = spread_hints(hints.to(x.dtype), regions_of(x, background, self.background_threshold))
+            inputs.append(hints)
+        x = torch.cat(inputs, dim=1) if len(inputs) > 1 else x
         skips = []
         for down in self.down:
             x = down(x)
@@ -97,4 +114,6 @@ class UNet(nn.Module):
         for up in self.up[:-1]:
             x = torch.cat([up(x), skips.pop()], dim=1)
         output = self.up[-1](x)
+        if self.hint_input and self.hint_residual:  # tanh's range doubled: a correction may be up to 2 either way
+            output = (hints[:, :3] * hints[:, 3:] + 2 * output).clamp(-1, 1)
         return torch.where(background, 1.0, output) if self.background_fill else output

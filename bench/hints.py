@@ -1,0 +1,132 @@
+"""hints: held-out PSNR against the number of colour hints, 5-fold cross-validation on the real pairs.
+
+For each fold it trains
+    s2p-train experiment=cv_unet_hints data.data_dir=<data> data.fold=<fold> [overrides]
+(skipped when the run dir already holds a finished run), then scores the final weights with
+    s2p-eval ckpt_path=<run>/checkpoints/last.ckpt hints=0,1,3,10,30
+on the fold's 4 held-out pairs, for both placements: random positions inside the figure (Zhang et
+al.'s protocol) and one hint at the centre of each of the k largest regions (how a person places
+them). It prints a markdown table of mean ± std over the folds per count and placement, and draws
+docs/hints_psnr.png with the no-hint references as horizontal lines.
+
+    python bench/hints.py [--data ../shared/data/sketch2photo] [--out bench/results/hints] [--folds 0,3]
+                          [--name cv_unet_hints] [-- extra s2p-train overrides]
+    python bench/hints.py --runs <run dir> [<run dir> ...]   # score runs you trained yourself
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COUNTS = (0, 1, 3, 10, 30)
+PLACEMENTS = ("random", "regions")
+QUIET = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
+# held-out PSNR without hints, mean over the same 5 folds (README, the cross-validation table: bench/crossval.py)
+REFERENCES = {"seed autoencoder": 13.86, "U-Net + background, no hint input (cv_unet_background)": 16.77}
+
+
+def finished(run_dir: Path) -> bool:
+    record = run_dir / "metrics.json"
+    return record.is_file() and json.loads(record.read_text()).get("status") == "ok"
+
+
+def train(run_dir: Path, data: Path, fold: int, overrides: list[str]) -> None:
+    if finished(run_dir):
+        return
+    subprocess.run([str(BIN / "s2p-train"), "experiment=cv_unet_hints", f"data.data_dir={data}", f"data.fold={fold}",
+                    f"hydra.run.dir={run_dir}", *QUIET, *overrides], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def score(run_dir: Path) -> list[dict]:
+    """s2p-eval's rows (placement, hints, psnr, ...) for the run's final weights, kept in the run dir."""
+    out = run_dir / "hints-eval"
+    if not (out / "hints.json").is_file():
+        subprocess.run([str(BIN / "s2p-eval"), f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                        f"hints={','.join(map(str, COUNTS))}", f"hydra.run.dir={out}"],
+                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    return json.loads((out / "hints.json").read_text())
+
+
+def summary(scored: dict[str, list[dict]]) -> dict[tuple[str, int], list[float]]:
+    """(placement, count) -> held-out PSNR of each run."""
+    table: dict[tuple[str, int], list[float]] = {}
+    for rows in scored.values():
+        for row in rows:
+            table.setdefault((row["placement"], row["hints"]), []).append(row["psnr"])
+    return table
+
+
+def mean_std(values: list[float]) -> str:
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+
+
+def print_table(table: dict, runs: int) -> None:
+    print(f"\nheld-out PSNR (dB), mean ± std over {runs} run(s)\n")
+    print("| placement | " + " | ".join(f"{count} hints" for count in COUNTS) + " |")
+    print("|---|" + "---|" * len(COUNTS))
+    for placement in PLACEMENTS:
+        print(f"| {placement} | " + " | ".join(mean_std(table[placement, count]) for count in COUNTS) + " |")
+
+
+def plot(table: dict, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, axes = pyplot.subplots(figsize=(6, 4), dpi=120)
+    for placement, label in zip(PLACEMENTS, ("random positions (Zhang et al.)", "centres of the largest regions")):
+        values = [table[placement, count] for count in COUNTS]
+        means = [statistics.mean(v) for v in values]
+        spread = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
+        axes.errorbar(COUNTS, means, yerr=spread, marker="o", capsize=3, label=label)
+    for (name, value), style in zip(REFERENCES.items(), (":", "--")):
+        axes.axhline(value, color="grey", linestyle=style, label=f"{name}: {value:.2f}")
+    axes.set_xscale("symlog", linthresh=1)  # log x that keeps 0 hints
+    axes.set_xticks(COUNTS, [str(count) for count in COUNTS])
+    axes.set_xlabel("simulated hints per image")
+    axes.set_ylabel("held-out PSNR (dB)")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(exist_ok=True)
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "sketch2photo")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "hints")
+    parser.add_argument("--folds", default="0,1,2,3,4")
+    parser.add_argument("--name", default="cv_unet_hints", help="the sweep's folder under --out")
+    parser.add_argument("--runs", nargs="+", type=Path, help="score these run dirs instead of training")
+    parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "hints_psnr.png")
+    parser.add_argument("overrides", nargs="*", help="extra s2p-train overrides, after --")
+    args = parser.parse_args()
+    if args.runs:
+        run_dirs = args.runs
+    else:
+        run_dirs = [args.out / args.name / str(fold) for fold in map(int, args.folds.split(","))]
+        for fold, run_dir in zip(map(int, args.folds.split(",")), run_dirs):
+            train(run_dir, args.data.resolve(), fold, args.overrides)
+    scored = {str(run_dir): score(run_dir) for run_dir in run_dirs}
+    for run_dir, rows in scored.items():
+        print(run_dir, " ".join(f"{row['placement'][:3]}{row['hints']}={row['psnr']:.2f}" for row in rows))
+    table = summary(scored)
+    print_table(table, len(run_dirs))
+    if not args.runs:
+        plot(table, args.figure, f"experiment={args.name}, {len(run_dirs)} folds of the 20 real pairs")
+        print(f"\nwrote {args.figure}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Colour hints: simulated ones follow Zhang et al.'s recipe and stay inside the figure, spreading
+stops at lines and the background, resume continues the same draws, and s2p-eval sweeps counts."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from helpers import compose_config, run_cli
+from sketch2photo.data.hints import HintSampler, paint_patches, region_centres
+from sketch2photo.data.images import sketch_to_input, to_model_range
+from sketch2photo.data.synthetic import generate_pairs
+from sketch2photo.nets.background import background_mask
+from sketch2photo.nets.hint_fill import regions_of, spread_hints
+from sketch2photo.nets.unet import UNet
+
+
+def ring_sketch(size: int = 32) -> torch.Tensor:
+    """(1, 3, size, size) in [-1, 1]: white paper with a closed black square outline, 8..23."""
+    sketch = torch.ones(1, 3, size, size)
+    sketch[..., 8, 8:24] = sketch[..., 23, 8:24] = sketch[..., 8:24, 8] = sketch[..., 8:24, 23] = -1
+    return sketch
+
+
+def synthetic_batch(count: int = 8, size: int = 64, colours: str = "by_shape"):
+    sketches, photos = generate_pairs(count, size=size, seed=1, colours=colours)
+    return sketch_to_input(sketches), to_model_range(photos)
+
+
+def test_counts_are_geometric_with_mean_seven_and_one_image_in_eight_without():
+    counts = HintSampler(max_hints=255).counts(40_000, torch.Generator().manual_seed(0), torch.device("cpu")).float()
+    assert counts.mean().item() == pytest.approx(7.0, abs=0.25)
+    assert (counts == 0).float().mean().item() == pytest.approx(0.125, abs=0.01)
+    assert HintSampler(max_hints=5).counts(1000, torch.Generator().manual_seed(0), torch.device("cpu")).max() == 5
+
+
+def test_hints_lie_inside_the_figure_with_the_targets_colour():
+    sketches, photos = synthetic_batch()
+    regions = regions_of(sketches, background_mask(sketches), 0.9)
+    one_pixel = HintSampler(min_size=1, max_size=1).draw(photos, sketches, torch.Generator().manual_seed(0), count=20)
+    hinted = one_pixel[:, 3:] > 0
+    assert hinted.sum() > 8 * 15  # (some land on the same pixel)
+    assert not (hinted & ~regions).any()  # every 1 px hint is on the figure's paper
+    assert torch.allclose(one_pixel[:, :3][hinted.expand(-1, 3, -1, -1)], photos[hinted.expand(-1, 3, -1, -1)])
+    patches = HintSampler(min_size=1, max_size=9).draw(photos, sketches, torch.Generator().manual_seed(0), count=20)
+    assert (patches[:, 3:] > 0).sum() > hinted.sum() * 3  # patches of 1..9 px cover more
+
+
+def test_a_patch_is_the_mean_of_the_target_under_it():
+    photos = torch.rand(1, 3, 16, 16) * 2 - 1
+    hints = paint_patches(photos, torch.tensor([[5]]), torch.tensor([[7]]), torch.tensor([[3]]), torch.tensor([1]))
+    assert hints[0, 3].sum() == 9 and hints[0, 3, 4:7, 6:9].all()
+    expected = photos[0, :, 4:7, 6:9].mean((1, 2))
+    assert torch.allclose(hints[0, :3, 5, 7], expected, atol=1e-6)
+    at_edge = paint_patches(photos, torch.tensor([[0]]), torch.tensor([[0]]), torch.tensor([[5]]), torch.tensor([1]))
+    assert at_edge[0, 3].sum() == 9  # clipped to the image: 3 x 3 of the 5 x 5
+    assert torch.allclose(at_edge[0, :3, 0, 0], photos[0, :, :3, :3].mean((1, 2)), atol=1e-6)
+
+
+def test_a_spread_hint_fills_its_region_and_stops_at_the_line_and_the_background():
+    sketch = ring_sketch()
+    hints = torch.zeros(1, 4, 32, 32)
+    hints[0, :, 15, 15] = torch.tensor([0.5, -0.5, 0.0, 1.0])
+    regions = regions_of(sketch, background_mask(sketch), 0.9)
+    spread = spread_hints(hints, regions)
+    inside = torch.zeros(32, 32, dtype=torch.bool)
+    inside[9:23, 9:23] = True
+    assert torch.equal(spread[0, 3] > 0, inside)
+    assert torch.allclose(spread[0, :3, inside], torch.tensor([0.5, -0.5, 0.0])[:, None])
+    traced = torch.jit.trace(lambda h, r: spread_hints(h, r), (hints, regions))
+    assert torch.equal(traced(hints, regions), spread)  # the exported graph's fixed steps give the same map
+
+
+def test_region_centres_are_inside_the_largest_regions_first():
+    sketch = ring_sketch()
+    sketch[..., 9:23, 15] = -1  # split the square in two: 14x6 on the left, 14x7 on the right
+    regions = regions_of(sketch, background_mask(sketch), 0.9)
+    centres = region_centres(regions, 3)[0].tolist()
+    assert centres[2] == -1  # only two regions
+    rows, cols = [c // 32 for c in centres[:2]], [c % 32 for c in centres[:2]]
+    assert 16 <= cols[0] <= 22 and 9 <= cols[1] <= 14  # the larger (right) one first
+    assert all(9 <= row <= 22 for row in rows)
+
+
+def test_hue_jitter_turns_colours_and_keeps_white():
+    _, photos = synthetic_batch(4)
+    turned = HintSampler(hue_jitter=1.0).jitter_hue(photos, torch.Generator().manual_seed(0))
+    white = (photos > 0.99).all(dim=1)
+    assert torch.allclose(turned.permute(0, 2, 3, 1)[white], photos.permute(0, 2, 3, 1)[white], atol=1e-3)
+    assert (turned - photos).abs().amax() > 0.3
+    assert torch.equal(HintSampler(hue_jitter=0.0).jitter_hue(photos, torch.Generator()), photos)
+
+
+def test_random_synthetic_colours_keep_the_shapes():
+    by_shape, random = generate_pairs(6, size=48, seed=2), generate_pairs(6, size=48, seed=2, colours="random")
+    paper = lambda photos: (photos > 250).all(dim=1)  # noqa: E731 - where no shape is
+    assert (paper(by_shape[1]) == paper(random[1])).float().mean() > 0.99
+    shapes = ~paper(by_shape[1])
+    assert (by_shape[1].float() - random[1].float()).abs().permute(0, 2, 3, 1)[shapes].mean() > 40
+
+
+def test_hint_input_alone_turns_hint_training_on(tmp_path, synthetic_dir):
+    cfg = compose_config(tmp_path, ["model=unet", "model.net.hint_input=true"])
+    assert cfg.data.hints.enabled is True
+    assert compose_config(tmp_path, ["model=unet"]).data.hints.enabled is False
+    assert compose_config(tmp_path, []).data.hints.enabled is False  # the autoencoder has no such key
+
+
+def test_the_unet_uses_hints_and_none_means_no_hints():
+    torch.manual_seed(0)
+    net = UNet(depth=2, width=8, hint_input=True).eval()
+    sketch = ring_sketch()
+    hints = torch.zeros(1, 4, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(net(sketch), net(sketch, hints))
+        hints[0, :, 15, 15] = torch.tensor([1.0, -1.0, -1.0, 1.0])
+        assert not torch.allclose(net(sketch), net(sketch, hints))
+        residual = UNet(depth=2, width=8, hint_input=True, hint_residual=True).eval()
+        redder = residual(sketch, hints)[0, 0, 12:20, 12:20] - residual(sketch)[0, 0, 12:20, 12:20]
+        assert redder.mean() > 0.5  # the spread hint is the base the network corrects
+
+
+def test_hint_draws_resume_from_the_data_state(train_config):
+    from hydra.utils import instantiate
+
+    cfg = train_config("model=unet", "model.net.hint_input=true")
+    first = instantiate(cfg.data)
+    first.setup("fit")
+    batch = next(iter(first.train_dataloader()))
+    sketches, photos = sketch_to_input(batch["sketch"]), to_model_range(batch["photo"])
+    first.simulated_hints(sketches, photos, batch["index"], training=True)
+    saved = first.state_dict()
+    expected = [first.simulated_hints(sketches, photos, batch["index"], training=True)[0] for _ in range(2)]
+    second = instantiate(cfg.data)
+    second.load_state_dict(saved)
+    got = [second.simulated_hints(sketches, photos, batch["index"], training=True)[0] for _ in range(2)]
+    assert all(torch.equal(a, b) for a, b in zip(expected, got))
+    assert not torch.equal(expected[0], expected[1])
+    evaluation = [first.simulated_hints(sketches, photos, batch["index"], training=False)[0] for _ in range(2)]
+    assert torch.equal(*evaluation)  # validation sees the same hints every epoch
+
+
+@pytest.mark.slow
+def test_eval_sweeps_hint_counts_and_placements(hint_checkpoint, tiny_checkpoint, tmp_path):
+    result = run_cli("s2p-eval", f"ckpt_path={hint_checkpoint}", "hints=0,1,3", f"hydra.run.dir={tmp_path / 'e'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = list(csv.DictReader(open(tmp_path / "e" / "hints.csv")))
+    assert [(row["placement"], int(row["hints"])) for row in rows] == [
+        ("random", 0), ("random", 1), ("random", 3), ("regions", 0), ("regions", 1), ("regions", 3)]
+    assert json.loads((tmp_path / "e" / "hints.json").read_text())[2]["psnr"] == pytest.approx(float(rows[2]["psnr"]))
+    assert (tmp_path / "e" / "hints.png").stat().st_size > 1000
+    assert rows[0]["psnr"] == rows[3]["psnr"]  # no hints is no hints, whatever the placement
+    again = run_cli("s2p-eval", f"ckpt_path={hint_checkpoint}", "hints=[3]", f"hydra.run.dir={tmp_path / 'again'}")
+    assert list(csv.DictReader(open(tmp_path / "again" / "hints.csv")))[0]["psnr"] == rows[2]["psnr"]  # seeded
+    refused = run_cli("s2p-eval", f"ckpt_path={tiny_checkpoint}", "hints=0,3", f"hydra.run.dir={tmp_path / 'no'}")
+    assert refused.returncode == 1
+    assert "takes no colour hints" in refused.stderr + refused.stdout
+    assert "Traceback" not in refused.stderr
