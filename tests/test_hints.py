@@ -157,3 +157,17 @@ def test_eval_sweeps_hint_counts_and_placements(hint_checkpoint, tiny_checkpoint
     assert refused.returncode == 1
     assert "takes no colour hints" in refused.stderr + refused.stdout
     assert "Traceback" not in refused.stderr
+
+
+def test_line_fill_colours_the_outline_but_not_the_next_region():
+    sketch = ring_sketch()
+    sketch[..., 9:23, 15] = -1  # a line splits the square: the right half has no hint
+    hints = torch.zeros(1, 4, 32, 32)
+    hints[0, :, 15, 11] = torch.tensor([0.5, -0.5, 0.0, 1.0])
+    background = background_mask(sketch)
+    regions = regions_of(sketch, background, 0.9)
+    plain, filled = spread_hints(hints, regions), spread_hints(hints, regions, line_steps=2, figure=~background)
+    assert not plain[0, 3, 8, 11] and filled[0, 3, 8, 11]  # the outline above the hinted half
+    assert filled[0, 3, 15, 15]  # the dividing line
+    assert not filled[0, 3, 9:23, 16:23].any()  # the other half stays without hints
+    assert torch.equal(filled[0, 3] > 0, (filled[0, 3] > 0) & ~background[0, 0])  # never the background

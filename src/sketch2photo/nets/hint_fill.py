@@ -23,7 +23,7 @@ def regions_of(sketch: Tensor, background: Tensor, threshold: float) -> Tensor:
     return paper & ~background
 
 
-def spread_hints(hints: Tensor, regions: Tensor) -> Tensor:
+def spread_hints(hints: Tensor, regions: Tensor, line_steps: int = 0, figure: Tensor | None = None) -> Tensor:
     """(B, 4, H, W) hint map, (B, 1, H, W) bool regions -> (B, 4, H, W): every region pixel that a
     hint reaches without crossing a line takes the colour of the hint pixel nearest to it (4-connected
     steps), so a region with one hint is flat and one with two is split between them.
@@ -32,6 +32,10 @@ def spread_hints(hints: Tensor, regions: Tensor) -> Tensor:
     one small integer tensor a step, not four channels of floats. As background_mask: eagerly until
     nothing grows, in traced and compiled graphs a fixed H + W steps (the same map unless a region
     winds through corridors longer than that).
+
+    line_steps > 0 then carries the colours that many pixels into the lines of `figure` (bool, the
+    sketch's non-background): the lines are a third of a figure's pixels and take their region's
+    hue. They cannot carry a colour on into the next region: only line pixels grow then.
     """
     batch, _, height, width = hints.shape
     hinted = hints[:, 3] > 0
@@ -40,14 +44,23 @@ def spread_hints(hints: Tensor, regions: Tensor) -> Tensor:
     source = torch.where(hinted, numbers, 0)  # (B, H, W): 1 + the flat index of the hint pixel a pixel copies
     fixed_steps = torch.jit.is_tracing() or torch.compiler.is_compiling()
     for step in range(height + width if fixed_steps else height * width):
-        padded = F.pad(source, (1, 1, 1, 1))
-        nearest = torch.maximum(torch.maximum(padded[:, :-2, 1:-1], padded[:, 2:, 1:-1]),
-                                torch.maximum(padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]))
-        grown = torch.where(inside & (source == 0), nearest, source)
+        grown = _grow(source, inside)
         if not fixed_steps and step % 8 == 7 and torch.equal(grown, source):
             break
         source = grown
+    if line_steps > 0 and figure is not None:
+        lines = figure[:, 0] & ~inside
+        for _ in range(line_steps):
+            source = _grow(source, lines)
     reached = source > 0
     index = (source.long() - 1).clamp_min(0).flatten(1)[:, None, :].expand(-1, 3, -1)
     colour = hints[:, :3].flatten(2).gather(2, index).view(batch, 3, height, width)
     return torch.cat([torch.where(reached[:, None], colour, 0.0), reached[:, None].to(hints.dtype)], dim=1)
+
+
+def _grow(source: Tensor, where: Tensor) -> Tensor:
+    """One step: unreached pixels of `where` copy a reached 4-neighbour's source (the largest)."""
+    padded = F.pad(source, (1, 1, 1, 1))
+    nearest = torch.maximum(torch.maximum(padded[:, :-2, 1:-1], padded[:, 2:, 1:-1]),
+                            torch.maximum(padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]))
+    return torch.where(where & (source == 0), nearest, source)
