@@ -171,3 +171,15 @@ def test_line_fill_colours_the_outline_but_not_the_next_region():
     assert filled[0, 3, 15, 15]  # the dividing line
     assert not filled[0, 3, 9:23, 16:23].any()  # the other half stays without hints
     assert torch.equal(filled[0, 3] > 0, (filled[0, 3] > 0) & ~background[0, 0])  # never the background
+
+
+def test_whole_figure_fill_guesses_the_nearest_hint_across_lines_but_not_the_background():
+    sketch = ring_sketch()
+    sketch[..., 9:23, 15] = -1
+    hints = torch.zeros(1, 4, 32, 32)
+    hints[0, :, 15, 11] = torch.tensor([0.5, -0.5, 0.0, 1.0])
+    background = background_mask(sketch)
+    spread = spread_hints(hints, regions_of(sketch, background, 0.9), figure=~background, whole_figure=True)
+    assert spread[0, 3, 15, 11] == 1 and spread[0, 3, 15, 20] == 0.5  # its own region; a guess over the line
+    assert torch.allclose(spread[0, :3, 15, 20], torch.tensor([0.5, -0.5, 0.0]))
+    assert torch.equal(spread[0, 3] > 0, ~background[0, 0])

@@ -23,7 +23,8 @@ def regions_of(sketch: Tensor, background: Tensor, threshold: float) -> Tensor:
     return paper & ~background
 
 
-def spread_hints(hints: Tensor, regions: Tensor, line_steps: int = 0, figure: Tensor | None = None) -> Tensor:
+def spread_hints(hints: Tensor, regions: Tensor, line_steps: int = 0, figure: Tensor | None = None,
+                 whole_figure: bool = False) -> Tensor:
     """(B, 4, H, W) hint map, (B, 1, H, W) bool regions -> (B, 4, H, W): every region pixel that a
     hint reaches without crossing a line takes the colour of the hint pixel nearest to it (4-connected
     steps), so a region with one hint is flat and one with two is split between them.
@@ -36,26 +37,38 @@ def spread_hints(hints: Tensor, regions: Tensor, line_steps: int = 0, figure: Te
     line_steps > 0 then carries the colours that many pixels into the lines of `figure` (bool, the
     sketch's non-background): the lines are a third of a figure's pixels and take their region's
     hue. They cannot carry a colour on into the next region: only line pixels grow then.
+
+    whole_figure then goes on across lines over the rest of `figure`: every figure pixel gets the
+    colour of the nearest hint, a guess marked by 0.5 in the mask channel (1: its own region's hint).
     """
     batch, _, height, width = hints.shape
     hinted = hints[:, 3] > 0
     inside = regions[:, 0]
     numbers = torch.arange(1, height * width + 1, dtype=torch.int32, device=hints.device).view(1, height, width)
     source = torch.where(hinted, numbers, 0)  # (B, H, W): 1 + the flat index of the hint pixel a pixel copies
-    fixed_steps = torch.jit.is_tracing() or torch.compiler.is_compiling()
-    for step in range(height + width if fixed_steps else height * width):
-        grown = _grow(source, inside)
-        if not fixed_steps and step % 8 == 7 and torch.equal(grown, source):
-            break
-        source = grown
+    source = _grow_until_done(source, inside)
     if line_steps > 0 and figure is not None:
         lines = figure[:, 0] & ~inside
         for _ in range(line_steps):
             source = _grow(source, lines)
-    reached = source > 0
+    reached = (source > 0).to(hints.dtype)
+    if whole_figure and figure is not None:
+        source = _grow_until_done(source, figure[:, 0])
+        reached = torch.where((source > 0) & (reached == 0), 0.5, reached)
     index = (source.long() - 1).clamp_min(0).flatten(1)[:, None, :].expand(-1, 3, -1)
     colour = hints[:, :3].flatten(2).gather(2, index).view(batch, 3, height, width)
-    return torch.cat([torch.where(reached[:, None], colour, 0.0), reached[:, None].to(hints.dtype)], dim=1)
+    return torch.cat([torch.where(reached[:, None] > 0, colour, 0.0), reached[:, None]], dim=1)
+
+
+def _grow_until_done(source: Tensor, where: Tensor) -> Tensor:
+    height, width = source.shape[-2:]
+    fixed_steps = torch.jit.is_tracing() or torch.compiler.is_compiling()
+    for step in range(height + width if fixed_steps else height * width):
+        grown = _grow(source, where)
+        if not fixed_steps and step % 8 == 7 and torch.equal(grown, source):
+            break
+        source = grown
+    return source
 
 
 def _grow(source: Tensor, where: Tensor) -> Tensor:

@@ -46,13 +46,14 @@ class UNet(nn.Module):
     hint_input: a second input, the (B, 4, H, W) hint map (data/hints.py), as 4 more channels;
     hint_spread: spread each hint over the region it falls in first (nets/hint_fill.py);
     hint_residual: the output is the spread hints plus a correction, not the whole image;
-    hint_line_fill: after spreading, carry the colours this many pixels into the figure's lines."""
+    hint_line_fill: after spreading, carry the colours this many pixels into the figure's lines;
+    hint_whole_figure: then give every other figure pixel the nearest hint's colour, marked as a guess."""
 
     def __init__(
         self, depth: int = 5, width: int = 32, norm: str = "batch", max_width: int = 256, dropout: float = 0.0,
         upsample: str = "transpose", background_input: bool = False, background_fill: bool = False,
         background_threshold: float = 0.9, hint_input: bool = False, hint_spread: bool = True,
-        hint_residual: bool = False, hint_line_fill: int = 0,
+        hint_residual: bool = False, hint_line_fill: int = 0, hint_whole_figure: bool = False,
     ):
         super().__init__()
         if upsample not in UPSAMPLES:
@@ -69,7 +70,7 @@ class UNet(nn.Module):
         self.background_input, self.background_fill = background_input, background_fill
         self.background_threshold = background_threshold
         self.hint_input, self.hint_spread, self.hint_residual = hint_input, hint_spread, hint_residual
-        self.hint_line_fill = hint_line_fill
+        self.hint_line_fill, self.hint_whole_figure = hint_line_fill, hint_whole_figure
         self.size_multiple = 2**depth
         widths = [min(width * 2**level, max_width) for level in range(depth)]
         bias = norm == "none"
@@ -106,7 +107,7 @@ class UNet(nn.Module):
                 hints = x.new_zeros(x.shape[0], HINT_CHANNELS, *x.shape[2:])
             if spread:
                 hints = spread_hints(hints.to(x.dtype), regions_of(x, background, self.background_threshold),
-                                     self.hint_line_fill, ~background)
+                                     self.hint_line_fill, ~background, self.hint_whole_figure)
             inputs.append(hints)
         x = torch.cat(inputs, dim=1) if len(inputs) > 1 else x
         skips = []
@@ -118,5 +119,5 @@ class UNet(nn.Module):
             x = torch.cat([up(x), skips.pop()], dim=1)
         output = self.up[-1](x)
         if self.hint_input and self.hint_residual:  # tanh's range doubled: a correction may be up to 2 either way
-            output = (hints[:, :3] * hints[:, 3:] + 2 * output).clamp(-1, 1)
+            output = (hints[:, :3] + 2 * output).clamp(-1, 1)  # the colours are 0 where there is no hint
         return torch.where(background, 1.0, output) if self.background_fill else output
