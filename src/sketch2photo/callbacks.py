@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torchvision.transforms.v2.functional import pil_to_tensor, to_pil_image
 from torchvision.utils import make_grid, save_image
 
+from sketch2photo.data.hints import with_hints
 from sketch2photo.module import epoch_metrics
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,6 @@ def sample_grid(sketches: torch.Tensor, outputs: torch.Tensor, targets: torch.Te
         if note:
             draw.text((LABEL_WIDTH + 4 + column * column_width, 1), note, fill=(200, 0, 0), font=font)
     return pil_to_tensor(canvas).float() / 255
-
-
-def with_hints(sketches: torch.Tensor, hints: torch.Tensor) -> torch.Tensor:
-    """(B, 3, H, W) sketches with their (B, 4, H, W) hint maps painted on top, all in [-1, 1]."""
-    return torch.where(hints[:, 3:] > 0, hints[:, :3], sketches)
 
 
 class SampleGrids(Callback):

@@ -31,10 +31,11 @@ from torch import nn
 from torchvision.utils import save_image
 
 from sketch2photo import checkpoints
-from sketch2photo.callbacks import sample_grid, with_hints
+from sketch2photo.callbacks import sample_grid
 from sketch2photo.checks import check_eval_config
 from sketch2photo.cli import command, typed_overrides
 from sketch2photo.data.datamodule import PairedSketchDataModule
+from sketch2photo.data.hints import with_hints
 from sketch2photo.data.images import to_model_range
 from sketch2photo.errors import UserError
 from sketch2photo.metrics import per_image_metrics

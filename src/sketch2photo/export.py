@@ -3,8 +3,11 @@
     s2p-export ckpt_path=<file.ckpt> format=onnx|torchscript|safetensors [output=<file>]
 
 The exported network takes float32 (batch, 3, size, size) in [-1, 1] with any batch size and
-returns the same shape. `<output>.json` says how to get there from an image file and back. The
-export is checked against the Lightning model before the command reports success.
+returns the same shape; a model trained with colour hints (model.net.hint_input=true) takes the
+hint map as a second input `hints`, float32 (batch, 4, size, size): RGB in [-1, 1] (0 where there is
+no hint), then a mask, 1 where there is one. `<output>.json` says how to get there from an image
+file and back. The export is checked against the Lightning model, on a probe with hints when the
+model takes them, before the command reports success.
 
 safetensors is the format to hand to others: the network's weights as tensors only, and the
 model card JSON that s2p-predict and s2p-eval rebuild the network from (its `network` must name a
@@ -24,13 +27,17 @@ from omegaconf import DictConfig
 
 from sketch2photo import __version__, checkpoints
 from sketch2photo.cli import USAGES, command
+from sketch2photo.data.hints import HintSampler
+from sketch2photo.data.images import sketch_to_input, to_model_range
+from sketch2photo.data.synthetic import generate_pairs
 from sketch2photo.errors import UserError, require_keys
+from sketch2photo.nets.hint_fill import HINT_CHANNELS
 
 log = logging.getLogger("sketch2photo.export")
 
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 NEEDS = {"onnx": ("onnx", "onnxscript", "onnxruntime"), "safetensors": ("safetensors",)}
-INPUT_NAME, OUTPUT_NAME = "sketch", "photo"
+INPUT_NAME, HINTS_NAME, OUTPUT_NAME = "sketch", "hints", "photo"
 TOLERANCE = 1e-4  # max abs difference from the Lightning model, on the [-1, 1] scale
 
 
@@ -46,9 +53,9 @@ def export(ckpt_path: str | Path, format: str, output: str | Path | None = None)
     path = Path(output) if output else Path(ckpt_path).with_suffix(SUFFIXES[format])
     path.parent.mkdir(parents=True, exist_ok=True)
     size = module.hparams.image_size
-    example = torch.rand(2, 3, size, size) * 2 - 1
+    example = hinted_probe(2, size, seed=1) if module.takes_hints else (torch.rand(2, 3, size, size) * 2 - 1,)
     if format == "onnx":
-        write_onnx(module.net, example, path)
+        write_onnx(module.net, example, path, optimize=not module.takes_hints)
     elif format == "torchscript":
         write_torchscript(module.net, example, path)
     else:
@@ -59,10 +66,11 @@ def export(ckpt_path: str | Path, format: str, output: str | Path | None = None)
     card = model_card(module, path, format, ckpt_path, checkpoint.get(checkpoints.DATA_HPARAMS) or {})
     sidecar.write_text(json.dumps(card, indent=2) + "\n")
 
-    probe = sketch_like(3, size)  # another batch size than the example: the batch axis is dynamic
+    # another batch size than the example: the batch axis is dynamic
+    probe = hinted_probe(3, size) if module.takes_hints else (sketch_like(3, size),)
     with torch.inference_mode():
-        expected = module(probe)
-    difference = (run_exported(path, format, probe) - expected).abs().max().item()
+        expected = module(*probe)
+    difference = (run_exported(path, format, *probe) - expected).abs().max().item()
     if difference > TOLERANCE:
         raise RuntimeError(f"{path} differs from the checkpoint's model by {difference:.2e} (max abs); please report this.")
     log.info("wrote %s and %s (max abs difference from the checkpoint's model: %.1e)", path, sidecar, difference)
@@ -75,18 +83,35 @@ def sketch_like(batch: int, size: int) -> torch.Tensor:
     return torch.where(torch.rand(batch, 1, size, size) < 0.8, 1.0, torch.rand(batch, 3, size, size) * 2 - 1)
 
 
-def write_onnx(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
-    """The torch.export-based exporter (the default since torch 2.9), batch axis dynamic, one file."""
+def hinted_probe(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sketches, hint map): synthetic drawings, whose outlines enclose regions for the hints to
+    spread over, and three patches inside the figure of each in its photo's colours. Eager
+    spreading runs until it stops and exported graphs a fixed H + W steps: on shapes like these
+    both reach every pixel, so the parity check covers the spreading too."""
+    sketches, photos = generate_pairs(batch, size, seed=seed, colours="random")
+    sketches, photos = sketch_to_input(sketches).contiguous(), to_model_range(photos)
+    sampler = HintSampler(min_size=2, max_size=4)
+    return sketches, sampler.draw(photos, sketches, torch.Generator().manual_seed(seed), count=3)
+
+
+def write_onnx(net: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path, optimize: bool = True) -> None:
+    """The torch.export-based exporter (the default since torch 2.9), batch axis dynamic, one file.
+
+    optimize=False for hint models: their H + W unrolled spreading steps take onnxscript's optimiser
+    minutes at 32 px and, growing faster than the graph, most of an hour at 128 px."""
     for name in ("onnxscript", "onnx_ir"):  # their INFO lines are the exporter's internal passes
         logging.getLogger(name).setLevel(logging.WARNING)
     batch = torch.export.Dim("batch", min=1)
-    torch.onnx.export(
-        net, (example,), path, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-        dynamic_shapes=({0: batch},), dynamo=True, external_data=False, verbose=False,
-    )
+    with warnings.catch_warnings():  # sketch and hints share the batch axis on purpose
+        warnings.filterwarnings("ignore", message=r"# The axis name: batch will not be used", category=UserWarning)
+        torch.onnx.export(
+            net, example, path, input_names=list(input_names(len(example))), output_names=[OUTPUT_NAME],
+            dynamic_shapes=tuple({0: batch} for _ in example), dynamo=True, external_data=False, verbose=False,
+            optimize=optimize,
+        )
 
 
-def write_torchscript(net: torch.nn.Module, example: torch.Tensor, path: Path) -> None:
+def write_torchscript(net: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
     """Traced: the networks are plain feed-forward, with no data-dependent control flow."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)  # deprecated upstream, still supported
@@ -94,20 +119,27 @@ def write_torchscript(net: torch.nn.Module, example: torch.Tensor, path: Path) -
         torch.jit.trace(net, example).save(str(path))
 
 
-def run_exported(path: Path, format: str, sketch: torch.Tensor) -> torch.Tensor:
-    """Run an exported file the way a deployment would: onnxruntime, plain torch.jit.load, or
-    the network rebuilt from the safetensors file and its card, as s2p-predict does."""
+def input_names(count: int) -> tuple[str, ...]:
+    return (INPUT_NAME, HINTS_NAME)[:count]
+
+
+def run_exported(path: Path, format: str, *inputs: torch.Tensor) -> torch.Tensor:
+    """Run an exported file on (sketch,) or (sketch, hints) the way a deployment would: onnxruntime,
+    plain torch.jit.load, or the network rebuilt from the safetensors file and its card, as s2p-predict does."""
     if format == "safetensors":
         with torch.inference_mode():
-            return checkpoints.load_module(path)(sketch)
+            return checkpoints.load_module(path)(*inputs)
     if format == "onnx":
         import onnxruntime  # the optional `export` extra
 
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: sketch.numpy()})[0])
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3  # errors only: its constant-folding notes on an unoptimised graph are not ours to fix
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feeds = {name: tensor.numpy() for name, tensor in zip(input_names(len(inputs)), inputs)}
+        return torch.from_numpy(session.run([OUTPUT_NAME], feeds)[0])
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
-        return torch.jit.load(str(path), map_location="cpu")(sketch)
+        return torch.jit.load(str(path), map_location="cpu")(*inputs)
 
 
 def model_card(module, path: Path, format: str, ckpt_path: str | Path, data: dict) -> dict:
@@ -116,7 +148,7 @@ def model_card(module, path: Path, format: str, ckpt_path: str | Path, data: dic
     checkpoints.read takes from it with a safetensors file."""
     size = module.hparams.image_size
     shape = ["batch", 3, size, size]
-    return {
+    card = {
         "model": path.name,
         "format": format,
         "checkpoint": str(ckpt_path),
@@ -125,6 +157,7 @@ def model_card(module, path: Path, format: str, ckpt_path: str | Path, data: dic
         "image_size": size,
         "channels_last": module.hparams.channels_last,
         "data": data,
+        "takes_hints": module.takes_hints,
         "input": {"name": INPUT_NAME, "shape": shape, "dtype": "float32", "range": [-1.0, 1.0]},
         "output": {"name": OUTPUT_NAME, "shape": shape, "dtype": "float32", "range": [-1.0, 1.0]},
         "preprocessing": [
@@ -139,6 +172,19 @@ def model_card(module, path: Path, format: str, ckpt_path: str | Path, data: dic
             "optionally resize back to the sketch's own size, bicubic",
         ],
     }
+    if module.takes_hints and format != "safetensors":
+        card["hints_input"] = {
+            "name": HINTS_NAME, "shape": ["batch", HINT_CHANNELS, size, size], "dtype": "float32",
+            "channels": ["R in [-1, 1], 0 where there is no hint", "G, likewise", "B, likewise",
+                         "mask: 1 where there is a hint, else 0"],
+            "no_hints": "all zeros",
+            "preprocessing": [
+                "a hint layer with the sketch's aspect ratio: pixels with alpha > 0 are hints in their colour",
+                f"onto the {size}x{size} grid: a cell is a hint where any pixel in it is one (mask 1), "
+                "in their alpha-weighted mean colour; x / 127.5 - 1",
+            ],
+        }
+    return card
 
 
 def main(cfg: DictConfig) -> None:

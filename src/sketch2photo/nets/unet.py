@@ -46,6 +46,8 @@ class UNet(nn.Module):
     hint_input: a second input, the (B, 4, H, W) hint map (data/hints.py), as 4 more channels;
     hint_spread: spread each hint over the region it falls in first (nets/hint_fill.py);
     hint_residual: the output is the spread hints plus a correction, not the whole image;
+    hint_correction: with hint_residual, the largest correction where a hint reached (elsewhere 2,
+    the whole range): small values make the network keep the colours it is given;
     hint_line_fill: after spreading, carry the colours this many pixels into the figure's lines;
     hint_whole_figure: then give every other figure pixel the nearest hint's colour, marked as a guess."""
 
@@ -53,7 +55,8 @@ class UNet(nn.Module):
         self, depth: int = 5, width: int = 32, norm: str = "batch", max_width: int = 256, dropout: float = 0.0,
         upsample: str = "transpose", background_input: bool = False, background_fill: bool = False,
         background_threshold: float = 0.9, hint_input: bool = False, hint_spread: bool = True,
-        hint_residual: bool = False, hint_line_fill: int = 0, hint_whole_figure: bool = False,
+        hint_residual: bool = False, hint_correction: float = 2.0, hint_line_fill: int = 0,
+        hint_whole_figure: bool = False,
     ):
         super().__init__()
         if upsample not in UPSAMPLES:
@@ -71,6 +74,7 @@ class UNet(nn.Module):
         self.background_threshold = background_threshold
         self.hint_input, self.hint_spread, self.hint_residual = hint_input, hint_spread, hint_residual
         self.hint_line_fill, self.hint_whole_figure = hint_line_fill, hint_whole_figure
+        self.hint_correction = hint_correction
         self.size_multiple = 2**depth
         widths = [min(width * 2**level, max_width) for level in range(depth)]
         bias = norm == "none"
@@ -118,6 +122,7 @@ class UNet(nn.Module):
         for up in self.up[:-1]:
             x = torch.cat([up(x), skips.pop()], dim=1)
         output = self.up[-1](x)
-        if self.hint_input and self.hint_residual:  # tanh's range doubled: a correction may be up to 2 either way
-            output = (hints[:, :3] + 2 * output).clamp(-1, 1)  # the colours are 0 where there is no hint
+        if self.hint_input and self.hint_residual:  # the colours are 0 where there is no hint
+            scale = torch.where(hints[:, 3:] == 1, self.hint_correction, 2.0)  # 2: tanh's range, anything
+            output = (hints[:, :3] + scale * output).clamp(-1, 1)
         return torch.where(background, 1.0, output) if self.background_fill else output
