@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,sweep,export,streaming
+EXTRAS ?= dev,sweep,export,streaming,app
 
 .PHONY: demo test install bench clean
 

@@ -12,6 +12,7 @@ docs/hints_psnr.png with the no-hint references as horizontal lines.
     python bench/hints.py [--data ../shared/data/sketch2photo] [--out bench/results/hints] [--folds 0,3]
                           [--name cv_unet_hints] [-- extra s2p-train overrides]
     python bench/hints.py --runs <run dir> [<run dir> ...]   # score runs you trained yourself
+    python bench/hints.py --runs <run dir> --where 10        # where the held-out error lies at 10 hints
 """
 
 from __future__ import annotations
@@ -102,6 +103,41 @@ def plot(table: dict, path: Path, title: str) -> None:
     pyplot.close(figure)
 
 
+def error_by_kind(run_dir: Path, count: int) -> None:
+    """The held-out squared error at `count` random hints, split by kind of pixel: the background,
+    the lines, paper a hint reached (and what it would be with the spread colours pasted there),
+    paper no hint reached."""
+    import torch
+
+    from sketch2photo import checkpoints
+    from sketch2photo.data.datamodule import PairedSketchDataModule
+    from sketch2photo.nets.background import background_mask
+    from sketch2photo.nets.hint_fill import regions_of, spread_hints
+
+    path = run_dir / "checkpoints" / "last.ckpt"
+    checkpoint = checkpoints.read(path)
+    module = checkpoints.load_module(path, checkpoint)
+    datamodule = PairedSketchDataModule(**{**checkpoints.data_settings(checkpoint, path), "batch_size": 64})
+    datamodule.setup("test")
+    datamodule.evaluate_with_hints(count, "random", 0)
+    batch = datamodule.on_after_batch_transfer(next(iter(datamodule.test_dataloader())), 0)
+    sketches, photos, hints = batch["sketch"], batch["photo"], batch["hints"]
+    with torch.inference_mode():
+        outputs = module(sketches, hints)
+    background = background_mask(sketches)
+    regions = regions_of(sketches, background, 0.9)
+    spread = spread_hints(hints, regions)
+    reached = spread[:, 3:] == 1
+    pasted = torch.where(reached, spread[:, :3], outputs)
+    error, pasted_error = ((outputs - photos) ** 2).mean(1, keepdim=True), ((pasted - photos) ** 2).mean(1, keepdim=True)
+    kinds = {"background": background, "lines": ~background & ~regions, "paper a hint reached": reached,
+             "paper no hint reached": regions & ~reached}
+    print(f"{run_dir}, {count} random hints: share of pixels / of the squared error / with the hints pasted")
+    for name, where in kinds.items():
+        print(f"  {name}: {where.float().mean():.2f} / {(error * where).sum() / error.sum():.2f} / "
+              f"{(pasted_error * where).sum() / error.sum():.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "sketch2photo")
@@ -110,8 +146,13 @@ def main() -> None:
     parser.add_argument("--name", default="cv_unet_hints", help="the sweep's folder under --out")
     parser.add_argument("--runs", nargs="+", type=Path, help="score these run dirs instead of training")
     parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "hints_psnr.png")
+    parser.add_argument("--where", type=int, help="with --runs: where the error lies at this many hints")
     parser.add_argument("overrides", nargs="*", help="extra s2p-train overrides, after --")
     args = parser.parse_args()
+    if args.runs and args.where is not None:
+        for run_dir in args.runs:
+            error_by_kind(run_dir, args.where)
+        return
     if args.runs:
         run_dirs = args.runs
     else:

@@ -167,7 +167,7 @@ def test_line_fill_colours_the_outline_but_not_the_next_region():
     background = background_mask(sketch)
     regions = regions_of(sketch, background, 0.9)
     plain, filled = spread_hints(hints, regions), spread_hints(hints, regions, line_steps=2, figure=~background)
-    assert not plain[0, 3, 8, 11] and filled[0, 3, 8, 11]  # the outline above the hinted half
+    assert not plain[0, 3, 8, 11] and filled[0, 3, 8, 11] == 0.5  # the outline above the hinted half, carried on
     assert filled[0, 3, 15, 15]  # the dividing line
     assert not filled[0, 3, 9:23, 16:23].any()  # the other half stays without hints
     assert torch.equal(filled[0, 3] > 0, (filled[0, 3] > 0) & ~background[0, 0])  # never the background
@@ -180,6 +180,6 @@ def test_whole_figure_fill_guesses_the_nearest_hint_across_lines_but_not_the_bac
     hints[0, :, 15, 11] = torch.tensor([0.5, -0.5, 0.0, 1.0])
     background = background_mask(sketch)
     spread = spread_hints(hints, regions_of(sketch, background, 0.9), figure=~background, whole_figure=True)
-    assert spread[0, 3, 15, 11] == 1 and spread[0, 3, 15, 20] == 0.5  # its own region; a guess over the line
+    assert spread[0, 3, 15, 11] == 1 and spread[0, 3, 15, 20] == 0.5 and spread[0, 3, 15, 15] == 0.5
     assert torch.allclose(spread[0, :3, 15, 20], torch.tensor([0.5, -0.5, 0.0]))
     assert torch.equal(spread[0, 3] > 0, ~background[0, 0])

@@ -51,7 +51,7 @@ def test_the_wheel_carries_its_configs_and_trains_outside_the_checkout(installed
     where = run(installed / "python", "-c", "import sketch2photo; print(sketch2photo.__file__)", cwd=tmp_path).stdout
     assert where.startswith(str(installed.parent))  # the installed copy, not this checkout's src/
 
-    for tool in ("s2p-predict", "s2p-export", "s2p-make-pairs", "s2p-compare", "s2p-eval", "s2p-pack"):
+    for tool in ("s2p-predict", "s2p-export", "s2p-make-pairs", "s2p-compare", "s2p-eval", "s2p-pack", "s2p-app"):
         run(installed / tool, "--cfg", "job", cwd=tmp_path)  # exits 0 only when every config it composes was shipped
     job = run(installed / "s2p-train", "--cfg", "job", cwd=tmp_path).stdout
     assert "_target_: sketch2photo.data.datamodule.PairedSketchDataModule" in job

@@ -180,7 +180,9 @@ def _load(body: str) -> Callable[[DictConfig], Any]:
 
 
 USAGES = {
-    "predict": "s2p-predict ckpt_path=<file.ckpt or .safetensors> input=<sketch file or folder> output=<folder> [keep_size=true]",
+    "predict": "s2p-predict ckpt_path=<file.ckpt or .safetensors> input=<sketch file or folder> output=<folder> "
+               "[keep_size=true] [hints=<hint file or folder>]",
+    "app": "s2p-app ckpt_path=<file.ckpt or .safetensors> [data.data_dir=<pairs>] [host=127.0.0.1] [port=7860]",
     "export": "s2p-export ckpt_path=<file.ckpt> format=onnx|torchscript|safetensors [output=<file>]",
     "make_pairs": "s2p-make-pairs photos=<folder of colour images> out=<new folder> [size=256]",
     "pack": "s2p-pack data.data_dir=<pairs> out=<new folder or s3://bucket/prefix> [data.image_size=128]",
@@ -189,6 +191,7 @@ USAGES = {
 train = command("train", "sketch2photo.train:main", precheck=check_training_config)
 evaluate = command("eval", "sketch2photo.evaluate:main", precheck=check_eval_config, list_keys=("hints",))
 predict = command("predict", "sketch2photo.predict:main", precheck=requires(USAGES["predict"]))
+app = command("app", "sketch2photo.app:main", precheck=requires(USAGES["app"]))
 export = command("export", "sketch2photo.export:main", precheck=requires(USAGES["export"]))
 make_pairs = command("make_pairs", "sketch2photo.make_pairs:main", precheck=requires(USAGES["make_pairs"]))
 pack = command("pack", "sketch2photo.pack:main", precheck=lambda cfg: (requires(USAGES["pack"])(cfg), check_litdata()))

@@ -18,7 +18,7 @@ from torch import Tensor
 from torchvision.utils import make_grid
 
 from sketch2photo.data.hints import hints_from_image, hints_from_points, read_hint_file, with_hints
-from sketch2photo.data.images import RESAMPLE, _flatten, sketch_tensor, sketch_to_input, to_uint8
+from sketch2photo.data.images import RESAMPLE, flatten_modes, sketch_tensor, sketch_to_input, to_uint8
 from sketch2photo.errors import UserError
 from sketch2photo.nets.hint_fill import HINT_CHANNELS
 
@@ -28,7 +28,7 @@ HintSource = Path | str | Image.Image | list | Tensor | None
 def prepare_sketch(image: Image.Image, size: int) -> Tensor:
     """A sketch image of any mode and size -> (3, size, size) float in [-1, 1], as in training
     (transparency over white, grey, bicubic resize)."""
-    return sketch_to_input(sketch_tensor(_flatten(image), size)[None])[0]
+    return sketch_to_input(sketch_tensor(flatten_modes(image), size)[None])[0]
 
 
 def prepare_hints(source: HintSource, sketch_size: tuple[int, int], size: int,

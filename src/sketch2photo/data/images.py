@@ -35,7 +35,7 @@ def open_image(path: Path) -> Image.Image:
         with Image.open(path) as image:
             image.load()
             image = ImageOps.exif_transpose(image)
-            return _flatten(image)
+            return flatten_modes(image)
     except BadImageError:
         raise
     except Image.DecompressionBombError as error:
@@ -46,7 +46,7 @@ def open_image(path: Path) -> Image.Image:
         raise BadImageError(path, f"unreadable or truncated image ({error})") from None
 
 
-def _flatten(image: Image.Image) -> Image.Image:
+def flatten_modes(image: Image.Image) -> Image.Image:
     """Any Pillow mode to 'L' or 'RGB': alpha over white, 16/32-bit scaled to 8-bit."""
     mode = image.mode
     if mode in ("L", "RGB"):

@@ -37,9 +37,11 @@ def spread_hints(hints: Tensor, regions: Tensor, line_steps: int = 0, figure: Te
     line_steps > 0 then carries the colours that many pixels into the lines of `figure` (bool, the
     sketch's non-background): the lines are a third of a figure's pixels and take their region's
     hue. They cannot carry a colour on into the next region: only line pixels grow then.
-
     whole_figure then goes on across lines over the rest of `figure`: every figure pixel gets the
-    colour of the nearest hint, a guess marked by 0.5 in the mask channel (1: its own region's hint).
+    colour of the nearest hint.
+
+    The mask channel says how sure a colour is: 1 in the hint's own region, 0.5 where it was
+    carried on (into lines, over the figure), 0 where no hint reached.
     """
     batch, _, height, width = hints.shape
     hinted = hints[:, 3] > 0
@@ -47,14 +49,14 @@ def spread_hints(hints: Tensor, regions: Tensor, line_steps: int = 0, figure: Te
     numbers = torch.arange(1, height * width + 1, dtype=torch.int32, device=hints.device).view(1, 1, height, width)
     source = torch.where(hinted[:, None], numbers, 0)  # (B, 1, H, W): 1 + the flat index of the hint pixel copied
     source = _grow_until_done(source, inside)
+    own_region = source[:, 0] > 0
     if line_steps > 0 and figure is not None:
         lines = figure & ~inside
         for _ in range(line_steps):
             source = _grow(source, lines)
-    reached = (source[:, 0] > 0).to(hints.dtype)
     if whole_figure and figure is not None:
         source = _grow_until_done(source, figure)
-        reached = torch.where((source[:, 0] > 0) & (reached == 0), 0.5, reached)
+    reached = torch.where(own_region, 1.0, torch.where(source[:, 0] > 0, 0.5, 0.0)).to(hints.dtype)
     index = (source.long() - 1).clamp_min(0).flatten(1)[:, None, :].expand(-1, 3, -1)  # (B, 3, H * W)
     colour = hints[:, :3].flatten(2).gather(2, index).view(batch, 3, height, width)
     return torch.cat([torch.where(reached[:, None] > 0, colour, 0.0), reached[:, None]], dim=1)
