@@ -171,7 +171,7 @@ def test_ctrl_c_during_training_waits_for_the_end_of_the_batch():
     """Raised mid-bytecode, KeyboardInterrupt can leave TensorBoard's writer lock held, and the
     shutdown then hangs on it: the first Ctrl-C only asks, the second stops at once."""
     trainer = SimpleNamespace(fast_dev_run=False, default_root_dir="run", current_epoch=0)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job (nohup) ignores it
     callback = CheckpointOnInterrupt(dirpath="run/checkpoints")
     try:
         callback.on_train_start(trainer, None)
@@ -191,7 +191,7 @@ def test_ctrl_c_during_training_waits_for_the_end_of_the_batch():
             time.sleep(0.01)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_nan_stops_with_a_clear_message_and_no_bad_checkpoint(train_config, tmp_path):

@@ -121,24 +121,47 @@ def test_the_unet_uses_hints_and_none_means_no_hints():
         assert redder.mean() > 0.5  # the spread hint is the base the network corrects
 
 
-def test_hint_draws_resume_from_the_data_state(train_config):
+def test_training_hints_follow_seed_rank_and_batch_and_evaluation_hints_follow_the_image(train_config):
+    from types import SimpleNamespace
+
     from hydra.utils import instantiate
 
-    cfg = train_config("model=unet", "model.net.hint_input=true")
-    first = instantiate(cfg.data)
-    first.setup("fit")
-    batch = next(iter(first.train_dataloader()))
-    sketches, photos = sketch_to_input(batch["sketch"]), to_model_range(batch["photo"])
-    first.simulated_hints(sketches, photos, batch["index"], training=True)
-    saved = first.state_dict()
-    expected = [first.simulated_hints(sketches, photos, batch["index"], training=True)[0] for _ in range(2)]
-    second = instantiate(cfg.data)
-    second.load_state_dict(saved)
-    got = [second.simulated_hints(sketches, photos, batch["index"], training=True)[0] for _ in range(2)]
-    assert all(torch.equal(a, b) for a, b in zip(expected, got))
-    assert not torch.equal(expected[0], expected[1])
-    evaluation = [first.simulated_hints(sketches, photos, batch["index"], training=False)[0] for _ in range(2)]
-    assert torch.equal(*evaluation)  # validation sees the same hints every epoch
+    datamodule = instantiate(train_config("model=unet", "model.net.hint_input=true").data)
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    sketches, photos, index = sketch_to_input(batch["sketch"]), to_model_range(batch["photo"]), batch["index"]
+
+    def training_draw(rank: int, batches_done: int) -> torch.Tensor:
+        progress = SimpleNamespace(total=SimpleNamespace(ready=batches_done))
+        datamodule.trainer = SimpleNamespace(global_rank=rank, fit_loop=SimpleNamespace(
+            epoch_loop=SimpleNamespace(batch_progress=progress)))
+        return datamodule.simulated_hints(sketches, photos, index, training=True)[0]
+
+    assert torch.equal(training_draw(0, 5), training_draw(0, 5))  # a resumed run's batch 5 is batch 5
+    assert not torch.equal(training_draw(0, 5), training_draw(0, 6))
+    assert not torch.equal(training_draw(0, 5), training_draw(1, 5))  # each DDP rank its own
+    datamodule.trainer = None
+    whole = datamodule.simulated_hints(sketches, photos, index, training=False)[0]
+    halves = torch.cat([datamodule.simulated_hints(sketches[:2], photos[:2], index[:2], training=False)[0],
+                        datamodule.simulated_hints(sketches[2:], photos[2:], index[2:], training=False)[0]])
+    assert torch.equal(whole, halves)  # an image's evaluation hints do not depend on its batch
+
+
+def test_a_hint_run_resumed_from_a_checkpoint_ends_as_an_uninterrupted_one(train_config, tmp_path):
+    from sketch2photo.train import train
+
+    hints = ["model=unet", "model.net.depth=2", "model.net.width=8", "model.net.hint_input=true",
+             "data.batch_size=4", "callbacks.sample_grids.num_samples=0"]
+    train(train_config(*hints, "trainer.max_epochs=4", "hydra.run.dir=whole"))
+    whole = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    train(train_config(*hints, "trainer.max_epochs=2"))
+    first_half = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    (tmp_path / "half.ckpt").write_bytes(first_half.read_bytes())
+    train(train_config(*hints, "trainer.max_epochs=4", f"ckpt_path={tmp_path / 'half.ckpt'}"))
+    resumed = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert resumed["epochs"] == whole["epochs"] == 4
+    for name, value in whole["metrics"].items():
+        assert resumed["metrics"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
 
 
 @pytest.mark.slow

@@ -225,6 +225,7 @@ def main(cfg: DictConfig) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's requests to itself at startup
         try:
             page.launch(server_name=cfg.host, server_port=cfg.port, share=False, prevent_thread_lock=True, quiet=True,
+                        max_file_size="50mb",
                         footer_links=["api"], run_history=False, ssr_mode=False, pwa=False, mcp_server=False,
                         enable_monitoring=False)
         except OSError as error:

@@ -120,7 +120,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         label = {} if placement is None else {"placement": placement, "hints": count}
         hint_rows.append({**label, **{name.split("/")[-1]: value for name, value in means.items()}})
         image_rows += [{**label, **row} for row in rows.rows]
-        grid = rows.grid if grid is None or placement == runs[0][0] else grid  # the first placement's most hints
+        grid = rows.grid if grid is None or placement == runs[0][0] else grid  # the first placement's last count
         log.info("%s%d pairs: %s", f"{placement}, {count} hint(s): " if placement else "", len(rows.rows),
                  ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
     means = {f"{cfg.subset}/{name}": value for name, value in hint_rows[0].items() if name in METRICS}
@@ -202,4 +202,4 @@ def data_settings(cfg: DictConfig, checkpoint: dict | None) -> dict:
 main = evaluate
 
 if __name__ == "__main__":
-    command("eval", main, precheck=check_eval_config)()
+    command("eval", main, precheck=check_eval_config, list_keys=("hints",))()

@@ -112,7 +112,8 @@ def write_onnx(net: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Pa
 
 
 def write_torchscript(net: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path) -> None:
-    """Traced: the networks are plain feed-forward, with no data-dependent control flow."""
+    """Traced: the networks' only data-dependent control flow, the flood fills' early stop, takes a
+    fixed H + W steps when traced (nets/background.py, nets/hint_fill.py)."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)  # deprecated upstream, still supported
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)

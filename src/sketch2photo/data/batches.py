@@ -25,8 +25,6 @@ STAGES = ("train", "val", "test")
 class PairBatches(LightningDataModule):
     sets: dict
     hint_sampler: HintSampler | None = None
-    hint_rng: torch.Generator | None = None  # training hints; made on the batches' device at the first batch
-    hint_rng_state: torch.Tensor | None = None  # restored from a checkpoint before that
     # what evaluation asks for (s2p-eval hints=...): None draws counts as in training
     hint_count: int | None = None
     hint_placement: str = "random"
@@ -45,13 +43,6 @@ class PairBatches(LightningDataModule):
             raise UserError(f"hint placement {placement!r} must be one of {', '.join(PLACEMENTS)}.")
         self.hint_count, self.hint_placement, self.hint_sampler.seed = count, placement, seed
 
-    def hint_state(self) -> dict:
-        rng = self.hint_rng
-        state = rng.get_state() if rng is not None else self.hint_rng_state
-        return {} if state is None else {"hint_rng": state}
-
-    def load_hint_state(self, state: dict) -> None:
-        self.hint_rng_state, self.hint_rng = state.get("hint_rng"), None
 
     @staticmethod
     def augmentation(image_size: int, settings: dict | None) -> PairedAugment | None:
@@ -116,20 +107,23 @@ class PairBatches(LightningDataModule):
 
     def simulated_hints(self, sketches: torch.Tensor, photos: torch.Tensor, index: torch.Tensor,
                         training: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        """(hint map, target): in training from the run's generator, the target hue-jittered first;
-        otherwise the same hints for an image every time (a generator seeded by the batch's first pair)."""
+        """(hint map, target). In training the target is hue-jittered first, and the generator is
+        seeded by (seed, rank, batch number): no state to save, and a resumed run, whose batch
+        count Lightning restores, draws the same hints. Otherwise each image gets its own hints,
+        seeded by (seed, its index), whatever the batch it comes in or the device."""
         sampler = self.hint_sampler
         if training:
-            if self.hint_rng is None:  # each DDP rank draws its own
-                rank = self.trainer.global_rank if self.trainer is not None else 0
-                self.hint_rng = torch.Generator(photos.device).manual_seed(sampler.seed + 7919 * rank)
-                if self.hint_rng_state is not None:
-                    self.hint_rng.set_state(self.hint_rng_state)
-            photos = sampler.jitter_hue(photos, self.hint_rng)
-            return sampler.draw(photos, sketches, self.hint_rng), photos
-        first = int(index[0]) if len(index) else 0
-        rng = torch.Generator(photos.device).manual_seed(sampler.seed * 1_000_003 + first)
-        return sampler.draw(photos, sketches, rng, self.hint_count, self.hint_placement), photos
+            trainer = self.trainer
+            rank = trainer.global_rank if trainer is not None else 0
+            batch = trainer.fit_loop.epoch_loop.batch_progress.total.ready if trainer is not None else 0
+            rng = torch.Generator(photos.device).manual_seed(hash((sampler.seed, rank, batch)) & 0xFFFF_FFFF_FFFF)
+            photos = sampler.jitter_hue(photos, rng)
+            return sampler.draw(photos, sketches, rng), photos
+        maps = [sampler.draw(photos[i:i + 1].cpu(), sketches[i:i + 1].cpu(),
+                             torch.Generator().manual_seed(sampler.seed * 1_000_003 + image),
+                             self.hint_count, self.hint_placement)
+                for i, image in enumerate(index.tolist())]
+        return torch.cat(maps).to(photos.device), photos
 
     def sample_batch(self, count: int, stage: str | None = None) -> dict:
         """Up to `count` pairs for sample grids, ready for the network: the first of `stage` (val if

@@ -143,9 +143,8 @@ class PairedSketchDataModule(PairBatches):
 
     # -- exact resume: the shuffle order and augmentation draws continue where they stopped ----
     def state_dict(self) -> dict:
-        return {"shuffle_rng": self.shuffle_rng.get_state(), "torch_rng": torch.get_rng_state(), **self.hint_state()}
+        return {"shuffle_rng": self.shuffle_rng.get_state(), "torch_rng": torch.get_rng_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.shuffle_rng.set_state(state["shuffle_rng"])
         torch.set_rng_state(state["torch_rng"])
-        self.load_hint_state(state)

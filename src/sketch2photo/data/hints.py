@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageColor, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageColor, ImageDraw, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms.v2.functional import adjust_hue
 
@@ -179,13 +179,14 @@ def read_hint_file(path: Path, sketch_size: tuple[int, int], image_size: int, sk
     if path.suffix.lower() == ".json":
         try:
             points = json.loads(path.read_text())
-        except (OSError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:  # RecursionError: JSON nested thousands deep
             raise UserError(f"{path}: not readable JSON ({error}). Expected {HINT_LIST_FORMAT}.") from None
         return hints_from_points(points, sketch_size, image_size, source=str(path))
     try:
         with Image.open(path) as image:
             image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            image = ImageOps.exif_transpose(image)  # as open_image turns its sketch
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise UserError(f"{path}: not a readable hint image ({error}). Give a PNG with transparency, or JSON.") from None
     return hints_from_image(image, sketch_size, image_size, source=str(path),
                             sketch_name=None if sketch_path is None else str(sketch_path))
@@ -228,6 +229,7 @@ def hints_from_points(points, sketch_size: tuple[int, int], image_size: int, sou
                 raise ValueError(f"hint {number} at ({x:g}, {y:g}) is outside the {width}x{height} sketch")
             if not 0 <= radius < math.inf:
                 raise ValueError(f"hint {number}: radius {radius:g} is not a size in pixels")
+            radius = min(radius, max(width, height))  # larger covers the sketch all the same, and takes Pillow seconds
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
             draw.point((round(x), round(y)), fill=colour)  # Pillow draws no ellipse under 1 px: a hint is never empty
     except (ValueError, TypeError) as error:

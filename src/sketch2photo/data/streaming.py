@@ -169,8 +169,7 @@ class StreamingPairsDataModule(PairBatches):
 
     # -- exact resume: the augmentation draws continue where they stopped ------------------
     def state_dict(self) -> dict:
-        return {"torch_rng": torch.get_rng_state(), **self.hint_state()}
+        return {"torch_rng": torch.get_rng_state()}
 
     def load_state_dict(self, state: dict) -> None:
         torch.set_rng_state(state["torch_rng"])
-        self.load_hint_state(state)
