@@ -178,7 +178,7 @@ def test_eval_sweeps_hint_counts_and_placements(hint_checkpoint, tiny_checkpoint
     assert list(csv.DictReader(open(tmp_path / "again" / "hints.csv")))[0]["psnr"] == rows[2]["psnr"]  # seeded
     refused = run_cli("s2p-eval", f"ckpt_path={tiny_checkpoint}", "hints=0,3", f"hydra.run.dir={tmp_path / 'no'}")
     assert refused.returncode == 1
-    assert "takes no colour hints" in refused.stderr + refused.stdout
+    assert "this checkpoint's model takes no hints" in refused.stderr + refused.stdout
     assert "Traceback" not in refused.stderr
 
 

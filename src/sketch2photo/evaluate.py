@@ -34,6 +34,7 @@ from sketch2photo import checkpoints
 from sketch2photo.callbacks import sample_grid
 from sketch2photo.checks import check_eval_config
 from sketch2photo.cli import command, typed_overrides
+from sketch2photo.colouring import require_hint_model
 from sketch2photo.data.datamodule import PairedSketchDataModule
 from sketch2photo.data.hints import with_hints
 from sketch2photo.data.images import to_model_range
@@ -107,9 +108,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     datamodule.test_on(stage)
     model = checkpoints.load_module(cfg.ckpt_path, checkpoint) if checkpoint else baseline_module(cfg.baseline, datamodule)
     counts = hint_counts(cfg)
-    if counts and not model.takes_hints:
-        raise UserError(f"hints={cfg.hints}: ckpt_path={cfg.ckpt_path} holds a model that takes no colour hints "
-                        "(it was trained without model.net.hint_input=true); drop hints=.")
+    if counts:
+        require_hint_model(model, f"hints={cfg.hints} for ckpt_path={cfg.ckpt_path}")
     runs = [(placement, count) for placement in cfg.hint_placements for count in counts] or [(None, 0)]
 
     hint_rows, image_rows, grid = [], [], None
