@@ -13,6 +13,7 @@ docs/hints_psnr.png with the no-hint references as horizontal lines.
                           [--name cv_unet_hints] [-- extra s2p-train overrides]
     python bench/hints.py --runs <run dir> [<run dir> ...]   # score runs you trained yourself
     python bench/hints.py --runs <run dir> --where 10        # where the held-out error lies at 10 hints
+    python bench/hints.py ... --within-region                # scored with hint patches kept to one region
 """
 
 from __future__ import annotations
@@ -45,13 +46,14 @@ def train(run_dir: Path, data: Path, fold: int, overrides: list[str]) -> None:
                     f"hydra.run.dir={run_dir}", *QUIET, *overrides], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
-def score(run_dir: Path) -> list[dict]:
-    """s2p-eval's rows (placement, hints, psnr, ...) for the run's final weights, kept in the run dir."""
-    out = run_dir / "hints-eval"
+def score(run_dir: Path, within_region: bool = False) -> list[dict]:
+    """s2p-eval's rows (placement, hints, psnr, ...) for the run's final weights, kept in the run dir.
+    within_region: hint patches kept to the region of their centre (data.hints.within_region)."""
+    out = run_dir / ("hints-eval-within-region" if within_region else "hints-eval")
     if not (out / "hints.json").is_file():
         subprocess.run([str(BIN / "s2p-eval"), f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-                        f"hints={','.join(map(str, COUNTS))}", f"hydra.run.dir={out}"],
-                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+                        f"hints={','.join(map(str, COUNTS))}", f"data.hints.within_region={str(within_region).lower()}",
+                        f"hydra.run.dir={out}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return json.loads((out / "hints.json").read_text())
 
 
@@ -92,6 +94,8 @@ def plot(table: dict, path: Path, title: str) -> None:
         axes.axhline(value, color="grey", linestyle=style, label=f"{name}: {value:.2f}")
     axes.set_xscale("symlog", linthresh=1)  # log x that keeps 0 hints
     axes.set_xticks(COUNTS, [str(count) for count in COUNTS])
+    axes.set_xlim(-0.3, 40)
+    axes.minorticks_off()
     axes.set_xlabel("simulated hints per image")
     axes.set_ylabel("held-out PSNR (dB)")
     axes.set_title(title, fontsize=9)
@@ -147,6 +151,8 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", type=Path, help="score these run dirs instead of training")
     parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "hints_psnr.png")
     parser.add_argument("--where", type=int, help="with --runs: where the error lies at this many hints")
+    parser.add_argument("--within-region", action="store_true",
+                        help="score with hint patches kept to their centre's region (data.hints.within_region=true)")
     parser.add_argument("overrides", nargs="*", help="extra s2p-train overrides, after --")
     args = parser.parse_args()
     if args.runs and args.where is not None:
@@ -159,7 +165,7 @@ def main() -> None:
         run_dirs = [args.out / args.name / str(fold) for fold in map(int, args.folds.split(","))]
         for fold, run_dir in zip(map(int, args.folds.split(",")), run_dirs):
             train(run_dir, args.data.resolve(), fold, args.overrides)
-    scored = {str(run_dir): score(run_dir) for run_dir in run_dirs}
+    scored = {str(run_dir): score(run_dir, args.within_region) for run_dir in run_dirs}
     for run_dir, rows in scored.items():
         print(run_dir, " ".join(f"{row['placement'][:3]}{row['hints']}={row['psnr']:.2f}" for row in rows))
     table = summary(scored)

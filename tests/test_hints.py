@@ -58,6 +58,34 @@ def test_a_patch_is_the_mean_of_the_target_under_it():
     assert torch.allclose(at_edge[0, :3, 0, 0], photos[0, :, :3, :3].mean((1, 2)), atol=1e-6)
 
 
+def test_a_patch_within_its_region_takes_that_regions_colour_not_the_line_or_the_next_region():
+    """A 9 px patch centred 2 px left of a line: as a square it mixes red, the black line and blue;
+    kept to its region it covers the red paper it reaches and is red."""
+    sketch = torch.ones(1, 3, 16, 16)
+    sketch[..., :, 8] = -1  # a vertical line at column 8: paper left (red) and right (blue)
+    photos = torch.zeros(1, 3, 16, 16)
+    photos[:, 0, :, :8], photos[:, 2, :, 9:], photos[:, :, :, 8] = 1, 1, -1
+    paper = sketch[:, :1] > 0.8
+    where = dict(rows=torch.tensor([[7]]), cols=torch.tensor([[6]]), sizes=torch.tensor([[9]]), counts=torch.tensor([1]))
+    square = paint_patches(photos, **where)
+    assert square[0, 3].sum() == 81 and square[0, 2, 7, 6] > 0  # blue leaks in
+    kept = paint_patches(photos, **where, paper=paper)
+    covered = kept[0, 3] > 0
+    assert covered.sum() == 9 * 6 and covered[3:12, 2:8].all()  # columns 2..7 only: not the line, not across it
+    assert torch.equal(kept[0, :3, covered], torch.tensor([1.0, 0.0, 0.0])[:, None].expand(-1, 54))
+    off_paper = paint_patches(photos, **{**where, "cols": torch.tensor([[8]])}, paper=paper)
+    assert off_paper[0, 3].sum() == 81  # a centre on the line keeps its square
+    figure = ring_sketch()  # a closed outline, 8..23, split by a line at column 16: red left, blue right
+    figure[..., 8:24, 16] = -1
+    photos = torch.where(figure < 0, -1.0, torch.tensor([1.0, 1.0, 1.0])[:, None, None])
+    photos[:, 1:, 9:23, 9:16] = photos[:, :2, 9:23, 17:23] = 0
+    drawn = HintSampler(within_region=True).draw(photos, figure, torch.Generator().manual_seed(0), count=30)
+    hinted = drawn[:, 3:] > 0
+    assert hinted.sum() > 30 and not (hinted & (figure[:, :1] < 0)).any()  # no patch paints a line
+    colours = drawn[:, :3].permute(0, 2, 3, 1)[hinted[:, 0]]
+    assert ((colours == torch.tensor([1.0, 0, 0])).all(1) | (colours == torch.tensor([0, 0, 1.0])).all(1)).all()
+
+
 def test_a_spread_hint_fills_its_region_and_stops_at_the_line_and_the_background():
     sketch = ring_sketch()
     hints = torch.zeros(1, 4, 32, 32)
@@ -176,6 +204,12 @@ def test_eval_sweeps_hint_counts_and_placements(hint_checkpoint, tiny_checkpoint
     assert rows[0]["psnr"] == rows[3]["psnr"]  # no hints is no hints, whatever the placement
     again = run_cli("s2p-eval", f"ckpt_path={hint_checkpoint}", "hints=[3]", f"hydra.run.dir={tmp_path / 'again'}")
     assert list(csv.DictReader(open(tmp_path / "again" / "hints.csv")))[0]["psnr"] == rows[2]["psnr"]  # seeded
+    within = run_cli("s2p-eval", f"ckpt_path={hint_checkpoint}", "hints=[3]", "data.hints.within_region=true",
+                     f"hydra.run.dir={tmp_path / 'within'}")
+    assert within.returncode == 0, within.stderr[-3000:]
+    record = json.loads((tmp_path / "within" / "metrics.json").read_text())
+    assert record["hint_protocol"]["within_region"] is True and record["hint_protocol"]["max_size"] == 9
+    assert record["hints"][0]["psnr"] != pytest.approx(float(rows[2]["psnr"]), abs=1e-6)  # other hints
     refused = run_cli("s2p-eval", f"ckpt_path={tiny_checkpoint}", "hints=0,3", f"hydra.run.dir={tmp_path / 'no'}")
     assert refused.returncode == 1
     assert "this checkpoint's model takes no hints" in refused.stderr + refused.stdout

@@ -111,11 +111,14 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if counts:
         require_hint_model(model, f"hints={cfg.hints} for ckpt_path={cfg.ckpt_path}")
     runs = [(placement, count) for placement in cfg.hint_placements for count in counts] or [(None, 0)]
+    # how hints are simulated: s2p-eval's data.hints.* (the defaults unless typed), not the training run's
+    protocol = {key: value for key, value in OmegaConf.to_container(cfg.data.hints, resolve=True).items()
+                if key not in ("enabled", "seed")}
 
     hint_rows, image_rows, grid = [], [], None
     for placement, count in runs:
         if model.takes_hints:
-            datamodule.evaluate_with_hints(count, placement or "random", cfg.hints_seed)
+            datamodule.evaluate_with_hints(count, placement or "random", cfg.hints_seed, protocol)
         means, rows = score(model, datamodule, cfg)
         label = {} if placement is None else {"placement": placement, "hints": count}
         hint_rows.append({**label, **{name.split("/")[-1]: value for name, value in means.items()}})
@@ -129,7 +132,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     record = {"status": "ok", "source": cfg.ckpt_path or f"baseline={cfg.baseline}", "subset": cfg.subset,
               "pairs": len(image_rows) // len(runs), "data": settings, "metrics": means}
     if counts:
-        record["hints"] = hint_rows
+        record["hints"], record["hint_protocol"] = hint_rows, protocol
         write_hint_table(out_dir, hint_rows, cfg)
     write_record(out_dir, record)
     write_csv(out_dir / "per_image.csv", image_rows)

@@ -35,13 +35,14 @@ class PairBatches(LightningDataModule):
         settings = dict(settings or {})
         return HintSampler(**settings) if settings.get("enabled") else None
 
-    def evaluate_with_hints(self, count: int, placement: str = "random", seed: int = 0) -> None:
-        """Serve every evaluated image exactly `count` simulated hints, placed by `placement`."""
-        if self.hint_sampler is None:
-            self.hint_sampler = HintSampler(enabled=True)
+    def evaluate_with_hints(self, count: int, placement: str = "random", seed: int = 0,
+                            settings: dict | None = None) -> None:
+        """Serve every evaluated image exactly `count` simulated hints, placed by `placement`, drawn
+        as data.hints.* `settings` say (patch sizes, within_region; HintSampler's defaults without)."""
         if placement not in PLACEMENTS:
             raise UserError(f"hint placement {placement!r} must be one of {', '.join(PLACEMENTS)}.")
-        self.hint_count, self.hint_placement, self.hint_sampler.seed = count, placement, seed
+        self.hint_sampler = HintSampler(**{**(settings or {}), "enabled": True, "seed": seed})
+        self.hint_count, self.hint_placement = count, placement
 
 
     @staticmethod

@@ -39,15 +39,19 @@ class HintSampler:
     max_hints: the count's cap. min_size, max_size: patch sides in pixels, uniform.
     hue_jitter: the share of training targets whose hue is turned by a random angle first, hints
         drawn from the turned image, so that a shape's colour cannot be learnt from its outline.
+    within_region: a patch keeps to the region its centre falls in (the paper it reaches without
+        crossing a line) and takes the target's mean colour there, not a mix with the line and the
+        region across it.
     threshold: the brightness (0..1) above which a sketch pixel is paper, as model.net's.
     seed: seeds the generator of training hints; validation draws the same hints every epoch.
     """
 
     def __init__(self, enabled: bool = False, p: float = 0.125, max_hints: int = 32, min_size: int = 1,
-                 max_size: int = 9, hue_jitter: float = 0.0, threshold: float = 0.9, seed: int = 0):
-        check_hints(p, max_hints, min_size, max_size, hue_jitter)
+                 max_size: int = 9, hue_jitter: float = 0.0, within_region: bool = False, threshold: float = 0.9,
+                 seed: int = 0):
+        check_hints(p, max_hints, min_size, max_size, hue_jitter, within_region)
         self.enabled, self.p, self.max_hints = enabled, p, max_hints
-        self.min_size, self.max_size, self.hue_jitter = min_size, max_size, hue_jitter
+        self.min_size, self.max_size, self.hue_jitter, self.within_region = min_size, max_size, hue_jitter, within_region
         self.threshold, self.seed = threshold, seed
 
     def counts(self, batch: int, generator: torch.Generator, device: torch.device) -> Tensor:
@@ -88,7 +92,8 @@ class HintSampler:
             centres = region_centres(regions, slots)
             positions = torch.where(centres >= 0, centres, positions)
         sizes = torch.randint(self.min_size, self.max_size + 1, (batch, slots), generator=generator, device=device)
-        return paint_patches(photos, positions // width, positions % width, sizes, counts)
+        return paint_patches(photos, positions // width, positions % width, sizes, counts,
+                             paper=regions if self.within_region else None)
 
 
 def with_hints(sketches: Tensor, hints: Tensor) -> Tensor:
@@ -97,29 +102,29 @@ def with_hints(sketches: Tensor, hints: Tensor) -> Tensor:
     return torch.where(hints[:, 3:] > 0, hints[:, :3], sketches)
 
 
-def paint_patches(photos: Tensor, rows: Tensor, cols: Tensor, sizes: Tensor, counts: Tensor) -> Tensor:
+def paint_patches(photos: Tensor, rows: Tensor, cols: Tensor, sizes: Tensor, counts: Tensor,
+                  paper: Tensor | None = None) -> Tensor:
     """Square patches of side `sizes` centred on (rows, cols), all (B, K), the first counts[b] of each
-    image used, each painted with the mean of `photos` (B, 3, H, W) over it; later ones on top."""
+    image used, each painted with the mean of `photos` (B, 3, H, W) over it; later ones on top.
+
+    paper: (B, 1, H, W) bool. A patch whose centre is paper keeps to the paper of the square it can
+    reach from the centre without crossing a line, so a patch by an outline takes one region's colour,
+    not its mix with the line and the region across it (a person picks one colour for one region)."""
     batch, _, height, width = photos.shape
     top, left = rows - (sizes - 1) // 2, cols - (sizes - 1) // 2
     bottom, right = (top + sizes).clamp(0, height), (left + sizes).clamp(0, width)
     top, left = top.clamp(0, height), left.clamp(0, width)
-    # the patch means from an integral image: four lookups per patch, whatever its size
-    integral = F.pad(photos.double().cumsum(2).cumsum(3), (1, 0, 1, 0))  # (B, 3, H + 1, W + 1)
-    flat = integral.flatten(2)
-
-    def corner(y: Tensor, x: Tensor) -> Tensor:
-        return flat.gather(2, (y * (width + 1) + x)[:, None, :].expand(-1, 3, -1))  # (B, 3, K)
-
-    sums = corner(bottom, right) - corner(top, right) - corner(bottom, left) + corner(top, left)
-    area = ((bottom - top) * (right - left)).clamp_min(1)[:, None, :]
-    colours = (sums / area).to(photos.dtype)  # (B, 3, K)
     slots = rows.shape[1]
     used = torch.arange(slots, device=photos.device)[None, :] < counts[:, None]  # (B, K)
     ys, xs = torch.arange(height, device=photos.device), torch.arange(width, device=photos.device)
     inside = ((ys[None, None, :, None] >= top[..., None, None]) & (ys[None, None, :, None] < bottom[..., None, None])
               & (xs[None, None, None, :] >= left[..., None, None]) & (xs[None, None, None, :] < right[..., None, None])
               & used[..., None, None])  # (B, K, H, W)
+    if paper is not None:
+        inside = keep_to_centre_region(inside, rows * width + cols, paper, int(sizes.max()))
+    # each patch's colour: the mean of the target over its pixels
+    weights = inside.flatten(2).to(photos.dtype)  # (B, K, H * W)
+    colours = torch.einsum("bcn,bkn->bck", photos.flatten(2), weights) / weights.sum(2).clamp_min(1)[:, None, :]
     # the last patch covering a pixel wins: its number (1-based) is the max over patches
     numbers = torch.arange(1, slots + 1, device=photos.device, dtype=torch.int16)[None, :, None, None]
     topmost = torch.where(inside, numbers, 0).amax(1)  # (B, H, W); 0: no hint
@@ -127,6 +132,22 @@ def paint_patches(photos: Tensor, rows: Tensor, cols: Tensor, sizes: Tensor, cou
     index = (topmost.long() - 1).clamp_min(0).flatten(1)[:, None, :].expand(-1, 3, -1)
     rgb = colours.gather(2, index).view(batch, 3, height, width)
     return torch.cat([torch.where(mask, rgb, 0.0), mask.to(photos.dtype)], dim=1)
+
+
+def keep_to_centre_region(squares: Tensor, centres: Tensor, paper: Tensor, largest: int) -> Tensor:
+    """(B, K, H, W) bool squares, (B, K) flat centres, (B, 1, H, W) bool paper -> each square cut
+    to the paper 4-connected to its centre inside it; squares whose centre is not paper stay whole.
+    `largest`: the largest side, which bounds the growth."""
+    batch, slots, height, width = squares.shape
+    allowed = squares & paper
+    grown = torch.zeros_like(squares).flatten(2).scatter_(2, centres[..., None], True).view_as(squares) & allowed
+    # s - 1 steps reach every pixel of a square of side s from its centre; twice that allows a detour round a line
+    for _ in range(2 * (largest - 1)):
+        padded = F.pad(grown, (1, 1, 1, 1))
+        grown = (grown | padded[..., :-2, 1:-1] | padded[..., 2:, 1:-1] | padded[..., 1:-1, :-2]
+                 | padded[..., 1:-1, 2:]) & allowed
+    centre_on_paper = grown.flatten(2).any(2)[..., None, None]  # (B, K, 1, 1)
+    return torch.where(centre_on_paper, grown, squares)
 
 
 def region_centres(regions: Tensor, count: int) -> Tensor:
@@ -156,7 +177,7 @@ def region_centres(regions: Tensor, count: int) -> Tensor:
     return centres
 
 
-def check_hints(p, max_hints, min_size, max_size, hue_jitter) -> None:
+def check_hints(p, max_hints, min_size, max_size, hue_jitter, within_region) -> None:
     if not isinstance(p, (int, float)) or not 0.0 < p < 1.0:
         raise UserError(f"data.hints.p={p!r} must be in (0, 1): the geometric count's parameter (mean (1 - p) / p).")
     if not isinstance(max_hints, int) or not 0 <= max_hints <= 255:
@@ -166,6 +187,8 @@ def check_hints(p, max_hints, min_size, max_size, hue_jitter) -> None:
                         "1 <= min_size <= max_size (patch sides in pixels).")
     if not isinstance(hue_jitter, (int, float)) or not 0.0 <= hue_jitter <= 1.0:
         raise UserError(f"data.hints.hue_jitter={hue_jitter!r} must be in [0, 1]: the share of targets hue-turned.")
+    if not isinstance(within_region, bool):
+        raise UserError(f"data.hints.within_region={within_region!r} must be true or false.")
 
 
 # -- users' hint files ---------------------------------------------------------------------------
