@@ -8,7 +8,7 @@ whose pixels with alpha > 0 are hints in their colour, or as JSON
 Simulated hints follow Zhang et al. 2017 (Real-Time User-Guided Image Colorization): a geometric
 count (p = 0.125: mean 7, and no hint at all for 1 image in 8), square patches of 1-9 px, each the
 target's mean colour over the patch. Positions are drawn inside the figure, where people put them.
-Everything runs on the batch's device from a torch.Generator the data module saves and restores.
+Everything runs on the batch's device from a seeded torch.Generator.
 """
 
 from __future__ import annotations
@@ -138,7 +138,6 @@ def keep_to_centre_region(squares: Tensor, centres: Tensor, paper: Tensor, large
     """(B, K, H, W) bool squares, (B, K) flat centres, (B, 1, H, W) bool paper -> each square cut
     to the paper 4-connected to its centre inside it; squares whose centre is not paper stay whole.
     `largest`: the largest side, which bounds the growth."""
-    batch, slots, height, width = squares.shape
     allowed = squares & paper
     grown = torch.zeros_like(squares).flatten(2).scatter_(2, centres[..., None], True).view_as(squares) & allowed
     # s - 1 steps reach every pixel of a square of side s from its centre; twice that allows a detour round a line
