@@ -120,11 +120,18 @@ def paint_patches(photos: Tensor, rows: Tensor, cols: Tensor, sizes: Tensor, cou
     inside = ((ys[None, None, :, None] >= top[..., None, None]) & (ys[None, None, :, None] < bottom[..., None, None])
               & (xs[None, None, None, :] >= left[..., None, None]) & (xs[None, None, None, :] < right[..., None, None])
               & used[..., None, None])  # (B, K, H, W)
-    if paper is not None:
+    if paper is None:  # squares: their means from an integral image, four lookups per patch, whatever its size
+        integral = F.pad(photos.double().cumsum(2).cumsum(3), (1, 0, 1, 0)).flatten(2)  # (B, 3, (H + 1) * (W + 1))
+
+        def corner(y: Tensor, x: Tensor) -> Tensor:
+            return integral.gather(2, (y * (width + 1) + x)[:, None, :].expand(-1, 3, -1))  # (B, 3, K)
+
+        sums = corner(bottom, right) - corner(top, right) - corner(bottom, left) + corner(top, left)
+        colours = (sums / ((bottom - top) * (right - left)).clamp_min(1)[:, None, :]).to(photos.dtype)  # (B, 3, K)
+    else:  # cut shapes: the mean over each patch's own pixels
         inside = keep_to_centre_region(inside, rows * width + cols, paper, int(sizes.max()))
-    # each patch's colour: the mean of the target over its pixels
-    weights = inside.flatten(2).to(photos.dtype)  # (B, K, H * W)
-    colours = torch.einsum("bcn,bkn->bck", photos.flatten(2), weights) / weights.sum(2).clamp_min(1)[:, None, :]
+        weights = inside.flatten(2).to(photos.dtype)  # (B, K, H * W)
+        colours = torch.einsum("bcn,bkn->bck", photos.flatten(2), weights) / weights.sum(2).clamp_min(1)[:, None, :]
     # the last patch covering a pixel wins: its number (1-based) is the max over patches
     numbers = torch.arange(1, slots + 1, device=photos.device, dtype=torch.int16)[None, :, None, None]
     topmost = torch.where(inside, numbers, 0).amax(1)  # (B, H, W); 0: no hint
