@@ -45,8 +45,8 @@ def run(*command: str) -> None:
 
 
 def record(run_dir: Path) -> dict:
-    """The run's metrics.json (sketch2photo.run_record)."""
-    from sketch2photo.run_record import read_record
+    """The run's metrics.json (sketch2photo.runs.record)."""
+    from sketch2photo.runs.record import read_record
 
     found = read_record(run_dir)
     if found is None:
@@ -102,7 +102,7 @@ def held_out_outputs(sweep: Path):
     import torch
 
     from sketch2photo import checkpoints
-    from sketch2photo.data.datamodule import PairedSketchDataModule
+    from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 
     for fold in range(FOLDS):
         path = sweep / str(fold) / "checkpoints" / "last.ckpt"
@@ -123,7 +123,7 @@ def background_error(sweep: Path) -> dict[str, float]:
     import torch
 
     from sketch2photo.metrics import per_image_metrics
-    from sketch2photo.nets.background import background_mask
+    from sketch2photo.regions import background_mask
 
     def psnr(outputs, photos) -> list[float]:
         return per_image_metrics(outputs, photos)["psnr"].tolist()

@@ -44,7 +44,7 @@ DISTINCT = 1000
 
 
 def make_dataset(pairs: int, size: int) -> Path:
-    from sketch2photo.data.synthetic import write_dataset
+    from sketch2photo.data.corpora.synthetic import write_dataset
 
     out = RESULTS / f"scaled-{pairs}-{size}"
     if (out / "testA").is_dir():
@@ -62,7 +62,7 @@ def make_dataset(pairs: int, size: int) -> Path:
 
 def child(kind: str, data_dir: str, size: int, cache: str) -> dict:
     """One measurement in this (fresh) process."""
-    from sketch2photo.data.datamodule import PairedSketchDataModule
+    from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 
     started = time.perf_counter()
     datamodule = PairedSketchDataModule(data_dir=data_dir, image_size=size, split="none", batch_size=16,

@@ -31,7 +31,7 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def make_dataset(pairs: int, size: int) -> Path:
-    from sketch2photo.data.synthetic import write_dataset
+    from sketch2photo.data.corpora.synthetic import write_dataset
 
     started = time.perf_counter()
     path = write_dataset(RESULTS / f"synthetic-{pairs}-{size}", num_pairs=pairs, size=size)
@@ -41,7 +41,7 @@ def make_dataset(pairs: int, size: int) -> Path:
 
 def cache_build(data_dir: Path, size: int) -> dict:
     """Decode everything in this process; time and peak RSS."""
-    from sketch2photo.data.datamodule import PairedSketchDataModule
+    from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 
     started = time.perf_counter()
     datamodule = PairedSketchDataModule(data_dir=str(data_dir), image_size=size, split="none")
@@ -56,7 +56,7 @@ def cache_build(data_dir: Path, size: int) -> dict:
 def train_one_epoch(data_dir: Path, size: int) -> dict:
     from helpers import compose_config
 
-    from sketch2photo.train import train
+    from sketch2photo.commands.train import train
 
     run_dir = Path(tempfile.mkdtemp(prefix="throughput-"))
     cfg = compose_config(run_dir, [

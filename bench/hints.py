@@ -114,9 +114,10 @@ def error_by_kind(run_dir: Path, count: int) -> None:
     import torch
 
     from sketch2photo import checkpoints
-    from sketch2photo.data.datamodule import PairedSketchDataModule
-    from sketch2photo.nets.background import background_mask
-    from sketch2photo.nets.hint_fill import regions_of, spread_hints
+    from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
+    from sketch2photo.regions import background_mask
+    from sketch2photo.hints.spread import spread_hints
+from sketch2photo.regions import regions_of
 
     path = run_dir / "checkpoints" / "last.ckpt"
     checkpoint = checkpoints.read(path)

@@ -52,7 +52,7 @@ def bare_loop(data_dir: Path, steps: int, channels_last: bool = False) -> tuple[
     """The seed's training loop on the same pairs (preprocessed like the project).
     (steps per second, seconds from the call to the first timed step)."""
     called = time.perf_counter()
-    from sketch2photo.data.datamodule import PairedSketchDataModule
+    from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
     from sketch2photo.data.images import sketch_to_input, to_model_range
 
     datamodule = PairedSketchDataModule(data_dir=str(data_dir), image_size=128, split="none")
@@ -82,7 +82,7 @@ def project(data_dir: Path, steps: int, *overrides: str) -> tuple[float, float]:
     called = time.perf_counter()
     from helpers import compose_config
 
-    from sketch2photo.train import train
+    from sketch2photo.commands.train import train
 
     run_dir = Path(tempfile.mkdtemp(prefix="seed_speed-"))
     cfg = compose_config(run_dir, [
@@ -98,7 +98,7 @@ def project(data_dir: Path, steps: int, *overrides: str) -> tuple[float, float]:
 def dataset() -> Path:
     if (REAL / "testA").is_dir():
         return REAL
-    from sketch2photo.data.synthetic import write_dataset
+    from sketch2photo.data.corpora.synthetic import write_dataset
 
     return write_dataset(Path(tempfile.mkdtemp()) / "synthetic", num_pairs=20, size=256)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lightning.pytorch import Callback
 
-from sketch2photo.cli import CONFIG_DIR
+from sketch2photo.config import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "sketch2photo"
@@ -86,10 +86,10 @@ def main() -> None:
 
     data_dir = REAL
     if not (REAL / "testA").is_dir():
-        from sketch2photo.data.synthetic import write_dataset
+        from sketch2photo.data.corpora.synthetic import write_dataset
 
         data_dir = write_dataset(work / "synthetic", num_pairs=20, size=256)
-    imports = "import lightning.pytorch, torchvision, torchmetrics, sketch2photo.module, sketch2photo.data.datamodule"
+    imports = "import lightning.pytorch, torchvision, torchmetrics, sketch2photo.module, sketch2photo.data.datamodules.pairs"
     time_to_first_step(data_dir)  # warm the file cache
     first = [time_to_first_step(data_dir) for _ in range(args.repeats)]
     empty = [wall([sys.executable, "-c", "pass"], work) for _ in range(args.repeats)]

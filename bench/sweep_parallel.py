@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sketch2photo.data.synthetic import write_dataset
+from sketch2photo.data.corpora.synthetic import write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 LRS = "1e-4,3e-4,1e-3,3e-3"

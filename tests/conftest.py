@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REAL_DATA, TINY, compose_config, tiny_unet_checkpoint
-from sketch2photo.data.synthetic import write_dataset
+from sketch2photo.data.corpora.synthetic import write_dataset
 
 
 @pytest.fixture(scope="session", autouse=True)

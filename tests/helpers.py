@@ -14,7 +14,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from sketch2photo.cli import CONFIG_DIR
+from sketch2photo.config import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "sketch2photo"
@@ -53,7 +53,7 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict
 
 def tiny_unet_checkpoint(run: Path, data_dir: Path, *overrides: str) -> Path:
     """A 32 px U-Net (depth 2, width 8: not the default model) trained for 1 epoch in `run`."""
-    from sketch2photo.train import train
+    from sketch2photo.commands.train import train
 
     unet = ["trainer.max_epochs=1", "model=unet", "model.net.depth=2", "model.net.width=8", *overrides]
     train(compose_config(run, [*TINY, f"data.data_dir={data_dir}", "data.synthetic_pairs=null", *unet]))

@@ -7,7 +7,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from helpers import compose_config
-from sketch2photo.data.synthetic import generate_pairs
+from sketch2photo.data.corpora.synthetic import generate_pairs
 
 SPLITS = {"train": 6, "val": 2, "test": 3}
 

@@ -37,7 +37,7 @@ def train_hint_model(run: Path, *overrides: str) -> Path:
     """A tiny U-Net (32 px, depth 2, width 8, unless overridden) trained briefly (TINY) with simulated
     hints on shapes of random colours, which only hints can tell; hint_residual: the output is the
     spread hints plus a correction, so a hint shows even after so short a training."""
-    from sketch2photo.train import train
+    from sketch2photo.commands.train import train
 
     train(compose_config(run, [
         *TINY, "data=synthetic", "data.synthetic_pairs=24", "data.synthetic_colours=random", f"paths.data_dir={run}/data",

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sketch2photo.data.datamodule import PairedSketchDataModule
+from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.errors import UserError
 
 SIZE = 16

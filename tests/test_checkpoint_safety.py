@@ -16,13 +16,13 @@ from lightning.pytorch.demos.boring_classes import BoringModel
 from PIL import Image
 
 from helpers import compose_config, run_cli
-from sketch2photo import checkpoints
-from sketch2photo.data.synthetic import generate_pairs
+from sketch2photo.checkpoints import read as checkpoints
+from sketch2photo.data.corpora.synthetic import generate_pairs
 from sketch2photo.errors import UserError
-from sketch2photo.evaluate import evaluate
-from sketch2photo.export import export
-from sketch2photo.predict import predict
-from sketch2photo.train import train
+from sketch2photo.commands.evaluate import evaluate
+from sketch2photo.commands.export import export
+from sketch2photo.commands.predict import predict
+from sketch2photo.commands.train import train
 
 
 class CreatesMarker:
@@ -65,7 +65,7 @@ def test_a_pickle_payload_is_refused_and_never_runs(tmp_path, tiny_checkpoint, s
     assert not (tmp_path / "out").exists()
     for key in ("ckpt_path", "init_from"):
         with pytest.raises(UserError, match=f"{key}=.*may not be safe"):
-            checkpoints.read(tmp_path / "evil.ckpt", key)
+            checkpoints.read_checkpoint(tmp_path / "evil.ckpt", key)
     assert not marker.exists()
 
     torch.load(tmp_path / "evil.ckpt", weights_only=False)  # the payload is real: unsafe loading runs it
@@ -139,7 +139,7 @@ def test_a_target_the_user_types_stays_free(train_config, tmp_path):
     cfg = train_config("trainer.max_epochs=1", "model.optimizer._target_=helpers.PlainSGD", "+model.optimizer.momentum=0.5")
     assert np.isfinite(train(cfg)["train/loss"])
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    assert checkpoints.read(last)["hyper_parameters"]["optimizer"]["_target_"] == "helpers.PlainSGD"
+    assert checkpoints.read_checkpoint(last)["hyper_parameters"]["optimizer"]["_target_"] == "helpers.PlainSGD"
     train(train_config("trainer.max_epochs=2", f"ckpt_path={last}", "model.optimizer._target_=helpers.PlainSGD",
                        "+model.optimizer.momentum=0.5"))  # continuing it instantiates from the user's config
     with pytest.raises(UserError, match="asks to instantiate 'helpers.PlainSGD'"):
@@ -166,7 +166,8 @@ def test_safetensors_export_serves_predict_and_eval(tmp_path, tiny_checkpoint, s
     weights = export(tiny_checkpoint, "safetensors", tmp_path / "shared" / "model.safetensors")
     card = json.loads((tmp_path / "shared" / "model.safetensors.json").read_text())
     assert card["format"] == "safetensors"
-    assert card["network"]["_target_"] == "sketch2photo.nets.unet.UNet"
+    assert card["network"]["_target_"] == "sketch2photo.nets.conditioning.ConditionedGenerator"
+    assert card["network"]["generator"] == "unet"
     assert card["image_size"] == 32
     assert card["data"]["image_size"] == 32
     with open(weights, "rb") as file:
@@ -187,4 +188,4 @@ def test_safetensors_export_serves_predict_and_eval(tmp_path, tiny_checkpoint, s
 
     shutil.move(tmp_path / "shared" / "model.safetensors.json", tmp_path / "card.json")
     with pytest.raises(UserError, match="needs its model card"):
-        checkpoints.read(weights)
+        checkpoints.read_checkpoint(weights)

@@ -12,9 +12,11 @@ import yaml
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
 from helpers import compose_config
-from sketch2photo.compare import cli, compare, find_runs, hydra_arguments, plot
+from sketch2photo.cli import compare as cli
+from sketch2photo.cli import compare_arguments as hydra_arguments
+from sketch2photo.commands.compare import compare, find_runs, plot
 from sketch2photo.errors import UserError
-from sketch2photo.run_record import write_record
+from sketch2photo.runs.record import write_record
 
 
 def make_run(path, overrides, record=None, log=""):

@@ -18,14 +18,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from helpers import BIN, TINY, compose_config, run_cli
-from sketch2photo.callbacks import LABEL_WIDTH, sample_grid
-from sketch2photo.cli import CONFIG_DIR
-from sketch2photo.data.datamodule import PairedSketchDataModule
+from sketch2photo.runs.sample_grids import LABEL_WIDTH, sample_grid
+from sketch2photo.config import CONFIG_DIR
+from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.module import ColorizationModule
+from sketch2photo.nets.conditioning import ConditionedGenerator
 from sketch2photo.nets.unet import UNet
-from sketch2photo.report import FIXED_HPARAMS
-from sketch2photo.scaleout import parallel_job_resources
-from sketch2photo.train import train
+from sketch2photo.runs.report import FIXED_HPARAMS
+from sketch2photo.runs.scaleout import parallel_job_resources
+from sketch2photo.commands.train import train
 
 PASSED_BY_TRAIN = {"logger", "callbacks", "plugins", "default_root_dir"}  # s2p-train passes these itself
 
@@ -79,7 +80,8 @@ def test_help_and_mistakes_answer_without_torch(tmp_path, entry, args, expected)
 
 # -- 2. every Trainer flag, as Lightning users type it -------------------------------------------------
 def signature_names(callable_) -> set[str]:
-    return {name for name in inspect.signature(callable_).parameters if name not in ("self", "args", "kwargs")}
+    return {parameter.name for parameter in inspect.signature(callable_).parameters.values()
+            if parameter.name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)}
 
 
 def test_every_trainer_data_model_and_network_argument_is_a_key(tmp_path):
@@ -87,7 +89,8 @@ def test_every_trainer_data_model_and_network_argument_is_a_key(tmp_path):
     assert set(cfg.trainer) - {"_target_"} == signature_names(Trainer.__init__) - PASSED_BY_TRAIN
     assert set(cfg.data) - {"_target_"} == signature_names(PairedSketchDataModule.__init__)
     assert set(cfg.model) - {"_target_"} == signature_names(ColorizationModule.__init__)
-    assert set(cfg.model.net) - {"_target_"} == signature_names(UNet.__init__)
+    generator = signature_names(UNet.__init__) - {"in_channels", "out_channels"}  # the conditioning sets these
+    assert set(cfg.model.net) - {"_target_"} == signature_names(ConditionedGenerator.__init__) | generator
     flags = ["trainer.fast_dev_run=true", "trainer.limit_train_batches=2", "trainer.overfit_batches=1",
              "trainer.gradient_clip_val=0.5", "trainer.accumulate_grad_batches=2", "trainer.profiler=simple",
              "trainer.detect_anomaly=true"]
@@ -227,7 +230,7 @@ def test_ddp_on_cpu_splits_the_cores_whatever_the_strategy(tmp_path):
 def test_dataset_default_is_a_batch_and_a_full_batch_on_a_large_set_is_warned(tmp_path, synthetic_dir, caplog, monkeypatch):
     assert compose_config(tmp_path, ["data=sketch2photo"]).data.batch_size == 16
     assert compose_config(tmp_path, ["experiment=seed"]).data.batch_size is None
-    monkeypatch.setattr("sketch2photo.data.datamodule.FULL_BATCH_WARNING", 8)
+    monkeypatch.setattr("sketch2photo.data.datamodules.pairs.FULL_BATCH_WARNING", 8)
     PairedSketchDataModule(data_dir=str(synthetic_dir), image_size=32, batch_size=None, split="none").setup()
     warned = [r.message for r in caplog.records if "puts all 12 training pairs in one batch" in r.message]
     assert warned

@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 
 from sketch2photo.data import disk_cache
-from sketch2photo.data.cache import decode_listing
-from sketch2photo.data.datamodule import PairedSketchDataModule
+from sketch2photo.data.decoded import decode_listing
+from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.data.disk_cache import cache_key, open_disk_cache
 from sketch2photo.data.layouts import find_pairs
-from sketch2photo.data.synthetic import write_dataset
+from sketch2photo.data.corpora.synthetic import write_dataset
 from sketch2photo.errors import UserError
 
 SIZE = 32
@@ -104,7 +104,7 @@ def test_a_build_killed_half_way_is_never_read_and_its_leftovers_go(dataset, tmp
         raise KeyboardInterrupt
 
     monkeypatch.setattr(disk_cache, "decode_in_chunks", killed_after_first_chunk)
-    monkeypatch.setattr("sketch2photo.data.cache.CHUNK", 4)
+    monkeypatch.setattr("sketch2photo.data.decoded.CHUNK", 4)
     with pytest.raises(KeyboardInterrupt):
         open_cache(dataset, tmp_path / "cache")
     key = cache_key(dataset, SIZE, "folders", "sketch_left")
@@ -207,7 +207,7 @@ def test_pairs_skipped_when_the_cache_was_built_are_reported_again(tmp_path, mon
 def test_disk_and_memory_caches_train_bit_identically(synthetic_dir, tmp_path):
     from helpers import TINY, compose_config
 
-    from sketch2photo.train import train
+    from sketch2photo.commands.train import train
 
     records = {}
     for cache in ("disk", "memory"):

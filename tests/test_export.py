@@ -11,10 +11,11 @@ import torch
 
 from helpers import run_cli, tiny_unet_checkpoint
 from sketch2photo.errors import UserError
-from sketch2photo.export import export, hinted_probe, sketch_like
-from sketch2photo.checkpoints import load_module
-from sketch2photo.nets.background import background_mask
-from sketch2photo.nets.hint_fill import regions_of, spread_hints
+from sketch2photo.commands.export import export, hinted_probe, sketch_like
+from sketch2photo.checkpoints.read import load_module
+from sketch2photo.regions import background_mask
+from sketch2photo.hints.spread import spread_hints
+from sketch2photo.regions import regions_of
 
 
 def lightning_output(ckpt, sketch: torch.Tensor, hints: torch.Tensor | None = None) -> np.ndarray:

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from helpers import BIN, TINY, run_cli
-from sketch2photo.callbacks import CheckpointOnInterrupt
-from sketch2photo.checkpoints import AtomicCheckpointIO
+from sketch2photo.checkpoints.callbacks import CheckpointOnInterrupt
+from sketch2photo.checkpoints.write import AtomicCheckpointIO
 from sketch2photo.errors import UserError
 from sketch2photo.module import TrainingDiverged
-from sketch2photo.train import train
+from sketch2photo.commands.train import train
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +100,7 @@ def test_checkpoint_write_is_atomic(tmp_path):
     target = tmp_path / "last.ckpt"
     script = textwrap.dedent(f"""
         import sys, time, torch
-        from sketch2photo.checkpoints import AtomicCheckpointIO
+        from sketch2photo.checkpoints.write import AtomicCheckpointIO
         io = AtomicCheckpointIO()
         io.save_checkpoint({{"version": 1}}, {str(target)!r})
         def stalled_save(obj, file):

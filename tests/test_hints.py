@@ -8,12 +8,13 @@ import pytest
 import torch
 
 from helpers import compose_config, run_cli
-from sketch2photo.data.hints import HintSampler, paint_patches, region_centres
+from sketch2photo.data.corpora.synthetic import generate_pairs
 from sketch2photo.data.images import sketch_to_input, to_model_range
-from sketch2photo.data.synthetic import generate_pairs
-from sketch2photo.nets.background import background_mask
-from sketch2photo.nets.hint_fill import regions_of, spread_hints
-from sketch2photo.nets.unet import UNet
+from sketch2photo.errors import UserError
+from sketch2photo.hints.simulate import HintSampler, paint_patches, region_centres
+from sketch2photo.hints.spread import spread_hints
+from sketch2photo.nets.conditioning import ConditionedGenerator
+from sketch2photo.regions import background_mask, regions_of
 
 
 def ring_sketch(size: int = 32) -> torch.Tensor:
@@ -137,21 +138,19 @@ def test_hint_input_alone_turns_hint_training_on(tmp_path, synthetic_dir):
 
 def test_the_unet_uses_hints_and_none_means_no_hints():
     torch.manual_seed(0)
-    net = UNet(depth=2, width=8, hint_input=True).eval()
+    net = ConditionedGenerator(depth=2, width=8, hint_input=True).eval()
     sketch = ring_sketch()
     hints = torch.zeros(1, 4, 32, 32)
     with torch.no_grad():
         assert torch.equal(net(sketch), net(sketch, hints))
         hints[0, :, 15, 15] = torch.tensor([1.0, -1.0, -1.0, 1.0])
         assert not torch.allclose(net(sketch), net(sketch, hints))
-        residual = UNet(depth=2, width=8, hint_input=True, hint_residual=True).eval()
+        residual = ConditionedGenerator(depth=2, width=8, hint_input=True, hint_residual=True).eval()
         redder = residual(sketch, hints)[0, 0, 12:20, 12:20] - residual(sketch)[0, 0, 12:20, 12:20]
         assert redder.mean() > 0.5  # the spread hint is the base the network corrects
 
 
 def test_training_hints_follow_seed_rank_and_batch_and_evaluation_hints_follow_the_image(train_config):
-    from types import SimpleNamespace
-
     from hydra.utils import instantiate
 
     datamodule = instantiate(train_config("model=unet", "model.net.hint_input=true").data)
@@ -159,24 +158,22 @@ def test_training_hints_follow_seed_rank_and_batch_and_evaluation_hints_follow_t
     batch = next(iter(datamodule.train_dataloader()))
     sketches, photos, index = sketch_to_input(batch["sketch"]), to_model_range(batch["photo"]), batch["index"]
 
+    draws = datamodule.hints  # hints/protocol.py's HintDraws, which the batches get their hints from
+
     def training_draw(rank: int, batches_done: int) -> torch.Tensor:
-        progress = SimpleNamespace(total=SimpleNamespace(ready=batches_done))
-        datamodule.trainer = SimpleNamespace(global_rank=rank, fit_loop=SimpleNamespace(
-            epoch_loop=SimpleNamespace(batch_progress=progress)))
-        return datamodule.simulated_hints(sketches, photos, index, training=True)[0]
+        return draws.training(sketches, photos, rank, batches_done)[0]
 
     assert torch.equal(training_draw(0, 5), training_draw(0, 5))  # a resumed run's batch 5 is batch 5
     assert not torch.equal(training_draw(0, 5), training_draw(0, 6))
     assert not torch.equal(training_draw(0, 5), training_draw(1, 5))  # each DDP rank its own
-    datamodule.trainer = None
-    whole = datamodule.simulated_hints(sketches, photos, index, training=False)[0]
-    halves = torch.cat([datamodule.simulated_hints(sketches[:2], photos[:2], index[:2], training=False)[0],
-                        datamodule.simulated_hints(sketches[2:], photos[2:], index[2:], training=False)[0]])
+    whole = draws.evaluation(sketches, photos, index)
+    halves = torch.cat([draws.evaluation(sketches[:2], photos[:2], index[:2]),
+                        draws.evaluation(sketches[2:], photos[2:], index[2:])])
     assert torch.equal(whole, halves)  # an image's evaluation hints do not depend on its batch
 
 
 def test_a_hint_run_resumed_from_a_checkpoint_ends_as_an_uninterrupted_one(train_config, tmp_path):
-    from sketch2photo.train import train
+    from sketch2photo.commands.train import train
 
     hints = ["model=unet", "model.net.depth=2", "model.net.width=8", "model.net.hint_input=true",
              "data.batch_size=4", "callbacks.sample_grids.num_samples=0"]
@@ -216,27 +213,8 @@ def test_eval_sweeps_hint_counts_and_placements(hint_checkpoint, tiny_checkpoint
     assert "Traceback" not in refused.stderr
 
 
-def test_line_fill_colours_the_outline_but_not_the_next_region():
-    sketch = ring_sketch()
-    sketch[..., 9:23, 15] = -1  # a line splits the square: the right half has no hint
-    hints = torch.zeros(1, 4, 32, 32)
-    hints[0, :, 15, 11] = torch.tensor([0.5, -0.5, 0.0, 1.0])
-    background = background_mask(sketch)
-    regions = regions_of(sketch, background, 0.9)
-    plain, filled = spread_hints(hints, regions), spread_hints(hints, regions, line_steps=2, figure=~background)
-    assert not plain[0, 3, 8, 11] and filled[0, 3, 8, 11] == 0.5  # the outline above the hinted half, carried on
-    assert filled[0, 3, 15, 15]  # the dividing line
-    assert not filled[0, 3, 9:23, 16:23].any()  # the other half stays without hints
-    assert torch.equal(filled[0, 3] > 0, (filled[0, 3] > 0) & ~background[0, 0])  # never the background
-
-
-def test_whole_figure_fill_guesses_the_nearest_hint_across_lines_but_not_the_background():
-    sketch = ring_sketch()
-    sketch[..., 9:23, 15] = -1
-    hints = torch.zeros(1, 4, 32, 32)
-    hints[0, :, 15, 11] = torch.tensor([0.5, -0.5, 0.0, 1.0])
-    background = background_mask(sketch)
-    spread = spread_hints(hints, regions_of(sketch, background, 0.9), figure=~background, whole_figure=True)
-    assert spread[0, 3, 15, 11] == 1 and spread[0, 3, 15, 20] == 0.5 and spread[0, 3, 15, 15] == 0.5
-    assert torch.allclose(spread[0, :3, 15, 20], torch.tensor([0.5, -0.5, 0.0]))
-    assert torch.equal(spread[0, 3] > 0, ~background[0, 0])
+def test_hint_options_that_need_another_say_so():
+    with pytest.raises(UserError, match="model.net.hint_residual=true .* needs model.net.hint_input=true"):
+        ConditionedGenerator(depth=2, width=8, hint_residual=True)
+    with pytest.raises(UserError, match="model.net.hint_correction=0.25 bounds the correction of model.net.hint_residual"):
+        ConditionedGenerator(depth=2, width=8, hint_input=True, hint_correction=0.25)

@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 from helpers import compose_config, run_cli
-from sketch2photo.data.datamodule import PairedSketchDataModule
-from sketch2photo.data.synthetic import generate_photos
+from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
+from sketch2photo.data.corpora.synthetic import generate_photos
 from sketch2photo.errors import UserError
-from sketch2photo.make_pairs import PREVIEW_SIZE, make_pairs
+from sketch2photo.commands.make_pairs import PREVIEW_SIZE, make_pairs
 
 NAMES = ["img1.png", "img2.jpg", "img10.png", "img11.png", "photo_rgba.png"]  # natural order
 

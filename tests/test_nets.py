@@ -7,8 +7,9 @@ from torch import nn
 from sketch2photo.errors import UserError
 from sketch2photo.module import ColorizationModule
 from sketch2photo.nets.autoencoder import SeedAutoencoder
-from sketch2photo.nets.background import background_mask
+from sketch2photo.nets.conditioning import ConditionedGenerator
 from sketch2photo.nets.unet import UNet
+from sketch2photo.regions import background_mask
 
 AUTOENCODER = {"_target_": "sketch2photo.nets.autoencoder.SeedAutoencoder"}
 
@@ -133,22 +134,22 @@ def test_background_threshold():
 
 def test_unet_background_options():
     sketch = outlined_sketch().repeat(2, 1, 1, 1)
-    both = UNet(depth=2, width=8, background_input=True, background_fill=True).eval()
-    assert both.down[0][0].in_channels == 4
+    both = ConditionedGenerator(depth=2, width=8, background_input=True, background_fill=True).eval()
+    assert both.generator.down[0][0].in_channels == 4
     output = both(sketch)
     background = background_mask(sketch).expand_as(output)
     assert output.shape == (2, 3, 32, 32)
     assert (output[background] == 1).all()
     assert (output[~background] < 1).all()
     seen = []
-    both.down[0][0].register_forward_pre_hook(lambda conv, inputs: seen.append(inputs[0]))
+    both.generator.down[0][0].register_forward_pre_hook(lambda conv, inputs: seen.append(inputs[0]))
     both(sketch)
     assert torch.equal(seen[0][:, :3], sketch)
     assert torch.equal(seen[0][:, 3:], background_mask(sketch) * 2.0 - 1)
-    input_only = UNet(depth=2, width=8, background_input=True).eval()
+    input_only = ConditionedGenerator(depth=2, width=8, background_input=True).eval()
     input_only.load_state_dict(both.state_dict())  # the same weights: only the fill differs
     unfilled = input_only(sketch)
     assert torch.equal(unfilled[~background], output[~background])
     assert (unfilled[background] < 1).all()
     with pytest.raises(UserError, match=r"model.net.background_threshold=1.5 must be in \(0, 1\)"):
-        UNet(background_threshold=1.5)
+        ConditionedGenerator(background_threshold=1.5)

@@ -54,7 +54,7 @@ def test_the_wheel_carries_its_configs_and_trains_outside_the_checkout(installed
     for tool in ("s2p-predict", "s2p-export", "s2p-make-pairs", "s2p-compare", "s2p-eval", "s2p-pack", "s2p-app"):
         run(installed / tool, "--cfg", "job", cwd=tmp_path)  # exits 0 only when every config it composes was shipped
     job = run(installed / "s2p-train", "--cfg", "job", cwd=tmp_path).stdout
-    assert "_target_: sketch2photo.data.datamodule.PairedSketchDataModule" in job
+    assert "_target_: sketch2photo.data.datamodules.pairs.PairedSketchDataModule" in job
     assert "paths:\n  data_dir: data\n  output_dir: outputs\n" in job  # relative: the folder the command runs from
 
     tiny = ["trainer.max_epochs=1", "data.synthetic_pairs=8", "data.image_size=32", "data.batch_size=4",
@@ -80,5 +80,6 @@ def test_a_users_own_experiment_file_through_config_dir(installed, tmp_path):
     run_dir = tmp_path / "outputs" / "mine"
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "ok"
     config = (run_dir / ".hydra" / "config.yaml").read_text()
-    assert "_target_: sketch2photo.nets.unet.UNet" in config
+    assert "_target_: sketch2photo.nets.conditioning.ConditionedGenerator" in config
+    assert "generator: unet" in config
     assert "lr: 0.002" in config

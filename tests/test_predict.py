@@ -11,12 +11,13 @@ from PIL import Image
 
 from helpers import compose_config, run_cli
 from sketch2photo.colouring import colour
-from sketch2photo.data.hints import HintSampler, hint_image, read_hint_file
+from sketch2photo.hints.files import hint_image, read_hint_file
+from sketch2photo.hints.simulate import HintSampler
 from sketch2photo.data.images import RESAMPLE, open_image, sketch_tensor, sketch_to_input, to_model_range, to_uint8
-from sketch2photo.data.synthetic import generate_pairs
-from sketch2photo.checkpoints import load_module
+from sketch2photo.data.corpora.synthetic import generate_pairs
+from sketch2photo.checkpoints.read import load_module
 from sketch2photo.errors import SOME_FILES_FAILED, UserError
-from sketch2photo.predict import main, predict
+from sketch2photo.commands.predict import main, predict
 
 SIZES = {  # the file each input becomes, and its own size
     "grey.png": (32, 32),
@@ -109,7 +110,7 @@ def test_command_with_only_a_checkpoint_reports_failures(tmp_path, sketch_folder
     """No config but the checkpoint, in an empty dir: the U-Net and its 32 px come from the checkpoint."""
     workdir = tmp_path / "work"
     workdir.mkdir()
-    result = run_cli("python", "-m", "sketch2photo.predict", f"ckpt_path={tiny_checkpoint}", f"input={sketch_folder}", "output=out", cwd=workdir)
+    result = run_cli("s2p-predict", f"ckpt_path={tiny_checkpoint}", f"input={sketch_folder}", "output=out", cwd=workdir)
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
     assert "wrote 6 of 7 image(s)" in output

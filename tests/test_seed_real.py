@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sketch2photo.train import train
+from sketch2photo.commands.train import train
 
 pytestmark = pytest.mark.real_data
 

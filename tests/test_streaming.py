@@ -18,11 +18,11 @@ from hydra.utils import instantiate
 from lightning.pytorch import Callback
 
 from helpers import BIN, TINY, compose_config, run_cli
-from sketch2photo.data.datamodule import PairedSketchDataModule
-from sketch2photo.data.streaming import StreamingPairsDataModule
+from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
+from sketch2photo.data.datamodules.streaming import StreamingPairsDataModule
 from sketch2photo.errors import UserError
-from sketch2photo.pack import pack
-from sketch2photo.train import train
+from sketch2photo.commands.pack import pack
+from sketch2photo.commands.train import train
 
 TESTS = Path(__file__).resolve().parent
 # 24 synthetic pairs: train 20, val 2, test 2. ~4 KB a pair at 32 px: 20KB chunks make several chunks,
@@ -269,7 +269,7 @@ def test_an_overwrite_killed_half_way_leaves_no_pack_that_reads_as_finished(tmp_
     def killed(**kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("sketch2photo.pack.optimize", killed)
+    monkeypatch.setattr("sketch2photo.commands.pack.optimize", killed)
     with pytest.raises(KeyboardInterrupt):
         pack(compose_config(tmp_path, [*settings, "overwrite=true"], "pack"))
     with pytest.raises(UserError, match="no packed dataset can be read there"):

@@ -16,7 +16,7 @@ from omegaconf import open_dict, read_write
 from optuna.distributions import CategoricalDistribution, LogUniformDistribution
 
 from helpers import TINY, compose_config, run_cli
-from sketch2photo.scaleout import parallel_job_resources
+from sketch2photo.runs.scaleout import parallel_job_resources
 
 HALF_THE_CORES = max(1, (os.cpu_count() or 1) // 2)
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from sketch2photo.checkpoints import load_module
-from sketch2photo.train import train
+from sketch2photo.checkpoints.read import load_module
+from sketch2photo.commands.train import train
 
 
 def test_tiny_fit_writes_the_run_dir(train_config, tmp_path):
@@ -79,7 +79,8 @@ def test_hparams_tab_gets_the_settings_and_metrics(train_config, tmp_path):
 def test_checkpoint_restores_without_config(train_config, tmp_path):
     train(train_config("trainer.max_epochs=1", "model=unet", "model.net.depth=2", "model.net.width=8"))
     module = load_module(tmp_path / "run" / "checkpoints" / "last.ckpt")
-    assert type(module.net).__name__ == "UNet"
+    assert type(module.net).__name__ == "ConditionedGenerator"
+    assert type(module.net.generator).__name__ == "UNet"
     assert module.hparams.image_size == 32
     with torch.inference_mode():
         assert module(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)

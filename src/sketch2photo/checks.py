@@ -20,7 +20,18 @@ PACK_INFO = "pack.json"  # what s2p-pack writes last: a folder without it holds 
 REMOTE_PREFIXES = ("s3://", "gs://", "r2://")
 SUBSETS = ("test", "val", "train", "all")
 BASELINES = ("mean", "white")
-HINT_PLACEMENTS = ("random", "regions")  # data/hints.py's PLACEMENTS; here without importing torch
+HINT_PLACEMENTS = ("random", "regions")  # hints/protocol.py's placements; here without importing torch
+
+# What each tool says when a required key (`???`) is missing: cli.py's precheck and the command's own body
+USAGES = {
+    "predict": "s2p-predict ckpt_path=<file.ckpt or .safetensors> input=<sketch file or folder> output=<folder> "
+               "[keep_size=true] [hints=<hint file or folder>]",
+    "app": "s2p-app ckpt_path=<file.ckpt or .safetensors> [data.data_dir=<pairs>] [host=127.0.0.1] [port=7860]",
+    "export": "s2p-export ckpt_path=<file.ckpt> format=onnx|torchscript|safetensors [output=<file>]",
+    "compare": "s2p-compare dir=<sweep dir, run dir or outputs> [metric=val/loss] [out=<dir>]",
+    "make_pairs": "s2p-make-pairs photos=<folder of colour images> out=<new folder> [size=256]",
+    "pack": "s2p-pack data.data_dir=<pairs> out=<new folder or s3://bucket/prefix> [data.image_size=128]",
+}
 
 
 def check_epochs(max_epochs: Any) -> None:

@@ -1,8 +1,9 @@
 """How every s2p-* command starts: Hydra composes the project's configs, then the command runs.
 
-The console scripts point here (`s2p-train = sketch2photo.cli:train`), and the command's own module
-is imported only once Hydra has composed the config: torch and Lightning are not loaded for
-`--help`, `--cfg` or a config that fails to compose.
+The console scripts point at the table at the end (`s2p-train = sketch2photo.cli:train`). A
+command's own module is imported only once Hydra has composed the config: torch and Lightning are
+not loaded for `--help`, `--cfg` or a config that fails to compose, and the prechecks (checks.py)
+answer a bad value before they are.
 
 A UserError ends a single run with its message and exit status 1, no traceback. Inside a
 multirun it is re-raised, so Hydra records that job as failed and the other jobs still run.
@@ -10,7 +11,6 @@ multirun it is re-raised, so Hydra records that job as failed and the other jobs
 
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 import signal
@@ -21,44 +21,16 @@ from typing import Any, Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import Override
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from sketch2photo.checks import check_eval_config, check_litdata, check_training_config
+from sketch2photo.checks import USAGES, check_eval_config, check_litdata, check_training_config
+from sketch2photo.config import CONFIG_DIR
 from sketch2photo.did_you_mean import nearest_names
 from sketch2photo.errors import UserError, require_keys, unwrap
-from sketch2photo.metrics import higher_is_better
-from sketch2photo.run_dir import in_multirun, remove_refused_run
-from sketch2photo.sweep_summary import SweepStart, sweep_summary
+from sketch2photo.runs.run_dir import in_multirun, remove_refused_run
+from sketch2photo.runs.sweep_summary import SweepStart, sweep_summary
 
-CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")  # shipped inside the package; ./configs links here
 log = logging.getLogger("sketch2photo")
-
-
-def _resume_dir(default: str, *, _root_: DictConfig) -> str:
-    """hydra.run.dir: the run being resumed (resume=<run dir>), else a new dir."""
-    return OmegaConf.select(_root_, "resume", default=None) or default
-
-
-def _if_resuming(then: str, otherwise: str, *, _root_: DictConfig) -> str:
-    return then if OmegaConf.select(_root_, "resume", default=None) else otherwise
-
-
-def _direction(metric: str) -> str:
-    """hydra.sweeper.direction for optimized_metric: maximize val/psnr, minimize val/loss."""
-    return "maximize" if higher_is_better(metric) else "minimize"
-
-
-OmegaConf.register_new_resolver("s2p_run_dir", _resume_dir, replace=True)
-OmegaConf.register_new_resolver("s2p_if_resuming", _if_resuming, replace=True)
-OmegaConf.register_new_resolver("s2p_direction", _direction, replace=True)
-
-
-def typed_overrides() -> list[Override]:
-    """What the user typed on the command line, parsed by Hydra's own override grammar."""
-    return OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
-
 
 # Lightning's lines that tell a user of these commands nothing: the model line names the device,
 # the summary says which weights were tested, and the litlogger tip is an advertisement.
@@ -73,8 +45,6 @@ NOISE_WARNINGS = (
     r"The given buffer is not writable",  # data=streaming: litdata's tensors over a memory-mapped chunk, only read
     r"Your `IterableDataset` has `__len__` defined",  # data=streaming: litdata splits the pairs among workers itself
 )
-
-
 NOISE_LOGGERS = ("lightning.pytorch.utilities.rank_zero",
                  "alembic.runtime.plugins")  # "setup plugin ..." x7 when the Optuna sweeper imports optuna
 
@@ -101,11 +71,13 @@ def use_hydra_logging_for_lightning() -> None:
         logger.propagate = True
 
 
-def command(config_name: str, body: str | Callable[[DictConfig], Any],
-            precheck: Callable[[DictConfig], None] | None = None, list_keys: tuple[str, ...] = ()) -> Callable[[], Any]:
+def command(config_name: str, body: str, precheck: Callable[[DictConfig], None] | None = None,
+            list_keys: tuple[str, ...] = (), arguments: Callable[[list[str]], list[str]] | None = None
+            ) -> Callable[[], Any]:
     """An s2p-* entry point: compose `config_name`, run `precheck` (plain values, no torch), then
-    `body` ("module:function", or the function itself). `list_keys` take a comma list without
-    brackets (`hints=0,1,3`), which Hydra outside -m refuses as an ambiguous sweep."""
+    `body` ("module:function"). `list_keys` take a comma list without brackets (`hints=0,1,3`),
+    which Hydra outside -m refuses as an ambiguous sweep; `arguments` rewrites the command line
+    first (s2p-compare's older style)."""
     started = []
 
     def run(cfg: DictConfig) -> Any:
@@ -116,7 +88,8 @@ def command(config_name: str, body: str | Callable[[DictConfig], Any],
             if precheck is not None and not in_multirun():  # a sweep job records its failure in its own dir instead
                 precheck(cfg)
             ran_body = True
-            function = body if callable(body) else _load(body)
+            module, name = body.split(":")
+            function = getattr(importlib.import_module(module), name)  # torch and Lightning load here
             if "lightning" in sys.modules:
                 use_hydra_logging_for_lightning()
             return function(cfg)
@@ -138,15 +111,13 @@ def command(config_name: str, body: str | Callable[[DictConfig], Any],
                 remove_refused_run(Path(HydraConfig.get().runtime.output_dir))
             sys.exit(1)
 
-    # Hydra names the job (train.log, hydra.job.name) after the function's module
-    if callable(body):
-        run = functools.wraps(body)(run)
-    else:
-        run.__module__ = body.split(":")[0]
+    run.__module__ = body.split(":")[0]  # Hydra names the job (train.log, hydra.job.name) after it
     hydra_main = hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)(run)
 
     def entry() -> Any:
         silence_known_noise()  # here too: a sweeper's imports log before any job runs
+        if arguments is not None:
+            sys.argv[1:] = arguments(sys.argv[1:])
         if list_keys and not {"-m", "--multirun"} & set(sys.argv):
             sys.argv[1:] = [_as_list(argument, list_keys) for argument in sys.argv[1:]]
         try:
@@ -169,29 +140,43 @@ def _as_list(argument: str, keys: tuple[str, ...]) -> str:
     return f"{key}=[{value}]" if key in keys and "," in value and not value.startswith("[") else argument
 
 
-def requires(usage: str) -> Callable[[DictConfig], None]:
-    """A precheck: every required key (`???`) is given."""
-    return lambda cfg: require_keys(cfg, usage)
+def requires(name: str) -> Callable[[DictConfig], None]:
+    """A precheck: every required key (`???`) of the command is given."""
+    return lambda cfg: require_keys(cfg, USAGES[name])
 
 
-def _load(body: str) -> Callable[[DictConfig], Any]:
-    module, name = body.split(":")
-    return getattr(importlib.import_module(module), name)  # torch and Lightning load here, after composition
+def compare_arguments(arguments: list[str]) -> list[str]:
+    """s2p-compare's older argparse style as Hydra overrides: `DIR --metric X --out Y` -> `dir=DIR
+    metric=X out=Y`. A bare word after one of Hydra's own flags (`--cfg job`) is that flag's value."""
+    translated, words, previous = [], iter(arguments), ""
+    dir_given = any(word.startswith("dir=") for word in arguments)
+    for word in words:
+        option, equals, value = word.partition("=")
+        if option in ("--metric", "--out"):
+            word = f"{option[2:]}={_quoted(value if equals else next(words, ''))}"
+        elif not (equals or dir_given or word.startswith("-") or previous.startswith("-")):
+            word, dir_given = f"dir={_quoted(word)}", True
+        translated.append(word)
+        previous = word
+    return translated
 
 
-USAGES = {
-    "predict": "s2p-predict ckpt_path=<file.ckpt or .safetensors> input=<sketch file or folder> output=<folder> "
-               "[keep_size=true] [hints=<hint file or folder>]",
-    "app": "s2p-app ckpt_path=<file.ckpt or .safetensors> [data.data_dir=<pairs>] [host=127.0.0.1] [port=7860]",
-    "export": "s2p-export ckpt_path=<file.ckpt> format=onnx|torchscript|safetensors [output=<file>]",
-    "make_pairs": "s2p-make-pairs photos=<folder of colour images> out=<new folder> [size=256]",
-    "pack": "s2p-pack data.data_dir=<pairs> out=<new folder or s3://bucket/prefix> [data.image_size=128]",
-}
+def _quoted(value: str) -> str:
+    """A Hydra override value that stays the string it is: a path may hold spaces, commas or a '~'."""
+    return "'" + value.replace("'", "\\'") + "'"
 
-train = command("train", "sketch2photo.train:main", precheck=check_training_config)
-evaluate = command("eval", "sketch2photo.evaluate:main", precheck=check_eval_config, list_keys=("hints",))
-predict = command("predict", "sketch2photo.predict:main", precheck=requires(USAGES["predict"]))
-app = command("app", "sketch2photo.app:main", precheck=requires(USAGES["app"]))
-export = command("export", "sketch2photo.export:main", precheck=requires(USAGES["export"]))
-make_pairs = command("make_pairs", "sketch2photo.make_pairs:main", precheck=requires(USAGES["make_pairs"]))
-pack = command("pack", "sketch2photo.pack:main", precheck=lambda cfg: (requires(USAGES["pack"])(cfg), check_litdata()))
+
+def _pack_precheck(cfg: DictConfig) -> None:
+    requires("pack")(cfg)
+    check_litdata()
+
+
+# The one entry table: console script -> config, body, precheck.
+train = command("train", "sketch2photo.commands.train:main", check_training_config)
+evaluate = command("eval", "sketch2photo.commands.evaluate:main", check_eval_config, list_keys=("hints",))
+predict = command("predict", "sketch2photo.commands.predict:main", requires("predict"))
+export = command("export", "sketch2photo.commands.export:main", requires("export"))
+app = command("app", "sketch2photo.commands.app:main", requires("app"))
+compare = command("compare", "sketch2photo.commands.compare:main", requires("compare"), arguments=compare_arguments)
+make_pairs = command("make_pairs", "sketch2photo.commands.make_pairs:main", requires("make_pairs"))
+pack = command("pack", "sketch2photo.commands.pack:main", _pack_precheck)

@@ -1,11 +1,11 @@
 """From a sketch and optional colour hints to a coloured picture: the steps s2p-predict runs per
 file and what an app calls with the images it holds.
 
-    picture = colour(checkpoints.load_module("best.ckpt"), Image.open("cat.png"), hints=hint_layer)
+    picture = colour(load_module("best.ckpt"), Image.open("cat.png"), hints=hint_layer)
 
-Hints are a hint file (PNG with alpha, or JSON: data/hints.py), an RGBA image with the sketch's
-aspect ratio (a drawing layer), a list of {"x", "y", "color", "radius"} in the sketch's pixels, a
-ready (4, S, S) hint map, or None.
+Hints are a hint file (PNG with alpha, or JSON), an RGBA image with the sketch's aspect ratio (a
+drawing layer), a list of {"x", "y", "color", "radius"} in the sketch's pixels, a ready (4, S, S)
+hint map, or None (hints/files.py).
 """
 
 from __future__ import annotations
@@ -17,43 +17,16 @@ from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from sketch2photo.data.hints import hints_from_image, hints_from_points, read_hint_file, with_hints
 from sketch2photo.data.images import RESAMPLE, flatten_modes, sketch_tensor, sketch_to_input, to_uint8
 from sketch2photo.errors import UserError
-from sketch2photo.nets.hint_fill import HINT_CHANNELS
-
-HintSource = Path | str | Image.Image | list | Tensor | None
+from sketch2photo.hints import with_hints
+from sketch2photo.hints.files import HintSource, prepare_hints
 
 
 def prepare_sketch(image: Image.Image, size: int) -> Tensor:
     """A sketch image of any mode and size -> (3, size, size) float in [-1, 1], as in training
     (transparency over white, grey, bicubic resize)."""
     return sketch_to_input(sketch_tensor(flatten_modes(image), size)[None])[0]
-
-
-def prepare_hints(source: HintSource, sketch_size: tuple[int, int], size: int,
-                  sketch_name: str | None = None) -> Tensor | None:
-    """Hints in any of the forms above -> (4, size, size) hint map, or None for no hints.
-    sketch_size is the sketch's own (width, height), which the hints' coordinates refer to."""
-    if source is None:
-        return None
-    if isinstance(source, Tensor):
-        if source.shape != (HINT_CHANNELS, size, size):
-            raise UserError(f"a hint map must be ({HINT_CHANNELS}, {size}, {size}) at the model's size, "
-                            f"not {tuple(source.shape)}.")
-        return source.float()
-    if isinstance(source, Image.Image):
-        return hints_from_image(source, sketch_size, size, sketch_name=sketch_name)
-    if isinstance(source, list):
-        return hints_from_points(source, sketch_size, size)
-    if isinstance(source, (str, Path)):
-        return read_hint_file(Path(source), sketch_size, size, sketch_name)
-    raise TypeError(f"hints must be a path, a PIL image, a list of dots, a tensor or None, not {type(source).__name__}")
-
-
-def empty_hints(size: int) -> Tensor:
-    """(4, size, size) zeros: no hint anywhere (mask 0), for a sketch without hints in a batch with them."""
-    return torch.zeros(HINT_CHANNELS, size, size)
 
 
 def require_hint_model(module, given: str) -> None:
@@ -76,7 +49,7 @@ def preview(sketch: Tensor, hints: Tensor, output: Tensor) -> Image.Image:
 
 
 def colour(module, sketch: Image.Image, hints: HintSource = None, keep_size: bool = False) -> Image.Image:
-    """Colour one sketch with a loaded module (checkpoints.load_module), at the model's size or,
+    """Colour one sketch with a loaded module (checkpoints/read.py's load_module), at the model's size or,
     with keep_size, at the sketch's own."""
     if hints is not None:
         require_hint_model(module, "hints")

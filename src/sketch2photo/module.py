@@ -13,6 +13,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from sketch2photo import __version__
+from sketch2photo.checkpoints.aliases import upgrade_checkpoint
 from sketch2photo.checks import check_model
 from sketch2photo.errors import UserError
 from sketch2photo.metrics import DATA_RANGE, image_metrics
@@ -75,7 +76,7 @@ class ColorizationModule(LightningModule):
     @property
     def takes_hints(self) -> bool:
         """Whether the network takes a hint map (model.net.hint_input): the checkpoint says so."""
-        return bool(getattr(self.net, "hint_input", False))
+        return self.net.takes_hints
 
     def forward(self, sketch: Tensor, hints: Tensor | None = None) -> Tensor:
         sketch = sketch.contiguous(memory_format=self.memory_format)
@@ -161,6 +162,10 @@ class ColorizationModule(LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.log(STEP, float(max(self.current_epoch, 1)))
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Trainer.fit(ckpt_path=...) of a checkpoint from an earlier version: its weights' names as today's."""
+        upgrade_checkpoint(checkpoint, "ckpt_path")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         self.raise_if_diverged(check_weights=True)

@@ -36,13 +36,13 @@ import numpy as np
 import PIL
 import torch
 
-from sketch2photo.data.cache import CachedPairs, all_rows, decode_in_chunks
+from sketch2photo.data.decoded import CachedPairs, all_rows, decode_in_chunks
 from sketch2photo.data.layouts import Listing
 from sketch2photo.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# Bump when decoding or resizing changes (data/images.py, data/cache.py): older caches are rebuilt.
+# Bump when decoding or resizing changes (data/images.py, data/decoded.py): older caches are rebuilt.
 PREPROCESSING_VERSION = 1
 
 

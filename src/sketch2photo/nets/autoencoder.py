@@ -4,6 +4,7 @@ from torch import Tensor, nn
 
 
 class SeedAutoencoder(nn.Module):
+    takes_hints = False
     size_multiple = 4  # two stride-2 stages
 
     def __init__(self) -> None:

@@ -1,0 +1,190 @@
+"""The one place that opens checkpoints: read them safely, check they are ours, compare their network
+with a config, take their weights or data settings, rebuild the trained module.
+
+A checkpoint is data from whoever handed it over. It is read with `weights_only=True` (tensors and
+plain containers only, so no pickle can run code). Before the module is rebuilt from the config
+inside it (load_module: eval, predict, export), every `_target_` in that config must be a network
+of this package, a `torch.optim` optimizer or a `torch.optim.lr_scheduler` scheduler. Training
+(resume, ckpt_path, init_from) instantiates from the user's own config, never from the file's.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import get_class
+
+from sketch2photo.checkpoints.aliases import upgrade_checkpoint
+from sketch2photo.errors import UserError, unwrap
+from sketch2photo.module import ColorizationModule
+from sketch2photo.nets import NETWORKS, network_defaults
+
+HPARAMS, DATA_HPARAMS = "hyper_parameters", "datamodule_hyper_parameters"
+
+
+def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
+    """Load a checkpoint file (or a safetensors export with its model card) safely, check that it is
+    one of ours, and bring one written by an earlier version up to date (aliases.py); one clear
+    UserError otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{key}={path} does not exist. A run keeps its checkpoints in <run dir>/checkpoints/{{best,last}}.ckpt.")
+    checkpoint = read_safetensors(path, key) if path.suffix == ".safetensors" else read_torch_file(path, key)
+    hparams = checkpoint.get(HPARAMS) if isinstance(checkpoint, dict) else None
+    if not isinstance(hparams, dict) or not isinstance(hparams.get("net"), dict):
+        raise UserError(f"{key}={path} is not a sketch2photo checkpoint (it carries no model config).")
+    return upgrade_checkpoint(checkpoint, f"{key}={path}")
+
+
+def read_torch_file(path: Path, key: str) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # tensors read when used
+    except Exception as error:
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(error))  # weights_only refused to import this: nothing ran
+        if isinstance(error, pickle.UnpicklingError) and unsafe:
+            raise UserError(
+                f"{key}={path} may not be safe to open: it asks to unpickle {unsafe[1]}, not only weights and "
+                "settings, so it was refused unread. Use checkpoints written by s2p-train, or a safetensors "
+                "export (s2p-export format=safetensors)."
+            ) from None
+        # a truncated file, a zip error, a text file: the same thing to the user
+        reason = "not a PyTorch file, or damaged" if isinstance(error, pickle.UnpicklingError) else str(error).strip()
+        raise UserError(f"{key}={path} is not a readable checkpoint ({type(error).__name__}: {reason}).") from None
+
+
+def read_safetensors(path: Path, key: str) -> dict:
+    """s2p-export format=safetensors: the network's weights, and <file>.json (its model card) beside
+    them, read into the shape of a checkpoint."""
+    card_path = path.with_name(path.name + ".json")
+    if not card_path.is_file():
+        raise UserError(f"{key}={path} needs its model card {card_path} beside it (s2p-export writes both).")
+    try:
+        from safetensors.torch import load_file  # the optional `export` extra
+    except ImportError:
+        raise UserError(f"{key}={path}: reading safetensors needs the safetensors package: pip install -e .[export] (or sketch2photo[export])") from None
+    try:
+        card = json.loads(card_path.read_text())
+        weights = load_file(path)
+        hparams = {"net": card["network"], "image_size": card["image_size"], "channels_last": card.get("channels_last", False)}
+    except Exception as error:  # bad JSON, a missing key, a truncated tensor file
+        raise UserError(f"{key}={path} with {card_path.name} is not a readable export ({type(error).__name__}: {error}).") from None
+    return {HPARAMS: hparams, DATA_HPARAMS: card.get("data") or {}, "sketch2photo_version": card.get("sketch2photo_version"),
+            "state_dict": {f"net.{name}": tensor for name, tensor in weights.items()}}
+
+
+def check_targets(hparams: dict, path: Path, key: str) -> None:
+    """Refuse any `_target_` that is not a network of this package, an optimizer or a scheduler."""
+    allowed = {"net": network_target, "optimizer": optimizer_target, "scheduler": scheduler_target}
+    interpolation = next((place for place, text in strings_in(hparams, "hyper_parameters") if "${" in text), None)
+    if interpolation:  # instantiate() resolves ${...} before calling, which could build a target unseen here
+        raise UserError(f"{key}={path} holds an interpolation (${{...}}) at {interpolation}; refused, nothing was called.")
+    for name, value in hparams.items():
+        for place, target in targets_in(value, name):
+            if not (place == name and name in allowed and allowed[name](target)):
+                raise UserError(
+                    f"{key}={path} asks to instantiate {target!r} (at {place}), which is not a sketch2photo network, "
+                    "a torch.optim optimizer or a torch.optim.lr_scheduler scheduler; refused, nothing was called."
+                )
+
+
+def targets_in(value: Any, place: str):
+    """(where, target) for every `_target_` in a nested config."""
+    if isinstance(value, dict):
+        if "_target_" in value:
+            yield place, value["_target_"]
+        for name, item in value.items():
+            if name != "_target_":
+                yield from targets_in(item, f"{place}.{name}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from targets_in(item, f"{place}[{index}]")
+
+
+def strings_in(value: Any, place: str):
+    """(where, text) for every string in a nested config, keys included."""
+    if isinstance(value, str):
+        yield place, value
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from strings_in(name, place)
+            yield from strings_in(item, f"{place}.{name}")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from strings_in(item, f"{place}[{index}]")
+
+
+def network_target(target: Any) -> bool:
+    return target in NETWORKS
+
+
+def optimizer_target(target: Any) -> bool:
+    return _torch_class(target, "torch.optim.", torch.optim.Optimizer)
+
+
+def scheduler_target(target: Any) -> bool:
+    return _torch_class(target, "torch.optim.lr_scheduler.", torch.optim.lr_scheduler.LRScheduler)
+
+
+def _torch_class(target: Any, prefix: str, base: type) -> bool:
+    if not isinstance(target, str) or not target.startswith(prefix):
+        return False  # checked before importing: a foreign module is never imported
+    try:
+        found = get_class(target)
+    except Exception:
+        return False
+    return isinstance(found, type) and issubclass(found, base)
+
+
+def check_network_matches(checkpoint: dict, wanted_net: dict, path: str | Path, key: str = "ckpt_path") -> None:
+    """The checkpoint's network must be the one the config asks for (defaults filled in on both sides)."""
+    saved_net = checkpoint[HPARAMS]["net"]
+    if network_defaults(saved_net) != network_defaults(wanted_net):
+        raise UserError(
+            f"{key}={path} holds a different model ({saved_net}) from this run's model.net ({wanted_net}). "
+            f"Select the same model (e.g. model=unet with the same depth/width), or start without {key}."
+        )
+
+
+def network_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
+    """The network's state dict (for init_from): the module's `net.*` entries without the prefix."""
+    return {name.removeprefix("net."): tensor for name, tensor in checkpoint["state_dict"].items() if name.startswith("net.")}
+
+
+# What s2p-eval takes from a file's data settings. Not synthetic_pairs (a file must not make the
+# command write a dataset where it chooses), nor workers and threads (this machine's business).
+DATA_SETTINGS = ("data_dir", "image_size", "layout", "ab_order", "split", "val_fraction", "test_fraction",
+                 "folds", "fold", "split_seed", "on_bad_file", "batch_size")
+
+
+def data_settings(checkpoint: dict, path: str | Path) -> dict:
+    """The PairedSketchDataModule arguments the model was trained with, those of DATA_SETTINGS."""
+    saved = checkpoint.get(DATA_HPARAMS) or {}
+    if not isinstance(saved, dict) or not saved:
+        raise UserError(f"ckpt_path={path} has no data settings; give them all on the command line, "
+                        "e.g. data.data_dir=<pairs> data.image_size=<the model's size> subset=all.")
+    chosen = {name: saved[name] for name in DATA_SETTINGS if name in saved}
+    if not all(isinstance(value, (str, int, float, bool, type(None))) for value in chosen.values()):
+        raise UserError(f"ckpt_path={path}: its data settings are not plain values; refused.")
+    return chosen
+
+
+def load_module(path: str | Path, checkpoint: dict | None = None) -> ColorizationModule:
+    """The trained module, rebuilt from the config inside its checkpoint: no user config needed.
+    Pass `checkpoint` when read_checkpoint(path) has already been called."""
+    checkpoint = checkpoint or read_checkpoint(path)
+    check_targets(checkpoint[HPARAMS], Path(path), "ckpt_path")
+    try:
+        module = ColorizationModule(**{**checkpoint[HPARAMS], "compile": False})
+        module.load_state_dict(checkpoint["state_dict"])
+    except UserError:
+        raise
+    except Exception as error:  # a config the classes refuse, weights of another shape
+        cause = unwrap(error)
+        raise UserError(f"ckpt_path={path}: the model config and weights in it do not build a sketch2photo model "
+                        f"({type(cause).__name__}: {cause}).") from None
+    return module.eval()

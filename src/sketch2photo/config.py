@@ -1,0 +1,30 @@
+"""Where the configs live, and the resolvers they use: registered on import, before any compose."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from sketch2photo.metrics import higher_is_better
+
+CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")  # shipped inside the package; ./configs links here
+
+
+def _resume_dir(default: str, *, _root_: DictConfig) -> str:
+    """hydra.run.dir: the run being resumed (resume=<run dir>), else a new dir."""
+    return OmegaConf.select(_root_, "resume", default=None) or default
+
+
+def _if_resuming(then: str, otherwise: str, *, _root_: DictConfig) -> str:
+    return then if OmegaConf.select(_root_, "resume", default=None) else otherwise
+
+
+def _direction(metric: str) -> str:
+    """hydra.sweeper.direction for optimized_metric: maximize val/psnr, minimize val/loss."""
+    return "maximize" if higher_is_better(metric) else "minimize"
+
+
+OmegaConf.register_new_resolver("s2p_run_dir", _resume_dir, replace=True)
+OmegaConf.register_new_resolver("s2p_if_resuming", _if_resuming, replace=True)
+OmegaConf.register_new_resolver("s2p_direction", _direction, replace=True)

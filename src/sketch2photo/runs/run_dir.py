@@ -1,0 +1,36 @@
+"""The run dir Hydra made for this command: whether it is one job of a multirun, what was typed for
+it, and removing it when the command was refused before any work."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.types import RunMode
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def typed_overrides() -> list[Override]:
+    """What the user typed on the command line, parsed by Hydra's own override grammar."""
+    return OverridesParser.create().parse_overrides(list(HydraConfig.get().overrides.task))
+
+
+def remove_refused_run(run_dir: Path) -> None:
+    """Delete a run dir that holds only what Hydra wrote (.hydra/, the log), and its parents that
+    this leaves empty, up to the working directory."""
+    cwd = Path.cwd().resolve()
+    if not run_dir.is_dir() or run_dir.resolve() in (cwd, *cwd.parents):  # the tools run in "."
+        return
+    if any(p.name != ".hydra" and p.suffix != ".log" for p in run_dir.iterdir()):
+        return
+    shutil.rmtree(run_dir)
+    for parent in run_dir.resolve().parents:
+        if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+            break
+        parent.rmdir()
