@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev,sweep,export,streaming,app
 
-.PHONY: demo test install bench clean
+.PHONY: demo test test-fast lint format install bench clean
 
 $(BIN)/s2p-train: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,21 @@ install: $(BIN)/s2p-train
 demo: install
 	$(BIN)/s2p-train trainer.max_epochs=40
 
+# The whole suite, as CI runs it.
 test: install
 	$(BIN)/python -m pytest -q
+
+# The tests that start no process and no browser (not marked slow): under 2 minutes.
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: install
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 bench: install
 	$(BIN)/python bench/seed_speed.py

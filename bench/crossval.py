@@ -101,24 +101,24 @@ def held_out_outputs(sweep: Path):
     """Per fold: the final model's outputs on its held-out sketches, those sketches and their photos."""
     import torch
 
-    from sketch2photo import checkpoints
+    from sketch2photo.checkpoints.read import data_settings, load_module, read_checkpoint
     from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 
     for fold in range(FOLDS):
         path = sweep / str(fold) / "checkpoints" / "last.ckpt"
-        checkpoint = checkpoints.read(path)
-        data = PairedSketchDataModule(**checkpoints.data_settings(checkpoint, path))
+        checkpoint = read_checkpoint(path)
+        data = PairedSketchDataModule(**data_settings(checkpoint, path))
         data.setup()
         held_out = data.sample_batch(len(data.sets["val"]), "val")
         with torch.inference_mode():
-            outputs = checkpoints.load_module(path, checkpoint)(held_out["sketch"]).contiguous()
+            outputs = load_module(path, checkpoint)(held_out["sketch"]).contiguous()
         yield outputs, held_out["sketch"], held_out["photo"]
 
 
 def background_error(sweep: Path) -> dict[str, float]:
     """Over the folds' held-out pairs (each of the 20 once): the share of the squared error on
     pixels that are white in the photo (the background), the PSNR, the PSNR had the background been
-    right, the PSNR with the background found in the sketch (nets/background.py) painted white, and
+    right, the PSNR with the background found in the sketch (regions.py) painted white, and
     the IoU of that background with the photos' white."""
     import torch
 

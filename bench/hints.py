@@ -113,16 +113,15 @@ def error_by_kind(run_dir: Path, count: int) -> None:
     paper no hint reached."""
     import torch
 
-    from sketch2photo import checkpoints
+    from sketch2photo.checkpoints.read import data_settings, load_module, read_checkpoint
     from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
-    from sketch2photo.regions import background_mask
     from sketch2photo.hints.spread import spread_hints
-from sketch2photo.regions import regions_of
+    from sketch2photo.regions import background_mask, regions_of
 
     path = run_dir / "checkpoints" / "last.ckpt"
-    checkpoint = checkpoints.read(path)
-    module = checkpoints.load_module(path, checkpoint)
-    datamodule = PairedSketchDataModule(**{**checkpoints.data_settings(checkpoint, path), "batch_size": 64})
+    checkpoint = read_checkpoint(path)
+    module = load_module(path, checkpoint)
+    datamodule = PairedSketchDataModule(**{**data_settings(checkpoint, path), "batch_size": 64})
     datamodule.setup("test")
     datamodule.evaluate_with_hints(count, "random", 0)
     batch = datamodule.on_after_batch_transfer(next(iter(datamodule.test_dataloader())), 0)

@@ -7,8 +7,17 @@ from pathlib import Path
 
 import pytest
 
+import helpers
 from helpers import REAL_DATA, TINY, compose_config, tiny_unet_checkpoint
 from sketch2photo.data.corpora.synthetic import write_dataset
+
+
+@pytest.fixture(autouse=True)
+def only_slow_tests_start_processes(request):
+    """A test that is not marked slow fails if it starts a process: `make test-fast` stays fast."""
+    helpers.subprocesses_allowed = request.node.get_closest_marker("slow") is not None
+    yield
+    helpers.subprocesses_allowed = True
 
 
 @pytest.fixture(scope="session", autouse=True)

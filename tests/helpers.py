@@ -1,12 +1,18 @@
 """Helpers shared by the tests: the tiny training settings, composing configs as the CLI does,
-running the installed commands, and a tiny trained checkpoint."""
+running the installed commands (to the end, or started in the background), and a tiny trained
+checkpoint."""
 
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -17,8 +23,10 @@ from omegaconf import DictConfig, open_dict
 from sketch2photo.config import CONFIG_DIR
 
 ROOT = Path(__file__).resolve().parents[1]
+TESTS = ROOT / "tests"
 REAL_DATA = ROOT.parent / "shared" / "data" / "sketch2photo"
 BIN = Path(sys.executable).parent
+T = TypeVar("T")
 
 # Small and quick: every in-process fit in the suite uses these unless a test says otherwise.
 TINY = [
@@ -44,11 +52,61 @@ def compose_config(run_dir: Path, overrides: list[str], config_name: str = "trai
     return cfg
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run an installed console script (s2p-*) in a subprocess and capture its output."""
-    command = [str(BIN / args[0]), *args[1:]]
+# Only tests marked slow start processes: `make test-fast` runs the others (conftest.py sets this).
+subprocesses_allowed = True
+
+
+def _command(program: str | Path, env: dict | None) -> tuple[str, dict]:
+    """An installed console script (s2p-*, tensorboard, python) or a path; the environment with
+    `env` on top, where None removes a variable. Warnings are off unless `env` turns them on."""
+    assert subprocesses_allowed, "this test starts a process: mark it @pytest.mark.slow (make test-fast skips those)"
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
-    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+    return str(BIN / program), {name: value for name, value in full_env.items() if value is not None}
+
+
+def run_cli(program: str | Path, *args: str, cwd: Path | None = None, timeout: float = 300,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command to the end and capture its output."""
+    executable, full_env = _command(program, env)
+    return subprocess.run([executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=full_env)
+
+
+def start_cli(program: str | Path, *args: str, cwd: Path | None = None, env: dict | None = None,
+              stdout=subprocess.PIPE) -> subprocess.Popen:
+    """Start a command without waiting, in a session of its own (killpg stops it with its children),
+    with Python's default Ctrl-C handler (a shell's background job would ignore SIGINT) and
+    faulthandler on: a run that hangs prints every thread's stack on SIGABRT."""
+    executable, full_env = _command(program, {"PYTHONFAULTHANDLER": "1", **(env or {})})
+    return subprocess.Popen([executable, *map(str, args)], cwd=cwd, env=full_env, stdout=stdout,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def wait_until(ready: Callable[[], T], what: str, timeout: float = 120, process: subprocess.Popen | None = None,
+               interval: float = 0.05) -> T:
+    """Poll ready() until it returns something true, and return that. Fails naming `what` after
+    `timeout` s, or as soon as `process` ends (with its last output). An OSError (a server not
+    listening yet) counts as not ready."""
+    deadline, value = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            output = process.stdout.read()[-3000:] if process.stdout else ""
+            raise AssertionError(f"the process ended (status {process.returncode}) before {what}:\n{output}")
+        try:
+            value = ready()
+            if value:
+                return value
+        except OSError:
+            pass
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}; last seen: {value!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def tiny_unet_checkpoint(run: Path, data_dir: Path, *overrides: str) -> Path:

@@ -20,7 +20,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 import sketch2photo
-from helpers import BIN, TINY, compose_config, run_cli
+from helpers import free_port, run_cli, start_cli, tiny_unet_checkpoint, wait_until
+from sketch2photo.data.corpora.synthetic import write_dataset
 
 pytest.importorskip("gradio", reason="the app extra is not installed: pip install -e .[app]")
 
@@ -33,25 +34,19 @@ PACKAGE = Path(sketch2photo.__file__).parent
 BLUE = (29, 78, 216)  # PALETTE[4], "#1d4ed8"
 
 
-def train_hint_model(run: Path, *overrides: str) -> Path:
-    """A tiny U-Net (32 px, depth 2, width 8, unless overridden) trained briefly (TINY) with simulated
-    hints on shapes of random colours, which only hints can tell; hint_residual: the output is the
-    spread hints plus a correction, so a hint shows even after so short a training."""
-    from sketch2photo.commands.train import train
-
-    train(compose_config(run, [
-        *TINY, "data=synthetic", "data.synthetic_pairs=24", "data.synthetic_colours=random", f"paths.data_dir={run}/data",
-        "model=unet", "model.net.depth=2", "model.net.width=8", "model.net.hint_input=true",
-        "model.net.hint_residual=true", *overrides,
-    ]))
-    return run / "checkpoints" / "last.ckpt"
+def train_hint_model(run: Path, *overrides: str, pairs: int = 24, size: int = 32) -> tuple[Path, Path]:
+    """(checkpoint, its dataset): a tiny U-Net (depth 2, width 8, unless overridden) trained for 2
+    epochs with simulated hints on shapes of random colours, which only hints can tell; hint_residual:
+    the output is the spread hints plus a correction, so a hint shows even after so short a training."""
+    data = write_dataset(run / "data", pairs, size=size, colours="random")
+    return tiny_unet_checkpoint(run, data, f"data.image_size={size}", "trainer.max_epochs=2", "model.net.hint_input=true",
+                                "model.net.hint_residual=true", *overrides), data
 
 
 @pytest.fixture(scope="module")
 def hint_model(tmp_path_factory) -> tuple[Path, Path]:
     """(checkpoint, its dataset: the examples' source)."""
-    run = tmp_path_factory.mktemp("app_hints")
-    return train_hint_model(run), run / "data" / "synthetic-24-32-random"
+    return train_hint_model(tmp_path_factory.mktemp("app_hints"))
 
 
 def circle_sketch(path: Path, size: int = 256, mode: str = "L") -> Path:
@@ -82,12 +77,6 @@ def assert_moved_toward(plain: Image.Image, hinted: Image.Image, colour=BLUE) ->
     after = np.linalg.norm(centre_colour(hinted) - colour)
     assert after < 0.6 * before, (f"the hint did not pull the colour toward {colour}: centre {centre_colour(plain)} "
                                   f"without it, {centre_colour(hinted)} with it")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -137,21 +126,16 @@ def start_app(tmp_path):
             (folder / name).mkdir(parents=True)
         port = free_port()
         log = tmp_path / f"app{len(apps)}.log"
-        env = {**os.environ, "TMPDIR": str(folder / "tmp"), "HOME": str(folder / "home"), "PYTHONWARNINGS": "ignore"}
         with log.open("w") as output:
-            process = subprocess.Popen([str(BIN / "s2p-app"), f"ckpt_path={ckpt}", f"port={port}", *overrides],
-                                       cwd=folder / "cwd", env=env, stdout=output, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+            process = start_cli("s2p-app", f"ckpt_path={ckpt}", f"port={port}", *overrides, cwd=folder / "cwd",
+                                env={"TMPDIR": str(folder / "tmp"), "HOME": str(folder / "home")}, stdout=output)
         app = App(f"http://127.0.0.1:{port}/", process, folder, log)
         apps.append(app)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                pytest.fail(f"s2p-app exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-            if " at http://" in log.read_text():
-                return app
-            time.sleep(0.3)
-        pytest.fail(f"s2p-app did not start in 120 s:\n{log.read_text()[-3000:]}")
+        try:
+            wait_until(lambda: " at http://" in log.read_text(), "s2p-app to listen", process=process, interval=0.3)
+        except AssertionError as error:
+            pytest.fail(f"{error}\n{log.read_text()[-3000:]}")
+        return app
 
     yield start
     for app in apps:
@@ -197,14 +181,15 @@ def test_a_hint_painted_in_the_browser_moves_the_colour_toward_it(hint_model, st
         assert page.locator("img[src*='/examples/']").count() == 8
 
         def result(previous: str | None = None) -> tuple[str, Image.Image]:
-            deadline = time.monotonic() + 40
-            while time.monotonic() < deadline:
+            def new_result():
                 image = page.locator("#result img")
                 source = image.get_attribute("src") if image.count() else None
-                if source and source != previous:
-                    return source, Image.open(BytesIO(page.request.get(source).body()))
-                time.sleep(0.2)
-            raise AssertionError(f"no new result in 40 s; app log:\n{app.log.read_text()[-2000:]}")
+                return (source, Image.open(BytesIO(page.request.get(source).body()))) if source and source != previous else None
+
+            try:
+                return wait_until(new_result, "a new result in the page", timeout=40, interval=0.2)
+            except AssertionError as error:
+                raise AssertionError(f"{error}; app log:\n{app.log.read_text()[-2000:]}") from None
 
         def upload(path: Path) -> None:
             with page.expect_file_chooser() as chooser:
@@ -327,9 +312,9 @@ def test_a_request_at_128_px_takes_well_under_a_second(start_app, tmp_path):
     through gradio_client, the PNG back; the median of 8 requests, as the app runs (num_threads=1)."""
     from gradio_client import Client, handle_file
 
-    ckpt = train_hint_model(tmp_path / "run", "data.image_size=128", "data.synthetic_pairs=8", "data.batch_size=4",
-                            "model.net.depth=5", "model.net.width=32", "trainer.limit_train_batches=1",
-                            "trainer.limit_val_batches=1", "trainer.limit_test_batches=1", "callbacks.sample_grids=null")
+    ckpt, _ = train_hint_model(tmp_path / "run", "data.batch_size=4", "model.net.depth=5", "model.net.width=32",
+                               "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
+                               "trainer.limit_test_batches=1", "callbacks.sample_grids=null", pairs=8, size=128)
     app = start_app(ckpt)
     client = Client(app.url, download_files=str(tmp_path / "downloads"), verbose=False, analytics_enabled=False)
     value = {"background": handle_file(circle_sketch(tmp_path / "circle.png", 128)),

@@ -113,3 +113,13 @@ def test_synthetic_data_is_written_once(tmp_path):
     datamodule.setup("fit")
     assert len(datamodule.sets["train"]) == 7
     assert len(list((tmp_path / "syn" / "testA").iterdir())) == 7
+
+
+def test_a_small_validation_set_is_warned_about_and_grids_fill_up(synthetic_dir, caplog):
+    datamodule = PairedSketchDataModule(data_dir=str(synthetic_dir), image_size=32, val_fraction=0.2)  # 2 of 12
+    datamodule.setup()
+    assert any("only 2 validation pair(s)" in r.message and "data.folds" in r.message for r in caplog.records)
+    batch = datamodule.sample_batch(6)
+    assert batch["sketch"].shape[0] == 6
+    assert batch["from_train"] == [False, False, True, True, True, True]
+    assert torch.equal(batch["sketch"][:2], datamodule.sample_batch(2, "val")["sketch"])

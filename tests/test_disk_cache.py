@@ -3,15 +3,13 @@ never read torn."""
 
 import json
 import logging
-import subprocess
-import sys
-import time
 from types import SimpleNamespace
 
 import pytest
 import torch
 from PIL import Image
 
+from helpers import start_cli, wait_until
 from sketch2photo.data import disk_cache
 from sketch2photo.data.decoded import decode_listing
 from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
@@ -134,6 +132,7 @@ def test_a_cache_dir_that_is_not_writable_names_the_key(dataset, tmp_path):
         open_cache(dataset, tmp_path / "a_file" / "cache")
 
 
+@pytest.mark.slow
 def test_two_processes_started_together_build_once_and_read_the_same(tmp_path):
     data_dir = write_dataset(tmp_path / "pairs", num_pairs=300, size=SIZE)  # about a second to decode
     script = f"""
@@ -153,11 +152,8 @@ print("sha", hashlib.sha256(data.sketches.numpy().tobytes() + data.photos.numpy(
 """
     go = tmp_path / "go"
     ready = [tmp_path / f"ready{i}" for i in range(2)]
-    processes = [subprocess.Popen([sys.executable, "-c", script, str(go), str(ready[i])], stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True) for i in range(2)]
-    deadline = time.monotonic() + 120
-    while not all(path.exists() for path in ready) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    processes = [start_cli("python", "-c", script, go, ready[i]) for i in range(2)]
+    wait_until(lambda: all(path.exists() for path in ready), "both processes to import", timeout=120)
     go.touch()  # both imported and waiting: they reach the lock within milliseconds of each other
     outputs = [p.communicate(timeout=120)[0] for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs

@@ -1,11 +1,9 @@
 """Faults never lose work: killed runs resume exactly, checkpoint writes are atomic, Ctrl-C saves,
 NaN stops with a clear message, bad checkpoints and resume requests are clear errors."""
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -14,11 +12,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from helpers import BIN, TINY, run_cli
+from helpers import TINY, run_cli, start_cli, wait_until
 from sketch2photo.checkpoints.callbacks import CheckpointOnInterrupt
 from sketch2photo.checkpoints.write import AtomicCheckpointIO
 from sketch2photo.errors import UserError
 from sketch2photo.module import TrainingDiverged
+from sketch2photo.runs.record import read_record
 from sketch2photo.commands.train import train
 
 pytestmark = pytest.mark.slow
@@ -28,12 +27,8 @@ RUN = [*TINY, "data.synthetic_pairs=24", "data.batch_size=4", "data.augment.enab
 
 
 def start(tmp_path: Path, name: str, *extra: str) -> subprocess.Popen:
-    command = [str(BIN / "s2p-train"), *RUN, f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={name}", *extra]
-    # A shell's background job ignores SIGINT, and children inherit that: give the run Python's default.
-    # PYTHONFAULTHANDLER: a run that hangs can be made to print every thread's stack (SIGABRT)
-    return subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONFAULTHANDLER": "1"},
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return start_cli("s2p-train", *RUN, f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={name}", *extra,
+                     cwd=tmp_path)
 
 
 def output_of(process: subprocess.Popen, timeout: float = 120) -> str:
@@ -44,24 +39,12 @@ def output_of(process: subprocess.Popen, timeout: float = 120) -> str:
         pytest.fail(f"the run hung; its threads' stacks:\n{process.communicate()[0][-6000:]}")
 
 
-def wait_for(path: Path, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert process.poll() is None, f"run ended before {path.name} appeared:\n{process.stdout.read()[-3000:]}"
-        assert time.monotonic() < deadline, f"timed out waiting for {path}"
-        time.sleep(0.02)
-
-
-def record(run: Path) -> dict:
-    return json.loads((run / "metrics.json").read_text())
-
-
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     reference = start(tmp_path, "reference")
     assert reference.wait(timeout=300) == 0, reference.stdout.read()[-3000:]
 
     killed = start(tmp_path, "killed")
-    wait_for(tmp_path / "killed" / "samples" / "epoch_0004.png", killed)
+    wait_until((tmp_path / "killed" / "samples" / "epoch_0004.png").exists, "epoch 4's sample grid", process=killed)
     killed.kill()  # SIGKILL: no cleanup of any kind
     killed.wait()
     assert not (tmp_path / "killed" / "metrics.json").exists()  # it really died mid-run
@@ -71,7 +54,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
 
     resumed = run_cli("s2p-train", "resume=killed", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    expected, got = record(tmp_path / "reference"), record(tmp_path / "killed")
+    expected, got = read_record(tmp_path / "reference"), read_record(tmp_path / "killed")
     assert got["status"] == "ok"
     assert got["epochs"] == 8
     assert [row["epoch"] for row in got["history"]] == list(range(1, 9))
@@ -83,7 +66,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_saves_and_exits_cleanly(tmp_path, stop):
     run = start(tmp_path, "interrupted", "trainer.max_epochs=200")
-    wait_for(tmp_path / "interrupted" / "samples" / "epoch_0002.png", run)
+    wait_until((tmp_path / "interrupted" / "samples" / "epoch_0002.png").exists, "epoch 2's sample grid", process=run)
     run.send_signal(stop)
     output = output_of(run)
     assert run.returncode == (1 if stop == signal.SIGINT else 128 + signal.SIGTERM), output[-3000:]
@@ -92,7 +75,7 @@ def test_ctrl_c_or_sigterm_saves_and_exits_cleanly(tmp_path, stop):
     assert "Traceback" not in output
     checkpoint = torch.load(tmp_path / "interrupted" / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["epoch"] >= 1
-    assert record(tmp_path / "interrupted")["status"] == "interrupted"
+    assert read_record(tmp_path / "interrupted")["status"] == "interrupted"
 
 
 def test_checkpoint_write_is_atomic(tmp_path):
@@ -111,7 +94,7 @@ def test_checkpoint_write_is_atomic(tmp_path):
         torch.save = stalled_save
         io.save_checkpoint({{"version": 2}}, {str(target)!r})
     """)
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    process = start_cli("python", "-c", script)
     try:
         assert process.stdout.readline().strip() == "writing"
     finally:
@@ -198,7 +181,7 @@ def test_nan_stops_with_a_clear_message_and_no_bad_checkpoint(train_config, tmp_
     with pytest.raises(TrainingDiverged, match=r"NaN or inf in epoch \d+; .* Lower model.lr \(now 1e\+30\)"):
         train(train_config("model.lr=1e30", "trainer.max_epochs=4"))
     run = tmp_path / "run"
-    result = record(run)
+    result = read_record(run)
     assert result["status"] == "failed"
     assert "TrainingDiverged" in result["error"]
     for checkpoint in (run / "checkpoints").glob("*.ckpt") if (run / "checkpoints").exists() else []:
@@ -232,11 +215,11 @@ def test_resume_refuses_group_changes(tmp_path):
     assert "Traceback" not in output
     longer = run_cli("s2p-train", "resume=run", "trainer.max_epochs=2", cwd=tmp_path)
     assert longer.returncode == 0, longer.stderr[-2000:]
-    assert record(tmp_path / "run")["epochs"] == 2
+    assert read_record(tmp_path / "run")["epochs"] == 2
     failed = run_cli("s2p-train", "resume=run", "trainer.max_epochs=0", cwd=tmp_path)
     assert failed.returncode == 1
     assert "trainer.max_epochs=0 must be a positive integer" in failed.stderr + failed.stdout
-    assert record(tmp_path / "run")["status"] == "ok"
-    assert record(tmp_path / "run")["epochs"] == 2  # not overwritten
+    assert read_record(tmp_path / "run")["status"] == "ok"
+    assert read_record(tmp_path / "run")["epochs"] == 2  # not overwritten
     assert (tmp_path / "run" / ".hydra" / "resumed" / "overrides.yaml").is_file()  # the original config is kept
     assert "trainer.max_epochs=1" in (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()

@@ -200,6 +200,7 @@ def test_eval_sweeps_hint_counts_and_placements(hint_checkpoint, tiny_checkpoint
     assert (tmp_path / "e" / "hints.png").stat().st_size > 1000
     assert rows[0]["psnr"] == rows[3]["psnr"]  # no hints is no hints, whatever the placement
     again = run_cli("s2p-eval", f"ckpt_path={hint_checkpoint}", "hints=[3]", f"hydra.run.dir={tmp_path / 'again'}")
+    assert again.returncode == 0, again.stderr[-3000:]
     assert list(csv.DictReader(open(tmp_path / "again" / "hints.csv")))[0]["psnr"] == rows[2]["psnr"]  # seeded
     within = run_cli("s2p-eval", f"ckpt_path={hint_checkpoint}", "hints=[3]", "data.hints.within_region=true",
                      f"hydra.run.dir={tmp_path / 'within'}")

@@ -8,7 +8,6 @@ come from this suite's venv through a .pth file, so the test does not download t
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -17,14 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT
+from helpers import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
 
-def run(*command, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}  # only what is installed
-    result = subprocess.run([str(part) for part in command], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+def run(program: Path | str, *args, cwd: Path) -> subprocess.CompletedProcess:
+    result = run_cli(program, *args, cwd=cwd, timeout=600, env={"PYTHONPATH": None})  # only what is installed
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return result
 

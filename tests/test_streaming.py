@@ -8,23 +8,21 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
-from hydra.utils import instantiate
 from lightning.pytorch import Callback
 
-from helpers import BIN, TINY, compose_config, run_cli
+from helpers import TESTS, TINY, compose_config, run_cli, start_cli, wait_until
 from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.data.datamodules.streaming import StreamingPairsDataModule
 from sketch2photo.errors import UserError
 from sketch2photo.commands.pack import pack
 from sketch2photo.commands.train import train
+from sketch2photo.runs.record import read_record
 
-TESTS = Path(__file__).resolve().parent
 # 24 synthetic pairs: train 20, val 2, test 2. ~4 KB a pair at 32 px: 20KB chunks make several chunks,
 # so the shuffle permutes chunks as well as the pairs inside them.
 PACK = ["data=synthetic", "data.synthetic_pairs=24", "data.image_size=32", "chunk_bytes=20KB"]
@@ -70,10 +68,6 @@ def batches(run: Path, rank: int = 0) -> list:
     return json.loads((run / f"batches_rank{rank}.json").read_text())
 
 
-def record(run: Path) -> dict:
-    return json.loads((run / "metrics.json").read_text())
-
-
 # -- packing -------------------------------------------------------------------------------------
 def test_the_pack_holds_the_folders_split_and_pairs(packed):
     info = json.loads((packed / "pack.json").read_text())
@@ -111,6 +105,7 @@ def test_pack_refuses_to_overwrite_and_lists_every_bad_file(tmp_path, packed, sy
     assert info["stages"] == {"train": {"folder": "train", "pairs": 1}}
 
 
+@pytest.mark.slow
 def test_pack_help_and_a_missing_out_answer_clearly(tmp_path):
     help_text = run_cli("s2p-pack", "--help", cwd=tmp_path)
     assert help_text.stdout.lstrip().startswith("s2p-pack: pack a dataset"), help_text.stdout[-2000:]
@@ -176,7 +171,7 @@ def test_a_streaming_run_trains_tests_and_writes_sample_grids(tmp_path, packed):
     cfg = compose_config(tmp_path / "run", [*RUN, f"data.input_dir={packed}", "trainer.max_epochs=2"])
     metrics = train(cfg)
     run = tmp_path / "run"
-    assert record(run)["status"] == "ok"
+    assert read_record(run)["status"] == "ok"
     assert {"train/loss", "val/psnr", "test/psnr"} <= set(metrics)
     assert (run / "samples" / "epoch_0002.png").is_file()
     seen = batches(run)
@@ -190,17 +185,12 @@ def test_a_streaming_run_trains_tests_and_writes_sample_grids(tmp_path, packed):
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, packed):
     """A checkpoint at an epoch's end: Lightning does not hand the loader its state then (litData #775);
     without the workaround the resumed epochs would replay epoch 1's order and these would differ."""
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
-
     def start(name: str) -> subprocess.Popen:
-        return subprocess.Popen([str(BIN / "s2p-train"), *RUN, f"data.input_dir={packed}", f"hydra.run.dir={name}"],
-                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return start_cli("s2p-train", *RUN, f"data.input_dir={packed}", f"hydra.run.dir={name}", cwd=tmp_path,
+                         env={"PYTHONPATH": str(TESTS)})
 
     reference, killed = start("reference"), start("killed")  # side by side, to save time
-    grid = tmp_path / "killed" / "samples" / "epoch_0003.png"
-    while not grid.exists():
-        assert killed.poll() is None, killed.stdout.read()[-3000:]
-        time.sleep(0.02)
+    wait_until((tmp_path / "killed" / "samples" / "epoch_0003.png").exists, "epoch 3's sample grid", process=killed)
     killed.kill()  # SIGKILL: no cleanup of any kind
     killed.wait()
     assert reference.wait(timeout=300) == 0, reference.stdout.read()[-3000:]
@@ -210,7 +200,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, packed):
 
     resumed = run_cli("s2p-train", "resume=killed", cwd=tmp_path, env={"PYTHONPATH": str(TESTS)})
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    expected, got = record(tmp_path / "reference"), record(tmp_path / "killed")
+    expected, got = read_record(tmp_path / "reference"), read_record(tmp_path / "killed")
     assert got["status"] == "ok" and got["epochs"] == 6
     for name, value in expected["metrics"].items():
         assert got["metrics"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
@@ -247,7 +237,7 @@ def test_two_processes_stream_disjoint_shards_and_count_every_pair_once(tmp_path
     assert result.returncode == 0, output[-3000:]
     assert "left out of every epoch" not in output
     run = tmp_path / "run"
-    assert record(run)["world_size"] == 2
+    assert read_record(run)["world_size"] == 2
     ranks = [batches(run, 0), batches(run, 1)]
     assert len(ranks[0]) == len(ranks[1]) == 2  # the same number of steps on both (litData #233)
     for epoch in (0, 1):
@@ -256,7 +246,7 @@ def test_two_processes_stream_disjoint_shards_and_count_every_pair_once(tmp_path
         assert sorted(shards[0] + shards[1]) == list(range(6))
     from test_ddp import one_process_metrics  # the val pairs once each: the metrics of one process on last.ckpt
 
-    metrics = record(run)["metrics"]
+    metrics = read_record(run)["metrics"]
     alone = one_process_metrics(run, "val", "last.ckpt")
     assert {name: metrics[name] for name in alone} == pytest.approx(alone, rel=1e-5)
 

@@ -138,3 +138,8 @@ def test_parallel_job_resources(tmp_path, monkeypatch):
     cfg = compose_config(tmp_path, ["trainer=ddp_cpu"])
     assert parallel_job_resources(cfg) == (HALF_THE_CORES, None)  # 2 DDP processes share the cores
 
+
+def test_ddp_on_cpu_splits_the_cores_whatever_the_strategy(tmp_path):
+    half = max(1, (os.cpu_count() or 1) // 2)
+    for overrides in (["trainer=ddp_cpu"], ["trainer.accelerator=cpu", "trainer.devices=2"]):
+        assert parallel_job_resources(compose_config(tmp_path, overrides)) == (half, None), overrides

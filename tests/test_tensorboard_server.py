@@ -6,23 +6,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from helpers import BIN, TINY, run_cli
+from helpers import TINY, free_port, run_cli, start_cli, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -32,10 +24,9 @@ def tensorboard():
 
     def start(logdir: Path):
         port = free_port()
-        command = [str(BIN / "tensorboard"), "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port),
-                   "--samples_per_plugin", "images=100", "--reload_interval", "1"]
         # its own process group: the server and its data-server child go down together
-        servers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        servers.append(start_cli("tensorboard", "--logdir", logdir, "--host", "127.0.0.1", "--port", port,
+                                 "--samples_per_plugin", "images=100", "--reload_interval", "1", stdout=subprocess.DEVNULL))
 
         def api(path: str, body: dict | None = None):
             data = json.dumps(body).encode() if body is not None else None
@@ -55,20 +46,6 @@ def tensorboard():
             server.wait()
 
 
-def wait_for(read, ready, timeout: float = 90):
-    """Poll read() until ready(value): the server loads event files in the background."""
-    deadline, value = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            value = read()
-            if ready(value):
-                return value
-        except OSError:  # not listening yet
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"tensorboard did not get there in {timeout} s; last answer: {value}")
-
-
 def test_tensorboard_shows_a_sweep_side_by_side(tmp_path, synthetic_dir, tensorboard):
     result = run_cli(
         "s2p-train", "-m", *TINY, f"data.data_dir={synthetic_dir}", "model.lr=1e-3,3e-3", "hydra.sweep.dir=sweep", cwd=tmp_path,
@@ -76,8 +53,16 @@ def test_tensorboard_shows_a_sweep_side_by_side(tmp_path, synthetic_dir, tensorb
     assert result.returncode == 0, result.stderr[-3000:]
     api = tensorboard(tmp_path / "sweep")
 
-    assert sorted(wait_for(lambda: api("/data/runs"), lambda runs: len(runs) >= 2)) == ["0", "1"]
-    scalars = wait_for(lambda: api("/data/plugin/scalars/tags"), lambda tags: all("val/psnr" in tags.get(run, {}) for run in "01"))
+    def both_runs():  # the server loads event files in the background
+        runs = api("/data/runs")
+        return runs if len(runs) >= 2 else None
+
+    def both_runs_scalars():
+        tags = api("/data/plugin/scalars/tags")
+        return tags if all("val/psnr" in tags.get(run, {}) for run in "01") else None
+
+    assert sorted(wait_until(both_runs, "both runs", timeout=90, interval=0.5)) == ["0", "1"]
+    scalars = wait_until(both_runs_scalars, "both runs' scalars", timeout=90, interval=0.5)
     for run in ("0", "1"):
         assert {"train/loss", "val/loss", "val/psnr", "test/psnr"} <= set(scalars[run])
         grids = api(f"/data/plugin/images/images?run={run}&tag=samples&sample=0")

@@ -63,19 +63,6 @@ def test_last_checkpoint_holds_the_final_epoch_whatever_the_interval(train_confi
     assert (tmp_path / "alone" / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_hparams_tab_gets_the_settings_and_metrics(train_config, tmp_path):
-    train(train_config("trainer.max_epochs=1", "model.lr=0.002"))
-    from tensorboard.plugins.hparams import plugin_data_pb2
-
-    events = EventAccumulator(str(tmp_path / "run")).Reload()
-    content = events.PluginTagToContent("hparams")
-    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
-    assert session.hparams["lr"].number_value == pytest.approx(0.002)
-    assert session.hparams["image_size"].number_value == 32
-    assert session.hparams["seed"].number_value == 42
-    assert {"val/psnr", "val/ssim", "val/l1", "val/mse"} <= set(events.Tags()["scalars"])  # the metric columns
-
-
 def test_checkpoint_restores_without_config(train_config, tmp_path):
     train(train_config("trainer.max_epochs=1", "model=unet", "model.net.depth=2", "model.net.width=8"))
     module = load_module(tmp_path / "run" / "checkpoints" / "last.ckpt")
@@ -179,3 +166,9 @@ def test_a_run_saved_before_the_callbacks_moved_still_resumes(train_config, tmp_
     OmegaConf.save(old, saved)
     train(compose_config(tmp_path / "run", [f"resume={tmp_path / 'run'}", "trainer.max_epochs=2"]))
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 2
+
+
+def test_trainer_flags_reach_the_trainer(train_config, tmp_path):
+    # 12 pairs: train 10 in batches of 2 is 5 steps an epoch; limit_train_batches=2 makes it 2
+    train(train_config("trainer.max_epochs=1", "trainer.limit_train_batches=2", "data.batch_size=2"))
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["global_step"] == 2

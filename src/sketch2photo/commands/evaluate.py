@@ -131,6 +131,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     means = {f"{cfg.subset}/{name}": value for name, value in hint_rows[0].items() if name in METRICS}
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     record = {"status": "ok", "source": cfg.ckpt_path or f"baseline={cfg.baseline}", "subset": cfg.subset,
               "pairs": len(image_rows) // len(runs), "data": settings, "metrics": means}
     if counts:
