@@ -84,7 +84,7 @@ def run_child(kind: str, data_dir: Path, size: int, cache: str) -> dict:
 def train(data_dir: Path, size: int, cache: str, batches: int, ranks: int, out: Path, full_read: bool = True) -> dict:
     """A training run of `batches` batches: each rank's memory and the profiler's fetch/step times."""
     shutil.rmtree(out, ignore_errors=True)
-    probe = [f"+callbacks.memory_probe._target_=memory_probe.MemoryProbe", f"+callbacks.memory_probe.out_dir={out}"]
+    probe = ["+callbacks.memory_probe._target_=memory_probe.MemoryProbe", f"+callbacks.memory_probe.out_dir={out}"]
     command = [
         str(BIN / "s2p-train"), "data=sketch2photo", f"data.data_dir={data_dir}", f"data.image_size={size}",
         "data.split=none", "data.batch_size=16", f"data.cache={cache}", f"paths.cache_dir={CACHE}",

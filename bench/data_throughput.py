@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import resource
 import subprocess
 import sys
@@ -55,7 +54,6 @@ def cache_build(data_dir: Path, size: int) -> dict:
 
 def train_one_epoch(data_dir: Path, size: int) -> dict:
     from helpers import compose_config
-
     from sketch2photo.commands.train import train
 
     run_dir = Path(tempfile.mkdtemp(prefix="throughput-"))
@@ -111,7 +109,7 @@ def main() -> None:
           f"of step time ({1000 * fetch_s / batches:.2f} ms per batch)")
 
     if args.rss:
-        print(f"\npeak RSS building the cache at 256 px (fresh process each):")
+        print("\npeak RSS building the cache at 256 px (fresh process each):")
         print(f"{'pairs':>7} {'cache MiB':>10} {'peak RSS MiB':>13} {'RSS - cache':>12}")
         for pairs in (args.pairs // 4, args.pairs // 2, args.pairs):
             source = make_dataset(pairs, 256)

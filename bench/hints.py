@@ -85,12 +85,12 @@ def plot(table: dict, path: Path, title: str) -> None:
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(figsize=(6, 4), dpi=120)
-    for placement, label in zip(PLACEMENTS, ("random positions (Zhang et al.)", "centres of the largest regions")):
+    for placement, label in zip(PLACEMENTS, ("random positions (Zhang et al.)", "centres of the largest regions"), strict=True):
         values = [table[placement, count] for count in COUNTS]
         means = [statistics.mean(v) for v in values]
         spread = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
         axes.errorbar(COUNTS, means, yerr=spread, marker="o", capsize=3, label=label)
-    for (name, value), style in zip(REFERENCES.items(), (":", "--")):
+    for (name, value), style in zip(REFERENCES.items(), (":", "--"), strict=True):
         axes.axhline(value, color="grey", linestyle=style, label=f"{name}: {value:.2f}")
     axes.set_xscale("symlog", linthresh=1)  # log x that keeps 0 hints
     axes.set_xticks(COUNTS, [str(count) for count in COUNTS])
@@ -163,7 +163,7 @@ def main() -> None:
         run_dirs = args.runs
     else:
         run_dirs = [args.out / args.name / str(fold) for fold in map(int, args.folds.split(","))]
-        for fold, run_dir in zip(map(int, args.folds.split(",")), run_dirs):
+        for fold, run_dir in zip(map(int, args.folds.split(",")), run_dirs, strict=True):
             train(run_dir, args.data.resolve(), fold, args.overrides)
     scored = {str(run_dir): score(run_dir, args.within_region) for run_dir in run_dirs}
     for run_dir, rows in scored.items():

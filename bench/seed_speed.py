@@ -81,7 +81,6 @@ def project(data_dir: Path, steps: int, *overrides: str) -> tuple[float, float]:
     the first timed step, which includes building the data, the trainer and any compilation)."""
     called = time.perf_counter()
     from helpers import compose_config
-
     from sketch2photo.commands.train import train
 
     run_dir = Path(tempfile.mkdtemp(prefix="seed_speed-"))

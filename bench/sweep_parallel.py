@@ -53,7 +53,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sweep_parallel-"))
     times: dict[str, list[float]] = {"serial": [], "joblib": []}
     launchers = {"serial": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]}
-    print("load average before: %.2f %.2f %.2f" % os.getloadavg(), flush=True)
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     try:
         data_dir = write_dataset(work / "data", num_pairs=args.pairs, size=args.image_size)
         for repeat in range(args.repeats):
@@ -64,7 +64,7 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     serial, joblib = (statistics.median(times[name]) for name in ("serial", "joblib"))
-    print("load average after: %.2f %.2f %.2f" % os.getloadavg())
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     print(f"\n4 jobs (model.lr={LRS}), {args.pairs} pairs at {args.image_size} px, {args.epochs} epochs, "
           f"{os.cpu_count()} cores, median of {args.repeats}:")
     print(f"serial (basic launcher)      {serial:6.1f} s")

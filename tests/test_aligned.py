@@ -18,7 +18,7 @@ def write_aligned(root, ab_order: str) -> dict[str, tuple[torch.Tensor, torch.Te
     for offset, (split, count) in enumerate(SPLITS.items()):
         sketches, photos = generate_pairs(count, size=32, seed=offset)
         (root / split).mkdir(parents=True)
-        for index, (sketch, photo) in enumerate(zip(sketches, photos)):
+        for index, (sketch, photo) in enumerate(zip(sketches, photos, strict=True)):
             halves = [sketch.expand(3, -1, -1), photo]
             if ab_order == "photo_left":
                 halves.reverse()

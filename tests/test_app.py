@@ -249,7 +249,7 @@ def test_the_api_colours_uploads_of_any_kind_and_answers_a_bad_one_with_a_messag
     assert colour(sketch, keep_size=False).size == (32, 32)  # the model's size
 
     odd = {
-        "grey16.png": Image.fromarray((np.asarray(Image.open(sketch), dtype=np.uint16) * 257)),
+        "grey16.png": Image.fromarray(np.asarray(Image.open(sketch), dtype=np.uint16) * 257),
         "transparent.png": Image.open(sketch).convert("LA"),
         "palette.png": Image.open(sketch).convert("P"),
         "cmyk.jpg": Image.open(sketch).convert("CMYK"),

@@ -5,10 +5,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from sketch2photo.data.augment import PairedAugment
 from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.data.images import to_model_range
-
-from sketch2photo.data.augment import PairedAugment
 from sketch2photo.errors import UserError
 
 

@@ -17,12 +17,12 @@ from PIL import Image
 
 from helpers import compose_config, run_cli
 from sketch2photo.checkpoints import read as checkpoints
-from sketch2photo.data.corpora.synthetic import generate_pairs
-from sketch2photo.errors import UserError
 from sketch2photo.commands.evaluate import evaluate
 from sketch2photo.commands.export import export
 from sketch2photo.commands.predict import predict
 from sketch2photo.commands.train import train
+from sketch2photo.data.corpora.synthetic import generate_pairs
+from sketch2photo.errors import UserError
 
 
 class CreatesMarker:

@@ -4,8 +4,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.data.corpora.synthetic import generate_pairs, write_dataset
+from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.errors import UserError
 
 

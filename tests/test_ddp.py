@@ -18,9 +18,9 @@ from lightning.pytorch import Trainer
 from omegaconf import OmegaConf
 
 from helpers import TINY, compose_config, run_cli
+from sketch2photo.checkpoints.read import load_module
 from sketch2photo.errors import UserError
 from sketch2photo.module import epoch_metrics
-from sketch2photo.checkpoints.read import load_module
 from sketch2photo.runs.scaleout import keep_ddp_children_in_this_run
 
 THREADS_PER_RANK = max(1, (os.cpu_count() or 1) // 2)

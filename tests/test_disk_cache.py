@@ -11,11 +11,11 @@ from PIL import Image
 
 from helpers import start_cli, wait_until
 from sketch2photo.data import disk_cache
-from sketch2photo.data.decoded import decode_listing
+from sketch2photo.data.corpora.synthetic import write_dataset
 from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
+from sketch2photo.data.decoded import decode_listing
 from sketch2photo.data.disk_cache import cache_key, open_disk_cache
 from sketch2photo.data.layouts import find_pairs
-from sketch2photo.data.corpora.synthetic import write_dataset
 from sketch2photo.errors import UserError
 
 SIZE = 32
@@ -56,7 +56,7 @@ def test_built_once_then_memory_mapped_and_reused(dataset, tmp_path, monkeypatch
     npy = [line for line in maps if line.endswith("all_photos.npy")]
     assert npy, "photos.npy is not memory-mapped"
     start, end = (int(x, 16) for x in npy[-1].split()[0].split("-"))
-    assert any(int(l.split()[0].split("-")[0], 16) <= mapped < int(l.split()[0].split("-")[1], 16) for l in npy)
+    assert any(int(line.split()[0].split("-")[0], 16) <= mapped < int(line.split()[0].split("-")[1], 16) for line in npy)
     assert end > start
 
 
@@ -202,7 +202,6 @@ def test_pairs_skipped_when_the_cache_was_built_are_reported_again(tmp_path, mon
 
 def test_disk_and_memory_caches_train_bit_identically(synthetic_dir, tmp_path):
     from helpers import TINY, compose_config
-
     from sketch2photo.commands.train import train
 
     records = {}

@@ -6,11 +6,11 @@ import json
 import pytest
 
 from helpers import compose_config
+from sketch2photo.commands.evaluate import evaluate
+from sketch2photo.commands.train import train
 from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.data.images import to_model_range
 from sketch2photo.errors import UserError
-from sketch2photo.commands.evaluate import evaluate
-from sketch2photo.commands.train import train
 
 
 @pytest.fixture

@@ -10,12 +10,11 @@ import pytest
 import torch
 
 from helpers import run_cli, tiny_unet_checkpoint
-from sketch2photo.errors import UserError
-from sketch2photo.commands.export import export, hinted_probe, sketch_like
 from sketch2photo.checkpoints.read import load_module
-from sketch2photo.regions import background_mask
+from sketch2photo.commands.export import export, hinted_probe, sketch_like
+from sketch2photo.errors import UserError
 from sketch2photo.hints.spread import spread_hints
-from sketch2photo.regions import regions_of
+from sketch2photo.regions import background_mask, regions_of
 
 
 def lightning_output(ckpt, sketch: torch.Tensor, hints: torch.Tensor | None = None) -> np.ndarray:

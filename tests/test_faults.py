@@ -15,10 +15,10 @@ import torch
 from helpers import TINY, run_cli, start_cli, wait_until
 from sketch2photo.checkpoints.callbacks import CheckpointOnInterrupt
 from sketch2photo.checkpoints.write import AtomicCheckpointIO
+from sketch2photo.commands.train import train
 from sketch2photo.errors import UserError
 from sketch2photo.module import TrainingDiverged
 from sketch2photo.runs.record import read_record
-from sketch2photo.commands.train import train
 
 pytestmark = pytest.mark.slow
 

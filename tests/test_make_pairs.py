@@ -7,10 +7,10 @@ import pytest
 from PIL import Image
 
 from helpers import compose_config, run_cli
-from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
-from sketch2photo.data.corpora.synthetic import generate_photos
-from sketch2photo.errors import UserError
 from sketch2photo.commands.make_pairs import PREVIEW_SIZE, make_pairs
+from sketch2photo.data.corpora.synthetic import generate_photos
+from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
+from sketch2photo.errors import UserError
 
 NAMES = ["img1.png", "img2.jpg", "img10.png", "img11.png", "photo_rgba.png"]  # natural order
 
@@ -21,7 +21,7 @@ def photo_folder(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
     photos = generate_photos(len(NAMES), size=48, seed=7)
-    for name, photo in zip(NAMES, photos):
+    for name, photo in zip(NAMES, photos, strict=True):
         image = Image.fromarray(photo.permute(1, 2, 0).numpy())
         if name == "img11.png":
             image = image.resize((48, 40))

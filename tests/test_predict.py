@@ -10,14 +10,21 @@ import torch
 from PIL import Image
 
 from helpers import compose_config, run_cli
+from sketch2photo.checkpoints.read import load_module
 from sketch2photo.colouring import colour
+from sketch2photo.commands.predict import main, predict
+from sketch2photo.data.corpora.synthetic import generate_pairs
+from sketch2photo.data.images import (
+    RESAMPLE,
+    open_image,
+    sketch_tensor,
+    sketch_to_input,
+    to_model_range,
+    to_uint8,
+)
+from sketch2photo.errors import SOME_FILES_FAILED, UserError
 from sketch2photo.hints.files import hint_image, read_hint_file
 from sketch2photo.hints.simulate import HintSampler
-from sketch2photo.data.images import RESAMPLE, open_image, sketch_tensor, sketch_to_input, to_model_range, to_uint8
-from sketch2photo.data.corpora.synthetic import generate_pairs
-from sketch2photo.checkpoints.read import load_module
-from sketch2photo.errors import SOME_FILES_FAILED, UserError
-from sketch2photo.commands.predict import main, predict
 
 SIZES = {  # the file each input becomes, and its own size
     "grey.png": (32, 32),
@@ -137,11 +144,11 @@ def hint_folders(tmp_path):
         to_model_range(photos), sketch_to_input(sketches), torch.Generator().manual_seed(0), count=3)
     folder, hints = tmp_path / "sketches", tmp_path / "hints"
     folder.mkdir(), hints.mkdir()
-    for name, sketch in zip(("ant", "bee", "cat"), sketches):
+    for name, sketch in zip(("ant", "bee", "cat"), sketches, strict=True):
         Image.fromarray(sketch[0].numpy(), "L").save(folder / f"{name}.png")
     hint_image(hint_maps[0]).save(hints / "ant.png")
     rgb = to_uint8(hint_maps[2, :3])
-    points = [{"x": int(x), "y": int(y), "color": "#%02x%02x%02x" % tuple(rgb[:, y, x].tolist()), "radius": 2}
+    points = [{"x": int(x), "y": int(y), "color": "#{:02x}{:02x}{:02x}".format(*rgb[:, y, x].tolist()), "radius": 2}
               for y, x in hint_maps[2, 3].nonzero()[::9].tolist()]
     (hints / "cat.json").write_text(json.dumps(points))
     return folder, hints

@@ -16,11 +16,11 @@ import torch
 from lightning.pytorch import Callback
 
 from helpers import TESTS, TINY, compose_config, run_cli, start_cli, wait_until
+from sketch2photo.commands.pack import pack
+from sketch2photo.commands.train import train
 from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.data.datamodules.streaming import StreamingPairsDataModule
 from sketch2photo.errors import UserError
-from sketch2photo.commands.pack import pack
-from sketch2photo.commands.train import train
 from sketch2photo.runs.record import read_record
 
 # 24 synthetic pairs: train 20, val 2, test 2. ~4 KB a pair at 32 px: 20KB chunks make several chunks,
@@ -244,7 +244,9 @@ def test_two_processes_stream_disjoint_shards_and_count_every_pair_once(tmp_path
         shards = [sum((indices for e, indices in rank if e == epoch), []) for rank in ranks]
         assert not set(shards[0]) & set(shards[1])
         assert sorted(shards[0] + shards[1]) == list(range(6))
-    from test_ddp import one_process_metrics  # the val pairs once each: the metrics of one process on last.ckpt
+    from test_ddp import (
+        one_process_metrics,  # the val pairs once each: the metrics of one process on last.ckpt
+    )
 
     metrics = read_record(run)["metrics"]
     alone = one_process_metrics(run, "val", "last.ckpt")

@@ -10,8 +10,8 @@ import os
 import pytest
 import torch
 import yaml
-from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 from hydra.core.hydra_config import HydraConfig
+from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 from omegaconf import open_dict, read_write
 from optuna.distributions import CategoricalDistribution, LogUniformDistribution
 

@@ -10,14 +10,18 @@ hint map, or None (hints/files.py).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from PIL import Image
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from sketch2photo.data.images import RESAMPLE, flatten_modes, sketch_tensor, sketch_to_input, to_uint8
+from sketch2photo.data.images import (
+    RESAMPLE,
+    flatten_modes,
+    sketch_tensor,
+    sketch_to_input,
+    to_uint8,
+)
 from sketch2photo.errors import UserError
 from sketch2photo.hints import with_hints
 from sketch2photo.hints.files import HintSource, prepare_hints

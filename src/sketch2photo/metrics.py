@@ -34,7 +34,10 @@ def image_metrics(prefix: str) -> MetricCollection:
 
 def per_image_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     """Each metric for each image, shape (B,); their means equal image_metrics() on the same batch."""
-    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+    from torchmetrics.functional.image import (
+        peak_signal_noise_ratio,
+        structural_similarity_index_measure,
+    )
 
     return {
         "psnr": peak_signal_noise_ratio(output, target, data_range=DATA_RANGE, dim=PER_IMAGE, reduction="none"),

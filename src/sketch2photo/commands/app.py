@@ -31,7 +31,13 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from sketch2photo.checkpoints.read import load_module
 from sketch2photo.colouring import colour
-from sketch2photo.data.images import RESAMPLE, BadImageError, flatten_modes, open_image, split_aligned
+from sketch2photo.data.images import (
+    RESAMPLE,
+    BadImageError,
+    flatten_modes,
+    open_image,
+    split_aligned,
+)
 from sketch2photo.data.layouts import find_pairs
 from sketch2photo.errors import UserError
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import math
 import statistics
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -211,7 +210,7 @@ def cell(value) -> str:
 def as_text(header: list[str], rows: list[list]) -> str:
     cells = [header, *([cell(value) for value in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths)).rstrip() for row in cells]
+    lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -246,12 +245,12 @@ def plot(runs: list[Run], metric: str, title: str) -> Figure:
             label = ", ".join(f"{key.rsplit('.', 1)[-1]}={run.overrides.get(key, '')}" for key in keys if key != x_key)
             raw = run.overrides.get(x_key, "")
             series.setdefault(label, []).append((float(raw) if numeric else categories.index(raw), run.value(metric)))
-        lines = [(one_line(label), *zip(*sorted(points))) for label, points in series.items()]
+        lines = [(one_line(label), *zip(*sorted(points), strict=True)) for label, points in series.items()]
     else:
         for run in runs:
             points = [(row["epoch"], row[metric]) for row in run.history if metric in row]
             if points:
-                lines.append((one_line(run.name), *zip(*points)))
+                lines.append((one_line(run.name), *zip(*points, strict=True)))
 
     labels = [label for label, _, _ in lines if label]
     columns = max(1, min(len(labels), 80 // (max(map(len, labels), default=0) + 6)))

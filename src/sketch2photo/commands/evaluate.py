@@ -32,17 +32,17 @@ from torchvision.utils import save_image
 
 from sketch2photo.checkpoints.read import data_settings as saved_data_settings
 from sketch2photo.checkpoints.read import load_module, read_checkpoint
-from sketch2photo.runs.sample_grids import sample_grid
 from sketch2photo.checks import check_eval_config
-from sketch2photo.runs.run_dir import typed_overrides
 from sketch2photo.colouring import require_hint_model
 from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
-from sketch2photo.hints import with_hints
 from sketch2photo.data.images import to_model_range
 from sketch2photo.errors import UserError
+from sketch2photo.hints import with_hints
 from sketch2photo.metrics import per_image_metrics
 from sketch2photo.module import ColorizationModule
 from sketch2photo.runs.record import write_record
+from sketch2photo.runs.run_dir import typed_overrides
+from sketch2photo.runs.sample_grids import sample_grid
 
 log = logging.getLogger("sketch2photo.eval")
 METRICS = ("psnr", "ssim", "l1", "mse")  # the test step also logs test/loss, which a baseline has no use for

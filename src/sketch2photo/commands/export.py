@@ -28,11 +28,11 @@ from omegaconf import DictConfig
 from sketch2photo import __version__
 from sketch2photo.checkpoints.read import DATA_HPARAMS, load_module, read_checkpoint
 from sketch2photo.checks import USAGES
-from sketch2photo.hints.simulate import HintSampler
-from sketch2photo.data.images import sketch_to_input, to_model_range
 from sketch2photo.data.corpora.synthetic import generate_pairs
+from sketch2photo.data.images import sketch_to_input, to_model_range
 from sketch2photo.errors import UserError, require_keys
 from sketch2photo.hints import HINT_CHANNELS
+from sketch2photo.hints.simulate import HintSampler
 
 log = logging.getLogger("sketch2photo.export")
 
@@ -137,7 +137,7 @@ def run_exported(path: Path, format: str, *inputs: torch.Tensor) -> torch.Tensor
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3  # errors only: its constant-folding notes on an unoptimised graph are not ours to fix
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        feeds = {name: tensor.numpy() for name, tensor in zip(input_names(len(inputs)), inputs)}
+        feeds = {name: tensor.numpy() for name, tensor in zip(input_names(len(inputs)), inputs, strict=True)}
         return torch.from_numpy(session.run([OUTPUT_NAME], feeds)[0])
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)

@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 
 from hydra.utils import instantiate
+from litdata import optimize  # the extra `streaming`: cli.py's precheck says so when it is missing
 from omegaconf import DictConfig, OmegaConf
 
 from sketch2photo.checkpoints.read import DATA_SETTINGS
-from sketch2photo.checks import USAGES
+from sketch2photo.checks import PACK_INFO, USAGES
 from sketch2photo.data.datamodules.base import STAGES
-from sketch2photo.data.datamodules.streaming import PACK_INFO, is_remote, optimize, read_pack_info
+from sketch2photo.data.datamodules.streaming import is_remote, read_pack_info
 from sketch2photo.errors import UserError, require_keys
 
 log = logging.getLogger("sketch2photo.pack")
@@ -94,7 +95,9 @@ def write_pack_info(out: str, info: dict) -> None:
     if not is_remote(out):
         Path(out, PACK_INFO).write_text(text)
         return
-    from litdata.streaming.fs_provider import _get_fs_provider  # the client optimize() uploaded with
+    from litdata.streaming.fs_provider import (
+        _get_fs_provider,  # the client optimize() uploaded with
+    )
 
     with tempfile.TemporaryDirectory() as folder:
         local = Path(folder) / PACK_INFO

@@ -32,10 +32,10 @@ from torch.utils.data import DataLoader, Dataset
 from sketch2photo.checkpoints.read import load_module
 from sketch2photo.checks import USAGES
 from sketch2photo.colouring import prepare_sketch, preview, require_hint_model, to_picture
-from sketch2photo.hints.files import HINT_SUFFIXES, empty_hints, prepare_hints
 from sketch2photo.data.images import BadImageError, open_image
 from sketch2photo.data.layouts import IMAGE_EXTENSIONS, image_files
 from sketch2photo.errors import SOME_FILES_FAILED, UserError, require_keys
+from sketch2photo.hints.files import HINT_SUFFIXES, empty_hints, prepare_hints
 
 log = logging.getLogger("sketch2photo.predict")
 PREVIEWS = "previews"
@@ -88,7 +88,7 @@ class ImageWriter(BasePredictionWriter):
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
         hinted = batch["hinted"].tolist() if "hinted" in batch else [False] * len(prediction)
         for number, (index, width, height, error) in enumerate(
-            zip(batch["index"].tolist(), batch["width"].tolist(), batch["height"].tolist(), batch["error"])
+            zip(batch["index"].tolist(), batch["width"].tolist(), batch["height"].tolist(), batch["error"], strict=True)
         ):
             if error:
                 self.failed.append(error)
@@ -125,7 +125,7 @@ def output_paths(paths: list[Path], output: Path, keep_extension: bool) -> list[
             f"several inputs would be written to the same file ({', '.join(clashes)}), e.g. a.jpg and a.png. "
             "Use keep_extension=true or rename them."
         )
-    if any(p.resolve() == t.resolve() for p, t in zip(paths, targets)):
+    if any(p.resolve() == t.resolve() for p, t in zip(paths, targets, strict=True)):
         raise UserError(f"output={output} would overwrite the input sketches; choose another output folder.")
     return targets
 

@@ -15,14 +15,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sketch2photo.checkpoints.read import check_network_matches, network_weights, read_checkpoint
+from sketch2photo.checkpoints.resume import resume_config
 from sketch2photo.checkpoints.write import AtomicCheckpointIO
-from sketch2photo.runs.history import MetricHistory
 from sketch2photo.checks import check_epochs
 from sketch2photo.errors import UserError
 from sketch2photo.module import epoch_metrics
-from sketch2photo.runs.report import log_hyperparameters, log_model_line, print_summary
-from sketch2photo.checkpoints.resume import resume_config
+from sketch2photo.runs.history import MetricHistory
 from sketch2photo.runs.record import RunRecord
+from sketch2photo.runs.report import log_hyperparameters, log_model_line, print_summary
 from sketch2photo.runs.scaleout import keep_ddp_children_in_this_run, parallel_job_resources
 
 log = logging.getLogger("sketch2photo.train")

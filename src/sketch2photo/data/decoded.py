@@ -18,7 +18,13 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from sketch2photo.data.images import BadImageError, open_image, photo_tensor, sketch_tensor, split_aligned
+from sketch2photo.data.images import (
+    BadImageError,
+    open_image,
+    photo_tensor,
+    sketch_tensor,
+    split_aligned,
+)
 from sketch2photo.data.layouts import Listing, Pair
 
 CHUNK = 512  # pairs decoded at a time: bounds the memory of a build that goes to disk
@@ -88,7 +94,7 @@ def decode_in_chunks(pairs: list[Pair], size: int, ab_order: str, threads: int |
         for start in range(0, len(pairs), CHUNK):
             chunk = pairs[start:start + CHUNK]
 
-            def decode(index: int) -> str | None:
+            def decode(index: int, chunk: list[Pair] = chunk) -> str | None:  # this chunk's, in pool.map below
                 try:
                     sketches[index], photos[index] = _decode(chunk[index], size, sketch_side)
                 except BadImageError as error:

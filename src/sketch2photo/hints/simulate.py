@@ -54,7 +54,7 @@ class HintSampler:
         batch = len(photos)
         chosen = torch.rand(batch, generator=generator, device=photos.device) < self.hue_jitter
         angles = torch.rand(batch, generator=generator, device=photos.device) - 0.5
-        turned = torch.stack([adjust_hue((photo + 1) / 2, angle) for photo, angle in zip(photos, angles.tolist())])
+        turned = torch.stack([adjust_hue((photo + 1) / 2, angle) for photo, angle in zip(photos, angles.tolist(), strict=True)])
         return torch.where(chosen[:, None, None, None], turned * 2 - 1, photos)
 
     def draw(self, photos: Tensor, sketches: Tensor, generator: torch.Generator, count: int | None = None,

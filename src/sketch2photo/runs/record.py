@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sketch2photo.runs.run_dir import in_multirun, remove_refused_run
 from sketch2photo.errors import UserError, unwrap
+from sketch2photo.runs.run_dir import in_multirun, remove_refused_run
 
 RECORD_NAME = "metrics.json"
 log = logging.getLogger(__name__)
@@ -48,7 +48,9 @@ class RunRecord:
         return self
 
     def __exit__(self, kind, error, traceback) -> bool:
-        from lightning.fabric.utilities.rank_zero import rank_zero_only  # imported once a run has started
+        from lightning.fabric.utilities.rank_zero import (
+            rank_zero_only,  # imported once a run has started
+        )
 
         status, message = "ok", None
         if isinstance(error, SystemExit):  # Lightning exits after Ctrl-C, and on SIGTERM, once the interrupt checkpoint is saved

@@ -13,7 +13,6 @@ from torchvision.utils import make_grid, save_image
 
 from sketch2photo.hints import with_hints
 
-
 ROW_LABELS = ("sketch", "output", "target")
 LABEL_WIDTH, TITLE_HEIGHT = 52, 14  # px of the margins that carry the labels
 

@@ -12,8 +12,8 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from sketch2photo.runs.run_dir import in_multirun
 from sketch2photo.errors import UserError
+from sketch2photo.runs.run_dir import in_multirun
 
 
 def parallel_job_resources(cfg: DictConfig) -> tuple[int | None, int | None]:

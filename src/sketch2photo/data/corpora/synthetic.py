@@ -82,7 +82,7 @@ def write_dataset(out_dir: str | Path, num_pairs: int, size: int = 128, seed: in
         (staging / "testB").mkdir()
         for start in range(0, num_pairs, CHUNK):  # bounded memory for large N
             photos = generate_photos(min(CHUNK, num_pairs - start), size, seed, start, colours)
-            for index, sketch, photo in zip(range(start, num_pairs), photos_to_sketches(photos), photos):
+            for index, sketch, photo in zip(range(start, start + len(photos)), photos_to_sketches(photos), photos, strict=True):
                 Image.fromarray(sketch[0].numpy(), mode="L").save(staging / "testA" / f"{index}_A.png")
                 Image.fromarray(photo.permute(1, 2, 0).numpy(), mode="RGB").save(staging / "testB" / f"{index}_B.png")
         os.rename(staging, out_dir)  # atomic; fails if another process finished first

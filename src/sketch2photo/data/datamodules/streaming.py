@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch.utils.data import Dataset
@@ -27,7 +27,7 @@ from sketch2photo.data.datamodules.base import PairDataModule
 from sketch2photo.errors import UserError
 
 check_litdata()
-from litdata import StreamingDataLoader, StreamingDataset, optimize  # noqa: E402  (after the clear message)
+from litdata import StreamingDataLoader, StreamingDataset  # noqa: E402  (after the clear message)
 
 log = logging.getLogger(__name__)
 # litdata's INFO lines per dataset: its cache budget, that a local pack is memory-mapped
@@ -45,7 +45,9 @@ def read_pack_info(input_dir: str) -> dict:
     try:
         if not is_remote(input_dir):
             return json.loads(Path(location).read_text())
-        from litdata.streaming.fs_provider import _get_fs_provider  # the client litdata itself streams with
+        from litdata.streaming.fs_provider import (
+            _get_fs_provider,  # the client litdata itself streams with
+        )
 
         with tempfile.TemporaryDirectory() as folder:
             local = str(Path(folder) / PACK_INFO)
