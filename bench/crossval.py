@@ -32,16 +32,24 @@ FOLDS = 5
 MODELS = {
     "seed autoencoder": ("cv_seed", ["experiment=cv_seed"]),
     "U-Net": ("cv_unet", ["experiment=cv_unet"]),
-    "U-Net without augmentation": ("cv_unet_noaug", ["experiment=cv_unet", "data.augment.enabled=false"]),
+    "U-Net without augmentation": (
+        "cv_unet_noaug",
+        ["experiment=cv_unet", "data.augment.enabled=false"],
+    ),
     "U-Net fitting its training pairs": ("cv_unet_fit", ["experiment=cv_unet_fit"]),
-    "U-Net fitting its pairs, given the sketch's background": ("cv_unet_background", ["experiment=cv_unet_background"]),
+    "U-Net fitting its pairs, given the sketch's background": (
+        "cv_unet_background",
+        ["experiment=cv_unet_background"],
+    ),
 }
 BASELINES = {"per-pixel mean of the training targets": "mean", "all-white image": "white"}
 QUIET = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
 
 
 def run(*command: str) -> None:
-    subprocess.run([str(BIN / command[0]), *command[1:]], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [str(BIN / command[0]), *command[1:]], cwd=ROOT, check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def record(run_dir: Path) -> dict:
@@ -66,13 +74,20 @@ def evaluate(out: Path, *settings: str) -> dict:
 def colour_held_out_sketches(out: Path, sweep_name: str, checkpoint: Path) -> None:
     """s2p-predict on fold 0's held-out sketches, into out/<sweep_name>-outputs/."""
     sketches = out / "fold0-sketches"
-    if not sketches.is_dir():  # links to the held-out sketch files, named by the per-image CSV of s2p-eval
+    if (
+        not sketches.is_dir()
+    ):  # links to the held-out sketch files, named by the per-image CSV of s2p-eval
         evaluate(out / "fold0-pairs", f"ckpt_path={checkpoint}", "subset=val")
         sketches.mkdir()
         with open(out / "fold0-pairs" / "per_image.csv") as file:
             for row in csv.DictReader(file):
                 (sketches / Path(row["sketch"]).name).symlink_to(row["sketch"])
-    run("s2p-predict", f"ckpt_path={checkpoint}", f"input={sketches}", f"output={out / f'{sweep_name}-outputs'}")
+    run(
+        "s2p-predict",
+        f"ckpt_path={checkpoint}",
+        f"input={sketches}",
+        f"output={out / f'{sweep_name}-outputs'}",
+    )
 
 
 def outputs_figure(out: Path, path: Path) -> None:
@@ -82,7 +97,11 @@ def outputs_figure(out: Path, path: Path) -> None:
     from torchvision.utils import make_grid, save_image
 
     names = sorted(p.stem for p in (out / "fold0-sketches").iterdir())
-    rows = [read_image(str(out / f"{sweep_name}-outputs" / f"{n}.png")) for sweep_name, _ in MODELS.values() for n in names]
+    rows = [
+        read_image(str(out / f"{sweep_name}-outputs" / f"{n}.png"))
+        for sweep_name, _ in MODELS.values()
+        for n in names
+    ]
     path.parent.mkdir(exist_ok=True)
     save_image(make_grid(rows, nrow=len(names), padding=4, pad_value=255).float() / 255, path)
 
@@ -93,7 +112,9 @@ def last_epochs_spread(sweep: Path, epochs: int = 100) -> float:
     spreads = []
     for fold in range(FOLDS):
         history = record(sweep / str(fold))["history"]
-        spreads.append(statistics.stdev([row["val/psnr"] for row in history if "val/psnr" in row][-epochs:]))
+        spreads.append(
+            statistics.stdev([row["val/psnr"] for row in history if "val/psnr" in row][-epochs:])
+        )
     return statistics.mean(spreads)
 
 
@@ -138,16 +159,24 @@ def background_error(sweep: Path) -> dict[str, float]:
         found["psnr_right_background"] += psnr(torch.where(background, photos, outputs), photos)
         in_sketch = background_mask(sketches)
         found["psnr_painted"] += psnr(torch.where(in_sketch, 1.0, outputs), photos)
-        found["iou"] += ((in_sketch & white).sum((1, 2, 3)) / (in_sketch | white).sum((1, 2, 3))).tolist()
+        found["iou"] += (
+            (in_sketch & white).sum((1, 2, 3)) / (in_sketch | white).sum((1, 2, 3))
+        ).tolist()
     return {key: statistics.mean(values) for key, values in found.items()}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "sketch2photo"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "crossval"))
-    parser.add_argument("--only", choices=[key for key, _ in MODELS.values()] + ["baselines"], nargs="*",
-                        help="run only these parts")
+    parser.add_argument(
+        "--only",
+        choices=[key for key, _ in MODELS.values()] + ["baselines"],
+        nargs="*",
+        help="run only these parts",
+    )
     args = parser.parse_args()
     out, data = Path(args.out).resolve(), str(Path(args.data).resolve())
     folds = ",".join(str(f) for f in range(FOLDS))
@@ -155,19 +184,54 @@ def main() -> None:
     for name, (sweep_name, overrides) in MODELS.items():
         sweep = out / sweep_name
         if not args.only or sweep_name in args.only:
-            run("s2p-train", "-m", *overrides, f"data.data_dir={data}", f"data.fold={folds}",
-                *QUIET, f"hydra.sweep.dir={sweep}")
+            run(
+                "s2p-train",
+                "-m",
+                *overrides,
+                f"data.data_dir={data}",
+                f"data.fold={folds}",
+                *QUIET,
+                f"hydra.sweep.dir={sweep}",
+            )
         held_out = [metrics(sweep / str(fold)) for fold in range(FOLDS)]
-        on_train = [evaluate(out / f"{sweep_name}-train" / str(fold), f"ckpt_path={sweep / str(fold)}/checkpoints/last.ckpt",
-                             "subset=train") for fold in range(FOLDS)]
-        rows[name] = ([m["test/psnr"] for m in held_out], [m["test/ssim"] for m in held_out], [m["train/mse"] for m in on_train])
+        on_train = [
+            evaluate(
+                out / f"{sweep_name}-train" / str(fold),
+                f"ckpt_path={sweep / str(fold)}/checkpoints/last.ckpt",
+                "subset=train",
+            )
+            for fold in range(FOLDS)
+        ]
+        rows[name] = (
+            [m["test/psnr"] for m in held_out],
+            [m["test/ssim"] for m in held_out],
+            [m["train/mse"] for m in on_train],
+        )
         colour_held_out_sketches(out, sweep_name, sweep / "0" / "checkpoints" / "last.ckpt")
     for name, kind in BASELINES.items():
-        fold_settings = [[f"baseline={kind}", "data=sketch2photo", f"data.data_dir={data}", f"data.folds={FOLDS}",
-                          f"data.fold={fold}"] for fold in range(FOLDS)]
-        held_out = [evaluate(out / f"{kind}-val" / str(f), *s, "subset=val") for f, s in enumerate(fold_settings)]
-        on_train = [evaluate(out / f"{kind}-train" / str(f), *s, "subset=train") for f, s in enumerate(fold_settings)]
-        rows[name] = ([m["val/psnr"] for m in held_out], [m["val/ssim"] for m in held_out], [m["train/mse"] for m in on_train])
+        fold_settings = [
+            [
+                f"baseline={kind}",
+                "data=sketch2photo",
+                f"data.data_dir={data}",
+                f"data.folds={FOLDS}",
+                f"data.fold={fold}",
+            ]
+            for fold in range(FOLDS)
+        ]
+        held_out = [
+            evaluate(out / f"{kind}-val" / str(f), *s, "subset=val")
+            for f, s in enumerate(fold_settings)
+        ]
+        on_train = [
+            evaluate(out / f"{kind}-train" / str(f), *s, "subset=train")
+            for f, s in enumerate(fold_settings)
+        ]
+        rows[name] = (
+            [m["val/psnr"] for m in held_out],
+            [m["val/ssim"] for m in held_out],
+            [m["train/mse"] for m in on_train],
+        )
 
     outputs_figure(out, ROOT / "docs" / "crossval_fold0_outputs.png")
 
@@ -182,7 +246,9 @@ def main() -> None:
     print("\nper fold PSNR:")
     for name, (psnr, _, _) in rows.items():
         print(f"  {name}: {', '.join(f'{v:.2f}' for v in psnr)}")
-    print("\nmedian training wall time per fold (each sweep's own run, so its machine load may differ):")
+    print(
+        "\nmedian training wall time per fold (each sweep's own run, so its machine load may differ):"
+    )
     for name, (sweep_name, _) in MODELS.items():
         times = [record(out / sweep_name / str(fold))["wall_time_s"] for fold in range(FOLDS)]
         print(f"  {name}: {statistics.median(times):.0f} s")
@@ -190,9 +256,13 @@ def main() -> None:
     for name, (sweep_name, _) in MODELS.items():
         print(f"  {name}: {last_epochs_spread(out / sweep_name):.2f} dB")
     unet = background_error(out / MODELS["U-Net"][0])
-    print(f"\nU-Net, held out: {unet['share']:.0%} of the squared error is on the photos' white background; with the "
-          f"background right, PSNR would be {unet['psnr_right_background']:.2f} dB instead of {unet['psnr']:.2f}.")
-    print(f"The background found in the sketch overlaps the photos' white with a mean IoU of {unet['iou']:.3f}.")
+    print(
+        f"\nU-Net, held out: {unet['share']:.0%} of the squared error is on the photos' white background; with the "
+        f"background right, PSNR would be {unet['psnr_right_background']:.2f} dB instead of {unet['psnr']:.2f}."
+    )
+    print(
+        f"The background found in the sketch overlaps the photos' white with a mean IoU of {unet['iou']:.3f}."
+    )
     print("Held-out PSNR with that background painted white on the final outputs:")
     for name in ("seed autoencoder", "U-Net", "U-Net fitting its training pairs"):
         found = unet if name == "U-Net" else background_error(out / MODELS[name][0])

@@ -55,7 +55,10 @@ def make_dataset(pairs: int, size: int) -> Path:
     for folder, suffix in (("testA", "A"), ("testB", "B")):
         (staging / folder).mkdir(parents=True)
         for i in range(pairs):
-            shutil.copyfile(base / folder / f"{i % DISTINCT}_{suffix}.png", staging / folder / f"{i}_{suffix}.png")
+            shutil.copyfile(
+                base / folder / f"{i % DISTINCT}_{suffix}.png",
+                staging / folder / f"{i}_{suffix}.png",
+            )
     staging.rename(out)
     return out
 
@@ -65,51 +68,97 @@ def child(kind: str, data_dir: str, size: int, cache: str) -> dict:
     from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 
     started = time.perf_counter()
-    datamodule = PairedSketchDataModule(data_dir=data_dir, image_size=size, split="none", batch_size=16,
-                                        cache=cache, cache_dir=str(CACHE))
+    datamodule = PairedSketchDataModule(
+        data_dir=data_dir,
+        image_size=size,
+        split="none",
+        batch_size=16,
+        cache=cache,
+        cache_dir=str(CACHE),
+    )
     datamodule.setup("fit")
     next(iter(datamodule.train_dataloader()))
     seconds = time.perf_counter() - started
     from memory_probe import memory_mib
 
-    return {"kind": kind, "seconds": seconds, "pairs": len(datamodule.sets["train"]), **memory_mib()}
+    return {
+        "kind": kind,
+        "seconds": seconds,
+        "pairs": len(datamodule.sets["train"]),
+        **memory_mib(),
+    }
 
 
 def run_child(kind: str, data_dir: Path, size: int, cache: str) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", kind, str(data_dir), str(size), cache],
-                            check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", kind, str(data_dir), str(size), cache],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(result.stdout.splitlines()[-1])
 
 
-def train(data_dir: Path, size: int, cache: str, batches: int, ranks: int, out: Path, full_read: bool = True) -> dict:
+def train(
+    data_dir: Path,
+    size: int,
+    cache: str,
+    batches: int,
+    ranks: int,
+    out: Path,
+    full_read: bool = True,
+) -> dict:
     """A training run of `batches` batches: each rank's memory and the profiler's fetch/step times."""
     shutil.rmtree(out, ignore_errors=True)
-    probe = ["+callbacks.memory_probe._target_=memory_probe.MemoryProbe", f"+callbacks.memory_probe.out_dir={out}"]
+    probe = [
+        "+callbacks.memory_probe._target_=memory_probe.MemoryProbe",
+        f"+callbacks.memory_probe.out_dir={out}",
+    ]
     command = [
-        str(BIN / "s2p-train"), "data=sketch2photo", f"data.data_dir={data_dir}", f"data.image_size={size}",
-        "data.split=none", "data.batch_size=16", f"data.cache={cache}", f"paths.cache_dir={CACHE}",
-        "model=autoencoder", "trainer.max_epochs=1", f"trainer.limit_train_batches={batches}", "logger=none",
-        "callbacks.sample_grids=null", "callbacks.model_checkpoint=null", "callbacks.progress_bar=null",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+        str(BIN / "s2p-train"),
+        "data=sketch2photo",
+        f"data.data_dir={data_dir}",
+        f"data.image_size={size}",
+        "data.split=none",
+        "data.batch_size=16",
+        f"data.cache={cache}",
+        f"paths.cache_dir={CACHE}",
+        "model=autoencoder",
+        "trainer.max_epochs=1",
+        f"trainer.limit_train_batches={batches}",
+        "logger=none",
+        "callbacks.sample_grids=null",
+        "callbacks.model_checkpoint=null",
+        "callbacks.progress_bar=null",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
         f"trainer.profiler={{_target_: lightning.pytorch.profilers.SimpleProfiler, dirpath: '{out}', filename: profile}}",
-        f"hydra.run.dir={out}", *(probe if full_read else []),
+        f"hydra.run.dir={out}",
+        *(probe if full_read else []),
         *(["trainer=ddp_cpu", f"trainer.devices={ranks}"] if ranks > 1 else ["trainer=cpu"]),
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT / "bench")}
     started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    subprocess.run(
+        command, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     record = {"wall_s": time.perf_counter() - started}
     record["ranks"] = [json.loads(p.read_text()) for p in sorted(out.glob("memory-rank*.json"))]
     report = next(out.glob("fit-profile*.txt"), None)
     if report is not None:
         text = report.read_text()
-        record["fetch"], record["step"] = _profiled(text, "train_dataloader_next"), _profiled(text, "run_training_batch")
+        record["fetch"], record["step"] = (
+            _profiled(text, "train_dataloader_next"),
+            _profiled(text, "run_training_batch"),
+        )
     return record
 
 
 def scale(args) -> None:
-    print(f"{'N':>7} {'cache':>6} | {'build pairs/s':>13} | {'setup to 1st batch':>18} | {'private MiB':>11} | "
-          f"{'PSS 1 rank':>10} | {'PSS 2 ranks':>11} | {'2 / 1':>5} | {'data wait':>9}")
+    print(
+        f"{'N':>7} {'cache':>6} | {'build pairs/s':>13} | {'setup to 1st batch':>18} | {'private MiB':>11} | "
+        f"{'PSS 1 rank':>10} | {'PSS 2 ranks':>11} | {'2 / 1':>5} | {'data wait':>9}"
+    )
     for pairs in args.pairs:
         data_dir = make_dataset(pairs, args.size)
         for cache in ("disk", "memory"):
@@ -119,20 +168,38 @@ def scale(args) -> None:
                     shutil.rmtree(old)
                 first = run_child("build", data_dir, args.size, "disk")
                 build = f"{first['pairs'] / first['seconds']:.0f}"
-            setups = sorted(run_child("setup", data_dir, args.size, cache)["seconds"] for _ in range(3))
-            one = train(data_dir, args.size, cache, args.batches, 1, RESULTS / "runs" / f"{pairs}-{cache}-1")
+            setups = sorted(
+                run_child("setup", data_dir, args.size, cache)["seconds"] for _ in range(3)
+            )
+            one = train(
+                data_dir, args.size, cache, args.batches, 1, RESULTS / "runs" / f"{pairs}-{cache}-1"
+            )
             rank = one["ranks"][0]
             fetch, step = one["fetch"][0], one["step"][0]
-            two_copies_mib = 2 * pairs * 4 * args.size ** 2 / 2**20
-            if cache == "memory" and two_copies_mib > 0.6 * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20:
+            two_copies_mib = 2 * pairs * 4 * args.size**2 / 2**20
+            if (
+                cache == "memory"
+                and two_copies_mib
+                > 0.6 * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+            ):
                 pss_two, ratio = "(no room)", "-"
             else:
-                two = train(data_dir, args.size, cache, args.batches, 2, RESULTS / "runs" / f"{pairs}-{cache}-2")
+                two = train(
+                    data_dir,
+                    args.size,
+                    cache,
+                    args.batches,
+                    2,
+                    RESULTS / "runs" / f"{pairs}-{cache}-2",
+                )
                 total = sum(r["after_full_read"]["pss_mib"] for r in two["ranks"])
                 pss_two, ratio = f"{total:.0f}", f"{total / rank['after_full_read']['pss_mib']:.2f}"
-            print(f"{pairs:>7} {cache:>6} | {build:>13} | {setups[1]:>16.2f} s | "
-                  f"{rank['after_training']['anonymous_mib']:>11.0f} | {rank['after_full_read']['pss_mib']:>10.0f} | "
-                  f"{pss_two:>11} | {ratio:>5} | {100 * fetch / (fetch + step):>8.2f}%", flush=True)
+            print(
+                f"{pairs:>7} {cache:>6} | {build:>13} | {setups[1]:>16.2f} s | "
+                f"{rank['after_training']['anonymous_mib']:>11.0f} | {rank['after_full_read']['pss_mib']:>10.0f} | "
+                f"{pss_two:>11} | {ratio:>5} | {100 * fetch / (fetch + step):>8.2f}%",
+                flush=True,
+            )
 
 
 def larger_than_ram(args) -> None:
@@ -141,9 +208,13 @@ def larger_than_ram(args) -> None:
     first = run_child("build", data_dir, args.size, "disk")
     cache_bytes = sum(p.stat().st_size for p in CACHE.glob(f"{data_dir.name}-*/*.npy"))
     ram = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    print(f"{pairs} pairs at {args.size} px: cache {cache_bytes / 1e9:.1f} GB on a machine with {ram / 1e9:.1f} GB RAM; "
-          f"built at {first['pairs'] / first['seconds']:.0f} pairs/s")
-    for npy in CACHE.glob(f"{data_dir.name}-*/*.npy"):  # start cold: none of the cache in the page cache
+    print(
+        f"{pairs} pairs at {args.size} px: cache {cache_bytes / 1e9:.1f} GB on a machine with {ram / 1e9:.1f} GB RAM; "
+        f"built at {first['pairs'] / first['seconds']:.0f} pairs/s"
+    )
+    for npy in CACHE.glob(
+        f"{data_dir.name}-*/*.npy"
+    ):  # start cold: none of the cache in the page cache
         descriptor = os.open(npy, os.O_RDONLY)
         os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
         os.close(descriptor)
@@ -153,11 +224,15 @@ def larger_than_ram(args) -> None:
     after = _io_of_children()
     fetch, batches = run["fetch"]
     step, _ = run["step"]
-    print(f"{batches} shuffled batches of 16: data wait {fetch:.1f} s of {fetch + step:.1f} s = "
-          f"{100 * fetch / (fetch + step):.1f}% ({1000 * fetch / batches:.1f} ms per batch)")
-    print(f"major page faults {after['majflt'] - before['majflt']:.0f}, "
-          f"read from disk {(after['read_bytes'] - before['read_bytes']) / 1e9:.2f} GB "
-          f"(a batch is {16 * 4 * args.size ** 2 / 1e6:.1f} MB of cache)")
+    print(
+        f"{batches} shuffled batches of 16: data wait {fetch:.1f} s of {fetch + step:.1f} s = "
+        f"{100 * fetch / (fetch + step):.1f}% ({1000 * fetch / batches:.1f} ms per batch)"
+    )
+    print(
+        f"major page faults {after['majflt'] - before['majflt']:.0f}, "
+        f"read from disk {(after['read_bytes'] - before['read_bytes']) / 1e9:.2f} GB "
+        f"(a batch is {16 * 4 * args.size**2 / 1e6:.1f} MB of cache)"
+    )
 
 
 def _io_of_children() -> dict:
@@ -166,7 +241,10 @@ def _io_of_children() -> dict:
     import resource
 
     io = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
-    return {"majflt": resource.getrusage(resource.RUSAGE_CHILDREN).ru_majflt, "read_bytes": int(io["read_bytes"])}
+    return {
+        "majflt": resource.getrusage(resource.RUSAGE_CHILDREN).ru_majflt,
+        "read_bytes": int(io["read_bytes"]),
+    }
 
 
 def main() -> None:
@@ -174,20 +252,30 @@ def main() -> None:
         kind, data_dir, size, cache = sys.argv[2:6]
         print(json.dumps(child(kind, data_dir, int(size), cache)))
         return
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pairs", type=lambda text: [int(n) for n in text.split(",")], default=None)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--pairs", type=lambda text: [int(n) for n in text.split(",")], default=None
+    )
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batches", type=int, default=None)
     parser.add_argument("--larger-than-ram", action="store_true")
-    parser.add_argument("--setup-only", action="store_true", help="only the second-run setup, median of 5")
+    parser.add_argument(
+        "--setup-only", action="store_true", help="only the second-run setup, median of 5"
+    )
     args = parser.parse_args()
     if args.setup_only:
         for pairs in args.pairs or [50_000]:
             data_dir = make_dataset(pairs, args.size)
             run_child("build", data_dir, args.size, "disk")
-            setups = sorted(run_child("setup", data_dir, args.size, "disk")["seconds"] for _ in range(5))
-            print(f"{pairs} pairs: setup to the first batch, disk cache: median {setups[2]:.2f} s "
-                  f"(range {setups[0]:.2f}-{setups[-1]:.2f})")
+            setups = sorted(
+                run_child("setup", data_dir, args.size, "disk")["seconds"] for _ in range(5)
+            )
+            print(
+                f"{pairs} pairs: setup to the first batch, disk cache: median {setups[2]:.2f} s "
+                f"(range {setups[0]:.2f}-{setups[-1]:.2f})"
+            )
     elif args.larger_than_ram:
         args.pairs, args.batches = args.pairs or [120_000], args.batches or 300
         larger_than_ram(args)

@@ -31,7 +31,10 @@ COUNTS = (0, 1, 3, 10, 30)
 PLACEMENTS = ("random", "regions")
 QUIET = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
 # held-out PSNR without hints, mean over the same 5 folds (README, the cross-validation table: bench/crossval.py)
-REFERENCES = {"seed autoencoder": 13.86, "U-Net + background, no hint input (cv_unet_background)": 16.77}
+REFERENCES = {
+    "seed autoencoder": 13.86,
+    "U-Net + background, no hint input (cv_unet_background)": 16.77,
+}
 
 
 def finished(run_dir: Path) -> bool:
@@ -42,8 +45,20 @@ def finished(run_dir: Path) -> bool:
 def train(run_dir: Path, data: Path, fold: int, overrides: list[str]) -> None:
     if finished(run_dir):
         return
-    subprocess.run([str(BIN / "s2p-train"), "experiment=cv_unet_hints", f"data.data_dir={data}", f"data.fold={fold}",
-                    f"hydra.run.dir={run_dir}", *QUIET, *overrides], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            str(BIN / "s2p-train"),
+            "experiment=cv_unet_hints",
+            f"data.data_dir={data}",
+            f"data.fold={fold}",
+            f"hydra.run.dir={run_dir}",
+            *QUIET,
+            *overrides,
+        ],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def score(run_dir: Path, within_region: bool = False) -> list[dict]:
@@ -51,9 +66,18 @@ def score(run_dir: Path, within_region: bool = False) -> list[dict]:
     within_region: hint patches kept to the region of their centre (data.hints.within_region)."""
     out = run_dir / ("hints-eval-within-region" if within_region else "hints-eval")
     if not (out / "hints.json").is_file():
-        subprocess.run([str(BIN / "s2p-eval"), f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
-                        f"hints={','.join(map(str, COUNTS))}", f"data.hints.within_region={str(within_region).lower()}",
-                        f"hydra.run.dir={out}"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                str(BIN / "s2p-eval"),
+                f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                f"hints={','.join(map(str, COUNTS))}",
+                f"data.hints.within_region={str(within_region).lower()}",
+                f"hydra.run.dir={out}",
+            ],
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return json.loads((out / "hints.json").read_text())
 
 
@@ -67,7 +91,11 @@ def summary(scored: dict[str, list[dict]]) -> dict[tuple[str, int], list[float]]
 
 
 def mean_std(values: list[float]) -> str:
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1 else f"{values[0]:.2f}"
+    return (
+        f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+        if len(values) > 1
+        else f"{values[0]:.2f}"
+    )
 
 
 def print_table(table: dict, runs: int) -> None:
@@ -75,7 +103,11 @@ def print_table(table: dict, runs: int) -> None:
     print("| placement | " + " | ".join(f"{count} hints" for count in COUNTS) + " |")
     print("|---|" + "---|" * len(COUNTS))
     for placement in PLACEMENTS:
-        print(f"| {placement} | " + " | ".join(mean_std(table[placement, count]) for count in COUNTS) + " |")
+        print(
+            f"| {placement} | "
+            + " | ".join(mean_std(table[placement, count]) for count in COUNTS)
+            + " |"
+        )
 
 
 def plot(table: dict, path: Path, title: str) -> None:
@@ -85,7 +117,11 @@ def plot(table: dict, path: Path, title: str) -> None:
     from matplotlib import pyplot
 
     figure, axes = pyplot.subplots(figsize=(6, 4), dpi=120)
-    for placement, label in zip(PLACEMENTS, ("random positions (Zhang et al.)", "centres of the largest regions"), strict=True):
+    for placement, label in zip(
+        PLACEMENTS,
+        ("random positions (Zhang et al.)", "centres of the largest regions"),
+        strict=True,
+    ):
         values = [table[placement, count] for count in COUNTS]
         means = [statistics.mean(v) for v in values]
         spread = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
@@ -133,26 +169,48 @@ def error_by_kind(run_dir: Path, count: int) -> None:
     spread = spread_hints(hints, regions)
     reached = spread[:, 3:] == 1
     pasted = torch.where(reached, spread[:, :3], outputs)
-    error, pasted_error = ((outputs - photos) ** 2).mean(1, keepdim=True), ((pasted - photos) ** 2).mean(1, keepdim=True)
-    kinds = {"background": background, "lines": ~background & ~regions, "paper a hint reached": reached,
-             "paper no hint reached": regions & ~reached}
-    print(f"{run_dir}, {count} random hints: share of pixels / of the squared error / with the hints pasted")
+    error, pasted_error = (
+        ((outputs - photos) ** 2).mean(1, keepdim=True),
+        ((pasted - photos) ** 2).mean(1, keepdim=True),
+    )
+    kinds = {
+        "background": background,
+        "lines": ~background & ~regions,
+        "paper a hint reached": reached,
+        "paper no hint reached": regions & ~reached,
+    }
+    print(
+        f"{run_dir}, {count} random hints: share of pixels / of the squared error / with the hints pasted"
+    )
     for name, where in kinds.items():
-        print(f"  {name}: {where.float().mean():.2f} / {(error * where).sum() / error.sum():.2f} / "
-              f"{(pasted_error * where).sum() / error.sum():.2f}")
+        print(
+            f"  {name}: {where.float().mean():.2f} / {(error * where).sum() / error.sum():.2f} / "
+            f"{(pasted_error * where).sum() / error.sum():.2f}"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "sketch2photo")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data", type=Path, default=ROOT.parent / "shared" / "data" / "sketch2photo"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "hints")
     parser.add_argument("--folds", default="0,1,2,3,4")
     parser.add_argument("--name", default="cv_unet_hints", help="the sweep's folder under --out")
-    parser.add_argument("--runs", nargs="+", type=Path, help="score these run dirs instead of training")
+    parser.add_argument(
+        "--runs", nargs="+", type=Path, help="score these run dirs instead of training"
+    )
     parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "hints_psnr.png")
-    parser.add_argument("--where", type=int, help="with --runs: where the error lies at this many hints")
-    parser.add_argument("--within-region", action="store_true",
-                        help="score with hint patches kept to their centre's region (data.hints.within_region=true)")
+    parser.add_argument(
+        "--where", type=int, help="with --runs: where the error lies at this many hints"
+    )
+    parser.add_argument(
+        "--within-region",
+        action="store_true",
+        help="score with hint patches kept to their centre's region (data.hints.within_region=true)",
+    )
     parser.add_argument("overrides", nargs="*", help="extra s2p-train overrides, after --")
     args = parser.parse_args()
     if args.runs and args.where is not None:
@@ -167,11 +225,18 @@ def main() -> None:
             train(run_dir, args.data.resolve(), fold, args.overrides)
     scored = {str(run_dir): score(run_dir, args.within_region) for run_dir in run_dirs}
     for run_dir, rows in scored.items():
-        print(run_dir, " ".join(f"{row['placement'][:3]}{row['hints']}={row['psnr']:.2f}" for row in rows))
+        print(
+            run_dir,
+            " ".join(f"{row['placement'][:3]}{row['hints']}={row['psnr']:.2f}" for row in rows),
+        )
     table = summary(scored)
     print_table(table, len(run_dirs))
     if not args.runs:
-        plot(table, args.figure, f"experiment={args.name}, {len(run_dirs)} folds of the 20 real pairs")
+        plot(
+            table,
+            args.figure,
+            f"experiment={args.name}, {len(run_dirs)} folds of the 20 real pairs",
+        )
         print(f"\nwrote {args.figure}")
 
 

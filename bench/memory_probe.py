@@ -19,7 +19,11 @@ def memory_mib() -> dict[str, float]:
     for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
         name, value, *_ = line.split()
         fields[name.rstrip(":")] = int(value) / 1024
-    return {"pss_mib": fields["Pss"], "anonymous_mib": fields["Anonymous"], "rss_mib": fields["Rss"]}
+    return {
+        "pss_mib": fields["Pss"],
+        "anonymous_mib": fields["Anonymous"],
+        "rss_mib": fields["Rss"],
+    }
 
 
 class MemoryProbe(Callback):
@@ -32,9 +36,15 @@ class MemoryProbe(Callback):
         trainer.strategy.barrier()
         after_a_full_read = memory_mib()
         trainer.strategy.barrier()
-        self.record = {"rank": trainer.global_rank, "world_size": trainer.world_size, "after_full_read": after_a_full_read}
+        self.record = {
+            "rank": trainer.global_rank,
+            "world_size": trainer.world_size,
+            "after_full_read": after_a_full_read,
+        }
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.record["after_training"] = memory_mib()
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / f"memory-rank{trainer.global_rank}.json").write_text(json.dumps(self.record))
+        (self.out_dir / f"memory-rank{trainer.global_rank}.json").write_text(
+            json.dumps(self.record)
+        )

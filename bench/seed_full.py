@@ -26,8 +26,12 @@ def main() -> None:
     args = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="seed_full-"))
     command = [
-        str(Path(sys.executable).parent / "s2p-train"), "experiment=seed", f"data.data_dir={args.data}",
-        f"seed={args.seed}", "callbacks.progress_bar=null", "trainer.enable_progress_bar=false",
+        str(Path(sys.executable).parent / "s2p-train"),
+        "experiment=seed",
+        f"data.data_dir={args.data}",
+        f"seed={args.seed}",
+        "callbacks.progress_bar=null",
+        "trainer.enable_progress_bar=false",
         f"hydra.run.dir={run_dir}",
     ]
     started = time.perf_counter()

@@ -43,8 +43,18 @@ class EpochStarts(Callback):
 def seed_network(inplace: bool = False) -> nn.Module:
     """The student project's autoencoder, as it wrote it."""
     return nn.Sequential(
-        nn.Sequential(nn.Conv2d(3, 64, 4, 2, 1), nn.ReLU(inplace), nn.Conv2d(64, 128, 4, 2, 1), nn.ReLU(inplace)),
-        nn.Sequential(nn.ConvTranspose2d(128, 64, 4, 2, 1), nn.ReLU(inplace), nn.ConvTranspose2d(64, 3, 4, 2, 1), nn.Tanh()),
+        nn.Sequential(
+            nn.Conv2d(3, 64, 4, 2, 1),
+            nn.ReLU(inplace),
+            nn.Conv2d(64, 128, 4, 2, 1),
+            nn.ReLU(inplace),
+        ),
+        nn.Sequential(
+            nn.ConvTranspose2d(128, 64, 4, 2, 1),
+            nn.ReLU(inplace),
+            nn.ConvTranspose2d(64, 3, 4, 2, 1),
+            nn.Tanh(),
+        ),
     )
 
 
@@ -62,7 +72,10 @@ def bare_loop(data_dir: Path, steps: int, channels_last: bool = False) -> tuple[
     model = seed_network(inplace=channels_last)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-        x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+        x, y = (
+            x.contiguous(memory_format=torch.channels_last),
+            y.contiguous(memory_format=torch.channels_last),
+        )
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     criterion = nn.MSELoss()
     for step in range(WARMUP + steps):
@@ -84,10 +97,16 @@ def project(data_dir: Path, steps: int, *overrides: str) -> tuple[float, float]:
     from sketch2photo.commands.train import train
 
     run_dir = Path(tempfile.mkdtemp(prefix="seed_speed-"))
-    cfg = compose_config(run_dir, [
-        "experiment=seed", f"data.data_dir={data_dir}", f"trainer.max_epochs={WARMUP + steps + 1}",
-        "+callbacks.epoch_starts._target_=__main__.EpochStarts", *overrides,
-    ])
+    cfg = compose_config(
+        run_dir,
+        [
+            "experiment=seed",
+            f"data.data_dir={data_dir}",
+            f"trainer.max_epochs={WARMUP + steps + 1}",
+            "+callbacks.epoch_starts._target_=__main__.EpochStarts",
+            *overrides,
+        ],
+    )
     EpochStarts.times = []
     train(cfg)
     times = EpochStarts.times
@@ -103,7 +122,9 @@ def dataset() -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--levers", action="store_true")
@@ -112,27 +133,48 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING)
     data_dir = dataset()
-    quiet = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
-    variants = {"bare loop (the seed's)": lambda: bare_loop(data_dir, args.steps),
-                "s2p-train experiment=seed": lambda: project(data_dir, args.steps, *quiet)}
+    quiet = [
+        "callbacks.progress_bar=null",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+    ]
+    variants = {
+        "bare loop (the seed's)": lambda: bare_loop(data_dir, args.steps),
+        "s2p-train experiment=seed": lambda: project(data_dir, args.steps, *quiet),
+    }
     if args.levers:
-        variants.update({
-            "bare + channels_last + inplace ReLU": lambda: bare_loop(data_dir, args.steps, channels_last=True),
-            "project, model.channels_last=false": lambda: project(data_dir, args.steps, *quiet, "model.channels_last=false"),
-            "project, model.compile=true": lambda: project(data_dir, args.steps, *quiet, "model.compile=true"),
-            "project, trainer.precision=bf16-mixed": lambda: project(data_dir, args.steps, *quiet, "trainer.precision=bf16-mixed"),
-            "project, default progress bar": lambda: project(data_dir, args.steps),
-            "project, model=unet (channels_last off)": lambda: project(data_dir, args.steps, *quiet, "model=unet"),
-            "project, model=unet model.channels_last=true": lambda: project(
-                data_dir, args.steps, *quiet, "model=unet", "model.channels_last=true"),
-        })
+        variants.update(
+            {
+                "bare + channels_last + inplace ReLU": lambda: bare_loop(
+                    data_dir, args.steps, channels_last=True
+                ),
+                "project, model.channels_last=false": lambda: project(
+                    data_dir, args.steps, *quiet, "model.channels_last=false"
+                ),
+                "project, model.compile=true": lambda: project(
+                    data_dir, args.steps, *quiet, "model.compile=true"
+                ),
+                "project, trainer.precision=bf16-mixed": lambda: project(
+                    data_dir, args.steps, *quiet, "trainer.precision=bf16-mixed"
+                ),
+                "project, default progress bar": lambda: project(data_dir, args.steps),
+                "project, model=unet (channels_last off)": lambda: project(
+                    data_dir, args.steps, *quiet, "model=unet"
+                ),
+                "project, model=unet model.channels_last=true": lambda: project(
+                    data_dir, args.steps, *quiet, "model=unet", "model.channels_last=true"
+                ),
+            }
+        )
     rates = {name: [] for name in variants}
     for _ in range(args.repeats):
         for name, run in variants.items():  # alternate, so drifting load hits every variant alike
             rates[name].append(run())
     baseline = statistics.median(rate for rate, _ in rates["bare loop (the seed's)"])
-    print(f"\nseed setup: {data_dir}, 20 pairs, full batch, 128 px, {torch.get_num_threads()} torch threads, "
-          f"{args.steps} timed steps after {WARMUP} warm-up, median of {args.repeats}")
+    print(
+        f"\nseed setup: {data_dir}, 20 pairs, full batch, 128 px, {torch.get_num_threads()} torch threads, "
+        f"{args.steps} timed steps after {WARMUP} warm-up, median of {args.repeats}"
+    )
     print(f"{'variant':<42} {'steps/s':>8} {'ratio':>6} {'warm-up s':>10}   steps/s of each repeat")
     for name, results in rates.items():
         median = statistics.median(rate for rate, _ in results)

@@ -49,13 +49,24 @@ class FirstStepClock(Callback):
 def time_to_first_step(data_dir: Path) -> float:
     run_dir = tempfile.mkdtemp(prefix="startup-")
     command = [
-        str(BIN / "s2p-train"), "experiment=seed", f"data.data_dir={data_dir}", "trainer.max_epochs=1",
-        "+callbacks.first_step._target_=startup.FirstStepClock", f"hydra.run.dir={run_dir}",
+        str(BIN / "s2p-train"),
+        "experiment=seed",
+        f"data.data_dir={data_dir}",
+        "trainer.max_epochs=1",
+        "+callbacks.first_step._target_=startup.FirstStepClock",
+        f"hydra.run.dir={run_dir}",
     ]
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'bench'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'bench'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+    }
     started = time.time()
-    output = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
-    stamp = next(float(line.split(MARK)[1].split()[0]) for line in output.splitlines() if MARK in line)
+    output = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    stamp = next(
+        float(line.split(MARK)[1].split()[0]) for line in output.splitlines() if MARK in line
+    )
     return stamp - started
 
 
@@ -66,7 +77,9 @@ def wall(command: list[str], cwd: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="startup-"))
@@ -82,7 +95,9 @@ def main() -> None:
     for name in answers:
         floor = statistics.median(times[(name, "bare Hydra app")][1:])
         got = statistics.median(times[(name, "s2p-train")][1:])
-        print(f"{name:>15}: s2p-train {got:5.2f} s, bare Hydra app {floor:5.2f} s: {got / floor:.2f}x (target <= 1.3x)")
+        print(
+            f"{name:>15}: s2p-train {got:5.2f} s, bare Hydra app {floor:5.2f} s: {got / floor:.2f}x (target <= 1.3x)"
+        )
 
     data_dir = REAL
     if not (REAL / "testA").is_dir():
@@ -94,10 +109,14 @@ def main() -> None:
     first = [time_to_first_step(data_dir) for _ in range(args.repeats)]
     empty = [wall([sys.executable, "-c", "pass"], work) for _ in range(args.repeats)]
     loaded = [wall([sys.executable, "-c", imports], work) for _ in range(args.repeats)]
-    print(f"s2p-train experiment=seed: invocation to first optimizer step  {statistics.median(first):5.2f} s   "
-          f"({', '.join(f'{t:.2f}' for t in first)})")
-    print(f"import time of the training stack (minus `python -c pass`)    "
-          f"{statistics.median(loaded) - statistics.median(empty):5.2f} s")
+    print(
+        f"s2p-train experiment=seed: invocation to first optimizer step  {statistics.median(first):5.2f} s   "
+        f"({', '.join(f'{t:.2f}' for t in first)})"
+    )
+    print(
+        f"import time of the training stack (minus `python -c pass`)    "
+        f"{statistics.median(loaded) - statistics.median(empty):5.2f} s"
+    )
 
 
 if __name__ == "__main__":

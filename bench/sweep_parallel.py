@@ -30,16 +30,28 @@ LRS = "1e-4,3e-4,1e-3,3e-3"
 def sweep(work: Path, data_dir: Path, args, launcher: list[str], name: str) -> float:
     sweep_dir = work / name
     command = [
-        str(Path(sys.executable).parent / "s2p-train"), "-m", f"model.lr={LRS}", f"data.data_dir={data_dir}",
-        "data.synthetic_pairs=null", f"data.image_size={args.image_size}", f"trainer.max_epochs={args.epochs}",
-        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "callbacks.progress_bar=null",
-        f"hydra.sweep.dir={sweep_dir}", *launcher,
+        str(Path(sys.executable).parent / "s2p-train"),
+        "-m",
+        f"model.lr={LRS}",
+        f"data.data_dir={data_dir}",
+        "data.synthetic_pairs=null",
+        f"data.image_size={args.image_size}",
+        f"trainer.max_epochs={args.epochs}",
+        "trainer.enable_progress_bar=false",
+        "trainer.enable_model_summary=false",
+        "callbacks.progress_bar=null",
+        f"hydra.sweep.dir={sweep_dir}",
+        *launcher,
     ]
     started = time.perf_counter()
-    subprocess.run(command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        command, check=True, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     wall = time.perf_counter() - started
     records = [json.loads(path.read_text()) for path in sweep_dir.glob("*/metrics.json")]
-    assert len(records) == 4 and all(r["status"] == "ok" for r in records), f"{sweep_dir}: a job failed"
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records), (
+        f"{sweep_dir}: a job failed"
+    )
     return wall
 
 
@@ -65,8 +77,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     serial, joblib = (statistics.median(times[name]) for name in ("serial", "joblib"))
     print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
-    print(f"\n4 jobs (model.lr={LRS}), {args.pairs} pairs at {args.image_size} px, {args.epochs} epochs, "
-          f"{os.cpu_count()} cores, median of {args.repeats}:")
+    print(
+        f"\n4 jobs (model.lr={LRS}), {args.pairs} pairs at {args.image_size} px, {args.epochs} epochs, "
+        f"{os.cpu_count()} cores, median of {args.repeats}:"
+    )
     print(f"serial (basic launcher)      {serial:6.1f} s")
     print(f"joblib, n_jobs=2             {joblib:6.1f} s")
     print(f"ratio joblib / serial        {joblib / serial:6.2f}  (speed-up {serial / joblib:.2f}x)")

@@ -33,7 +33,9 @@ def cache_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_dir(tmp_path_factory) -> Path:
     """12 synthetic pairs at 32 px in the testA/testB layout."""
-    return write_dataset(tmp_path_factory.mktemp("data") / "synthetic", num_pairs=12, size=32, seed=0)
+    return write_dataset(
+        tmp_path_factory.mktemp("data") / "synthetic", num_pairs=12, size=32, seed=0
+    )
 
 
 @pytest.fixture
@@ -62,11 +64,17 @@ def tiny_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
 @pytest.fixture(scope="session")
 def background_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
     """The tiny U-Net given the sketch's background as an input channel and painting it white."""
-    return tiny_unet_checkpoint(tmp_path_factory.mktemp("tiny_run"), synthetic_dir, "model.net.background_input=true",
-                                "model.net.background_fill=true")
+    return tiny_unet_checkpoint(
+        tmp_path_factory.mktemp("tiny_run"),
+        synthetic_dir,
+        "model.net.background_input=true",
+        "model.net.background_fill=true",
+    )
 
 
 @pytest.fixture(scope="session")
 def hint_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
     """The tiny U-Net that takes colour hints (trained with simulated ones)."""
-    return tiny_unet_checkpoint(tmp_path_factory.mktemp("tiny_run"), synthetic_dir, "model.net.hint_input=true")
+    return tiny_unet_checkpoint(
+        tmp_path_factory.mktemp("tiny_run"), synthetic_dir, "model.net.hint_input=true"
+    )

@@ -59,32 +59,64 @@ subprocesses_allowed = True
 def _command(program: str | Path, env: dict | None) -> tuple[str, dict]:
     """An installed console script (s2p-*, tensorboard, python) or a path; the environment with
     `env` on top, where None removes a variable. Warnings are off unless `env` turns them on."""
-    assert subprocesses_allowed, "this test starts a process: mark it @pytest.mark.slow (make test-fast skips those)"
+    assert subprocesses_allowed, (
+        "this test starts a process: mark it @pytest.mark.slow (make test-fast skips those)"
+    )
     full_env = {**os.environ, "PYTHONWARNINGS": "ignore", **(env or {})}
-    return str(BIN / program), {name: value for name, value in full_env.items() if value is not None}
+    return str(BIN / program), {
+        name: value for name, value in full_env.items() if value is not None
+    }
 
 
-def run_cli(program: str | Path, *args: str, cwd: Path | None = None, timeout: float = 300,
-            env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    program: str | Path,
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 300,
+    env: dict | None = None,
+) -> subprocess.CompletedProcess:
     """Run a command to the end and capture its output."""
     executable, full_env = _command(program, env)
-    return subprocess.run([executable, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
+    return subprocess.run(
+        [executable, *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
 
 
-def start_cli(program: str | Path, *args: str, cwd: Path | None = None, env: dict | None = None,
-              stdout=subprocess.PIPE) -> subprocess.Popen:
+def start_cli(
+    program: str | Path,
+    *args: str,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    stdout=subprocess.PIPE,
+) -> subprocess.Popen:
     """Start a command without waiting, in a session of its own (killpg stops it with its children),
     with Python's default Ctrl-C handler (a shell's background job would ignore SIGINT) and
     faulthandler on: a run that hangs prints every thread's stack on SIGABRT."""
     executable, full_env = _command(program, {"PYTHONFAULTHANDLER": "1", **(env or {})})
-    return subprocess.Popen([executable, *map(str, args)], cwd=cwd, env=full_env, stdout=stdout,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    return subprocess.Popen(
+        [executable, *map(str, args)],
+        cwd=cwd,
+        env=full_env,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
 
 
-def wait_until(ready: Callable[[], T], what: str, timeout: float = 120, process: subprocess.Popen | None = None,
-               interval: float = 0.05) -> T:
+def wait_until(
+    ready: Callable[[], T],
+    what: str,
+    timeout: float = 120,
+    process: subprocess.Popen | None = None,
+    interval: float = 0.05,
+) -> T:
     """Poll ready() until it returns something true, and return that. Fails naming `what` after
     `timeout` s, or as soon as `process` ends (with its last output). An OSError (a server not
     listening yet) counts as not ready."""
@@ -92,7 +124,9 @@ def wait_until(ready: Callable[[], T], what: str, timeout: float = 120, process:
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             output = process.stdout.read()[-3000:] if process.stdout else ""
-            raise AssertionError(f"the process ended (status {process.returncode}) before {what}:\n{output}")
+            raise AssertionError(
+                f"the process ended (status {process.returncode}) before {what}:\n{output}"
+            )
         try:
             value = ready()
             if value:
@@ -113,8 +147,18 @@ def tiny_unet_checkpoint(run: Path, data_dir: Path, *overrides: str) -> Path:
     """A 32 px U-Net (depth 2, width 8: not the default model) trained for 1 epoch in `run`."""
     from sketch2photo.commands.train import train
 
-    unet = ["trainer.max_epochs=1", "model=unet", "model.net.depth=2", "model.net.width=8", *overrides]
-    train(compose_config(run, [*TINY, f"data.data_dir={data_dir}", "data.synthetic_pairs=null", *unet]))
+    unet = [
+        "trainer.max_epochs=1",
+        "model=unet",
+        "model.net.depth=2",
+        "model.net.width=8",
+        *overrides,
+    ]
+    train(
+        compose_config(
+            run, [*TINY, f"data.data_dir={data_dir}", "data.synthetic_pairs=null", *unet]
+        )
+    )
     return run / "checkpoints" / "last.ckpt"
 
 

@@ -32,17 +32,28 @@ def write_aligned(root, ab_order: str) -> dict[str, tuple[torch.Tensor, torch.Te
 def test_aligned_layout_in_both_orders(tmp_path, ab_order):
     data_dir = tmp_path / "pokemon"
     written = write_aligned(data_dir, ab_order)
-    cfg = compose_config(tmp_path / "run", [
-        "data=sketch2photo", f"data.data_dir={data_dir}", "data.layout=aligned", f"data.ab_order={ab_order}",
-        "data.image_size=32", "data.decode_threads=1",
-    ])
+    cfg = compose_config(
+        tmp_path / "run",
+        [
+            "data=sketch2photo",
+            f"data.data_dir={data_dir}",
+            "data.layout=aligned",
+            f"data.ab_order={ab_order}",
+            "data.image_size=32",
+            "data.decode_threads=1",
+        ],
+    )
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")
-    assert {stage: len(pairs) for stage, pairs in datamodule.sets.items()} == SPLITS  # the folders are the splits
+    assert {
+        stage: len(pairs) for stage, pairs in datamodule.sets.items()
+    } == SPLITS  # the folders are the splits
     for split, (sketches, photos) in written.items():
         cached = datamodule.sets[split]
         order = [int(pair.name) for pair in cached.pairs]
-        assert torch.equal(cached.sketches, sketches[order]), split  # the sketch half, whichever side it is on
+        assert torch.equal(cached.sketches, sketches[order]), (
+            split
+        )  # the sketch half, whichever side it is on
         assert torch.equal(cached.photos, photos[order]), split
 
 
@@ -50,11 +61,17 @@ def test_wrong_order_is_visible_and_layout_is_auto_detected(tmp_path):
     """Reading photo_left files as sketch_left swaps the halves; auto picks 'aligned' without A/B folders."""
     data_dir = tmp_path / "pokemon"
     written = write_aligned(data_dir, "photo_left")
-    cfg = compose_config(tmp_path / "run", ["data=sketch2photo", f"data.data_dir={data_dir}", "data.image_size=32"])
+    cfg = compose_config(
+        tmp_path / "run", ["data=sketch2photo", f"data.data_dir={data_dir}", "data.image_size=32"]
+    )
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.setup("fit")
     sketches, photos = written["train"]
     order = [int(pair.name) for pair in datamodule.sets["train"].pairs]
     assert not torch.equal(datamodule.sets["train"].sketches, sketches[order])
-    grey_photos = torch.from_numpy(np.stack([np.asarray(Image.fromarray(p.permute(1, 2, 0).numpy()).convert("L")) for p in photos]))
+    grey_photos = torch.from_numpy(
+        np.stack(
+            [np.asarray(Image.fromarray(p.permute(1, 2, 0).numpy()).convert("L")) for p in photos]
+        )
+    )
     assert torch.equal(datamodule.sets["train"].sketches[:, 0], grey_photos[order])

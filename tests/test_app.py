@@ -34,13 +34,22 @@ PACKAGE = Path(sketch2photo.__file__).parent
 BLUE = (29, 78, 216)  # PALETTE[4], "#1d4ed8"
 
 
-def train_hint_model(run: Path, *overrides: str, pairs: int = 24, size: int = 32) -> tuple[Path, Path]:
+def train_hint_model(
+    run: Path, *overrides: str, pairs: int = 24, size: int = 32
+) -> tuple[Path, Path]:
     """(checkpoint, its dataset): a tiny U-Net (depth 2, width 8, unless overridden) trained for 2
     epochs with simulated hints on shapes of random colours, which only hints can tell; hint_residual:
     the output is the spread hints plus a correction, so a hint shows even after so short a training."""
     data = write_dataset(run / "data", pairs, size=size, colours="random")
-    return tiny_unet_checkpoint(run, data, f"data.image_size={size}", "trainer.max_epochs=2", "model.net.hint_input=true",
-                                "model.net.hint_residual=true", *overrides), data
+    return tiny_unet_checkpoint(
+        run,
+        data,
+        f"data.image_size={size}",
+        "trainer.max_epochs=2",
+        "model.net.hint_input=true",
+        "model.net.hint_residual=true",
+        *overrides,
+    ), data
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +61,11 @@ def hint_model(tmp_path_factory) -> tuple[Path, Path]:
 def circle_sketch(path: Path, size: int = 256, mode: str = "L") -> Path:
     """A black circle outline on white, filling most of the square: its centre is inside the figure."""
     image = Image.new("L", (size, size), 255)
-    ImageDraw.Draw(image).ellipse((size // 5, size // 5, size - size // 5, size - size // 5), outline=0,
-                                  width=max(1, size // 32))
+    ImageDraw.Draw(image).ellipse(
+        (size // 5, size // 5, size - size // 5, size - size // 5),
+        outline=0,
+        width=max(1, size // 32),
+    )
     image.convert(mode).save(path)
     return path
 
@@ -61,7 +73,9 @@ def circle_sketch(path: Path, size: int = 256, mode: str = "L") -> Path:
 def hint_layer(path: Path, size: int = 256, colour=BLUE) -> Path:
     """An RGBA layer, transparent but for a dot of `colour` at the centre."""
     layer = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    ImageDraw.Draw(layer).ellipse((size * 7 // 16, size * 7 // 16, size * 9 // 16, size * 9 // 16), fill=(*colour, 255))
+    ImageDraw.Draw(layer).ellipse(
+        (size * 7 // 16, size * 7 // 16, size * 9 // 16, size * 9 // 16), fill=(*colour, 255)
+    )
     layer.save(path)
     return path
 
@@ -75,8 +89,10 @@ def centre_colour(image: Image.Image) -> np.ndarray:
 def assert_moved_toward(plain: Image.Image, hinted: Image.Image, colour=BLUE) -> None:
     before = np.linalg.norm(centre_colour(plain) - colour)
     after = np.linalg.norm(centre_colour(hinted) - colour)
-    assert after < 0.6 * before, (f"the hint did not pull the colour toward {colour}: centre {centre_colour(plain)} "
-                                  f"without it, {centre_colour(hinted)} with it")
+    assert after < 0.6 * before, (
+        f"the hint did not pull the colour toward {colour}: centre {centre_colour(plain)} "
+        f"without it, {centre_colour(hinted)} with it"
+    )
 
 
 @dataclass
@@ -106,7 +122,11 @@ class App:
         found = []
         for path in sorted(self.folder.rglob("*")):
             parts = path.relative_to(self.folder).parts
-            if len(parts) == 1 or parts[1:3] == (".cache", "matplotlib") or parts[1:3] == (".config", "matplotlib"):
+            if (
+                len(parts) == 1
+                or parts[1:3] == (".cache", "matplotlib")
+                or parts[1:3] == (".config", "matplotlib")
+            ):
                 continue
             if parts[0] == "tmp" and parts[1].startswith("torchinductor_") and path.is_dir():
                 continue
@@ -127,12 +147,24 @@ def start_app(tmp_path):
         port = free_port()
         log = tmp_path / f"app{len(apps)}.log"
         with log.open("w") as output:
-            process = start_cli("s2p-app", f"ckpt_path={ckpt}", f"port={port}", *overrides, cwd=folder / "cwd",
-                                env={"TMPDIR": str(folder / "tmp"), "HOME": str(folder / "home")}, stdout=output)
+            process = start_cli(
+                "s2p-app",
+                f"ckpt_path={ckpt}",
+                f"port={port}",
+                *overrides,
+                cwd=folder / "cwd",
+                env={"TMPDIR": str(folder / "tmp"), "HOME": str(folder / "home")},
+                stdout=output,
+            )
         app = App(f"http://127.0.0.1:{port}/", process, folder, log)
         apps.append(app)
         try:
-            wait_until(lambda: " at http://" in log.read_text(), "s2p-app to listen", process=process, interval=0.3)
+            wait_until(
+                lambda: " at http://" in log.read_text(),
+                "s2p-app to listen",
+                process=process,
+                interval=0.3,
+            )
         except AssertionError as error:
             pytest.fail(f"{error}\n{log.read_text()[-3000:]}")
         return app
@@ -146,8 +178,12 @@ def assert_clean_stop(app: App) -> str:
     output = app.stop()
     assert app.process.returncode == 0, output[-3000:]
     assert "stopped" in output and "Traceback" not in output, output[-3000:]
-    assert app.leftovers() == [], f"files left outside the app's temporary dir (or it): {app.leftovers()}"
-    assert list(PACKAGE.glob("*.pyi")) == []  # Gradio writes stubs beside the source of Component subclasses
+    assert app.leftovers() == [], (
+        f"files left outside the app's temporary dir (or it): {app.leftovers()}"
+    )
+    assert (
+        list(PACKAGE.glob("*.pyi")) == []
+    )  # Gradio writes stubs beside the source of Component subclasses
     return output
 
 
@@ -155,16 +191,23 @@ def test_a_hint_painted_in_the_browser_moves_the_colour_toward_it(hint_model, st
     """Upload (a file that is not an image first: a message in the page), paint one stroke of blue
     with the mouse, see the result change, download it. The page asks for nothing outside the app
     (any other request is refused). The README's screenshot is taken here."""
-    playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the app extra)")
+    playwright_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is not installed (the app extra)"
+    )
     if not CHROMIUM.is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium); Playwright must not download one")
+        pytest.skip(
+            f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium); Playwright must not download one"
+        )
     ckpt, data_dir = hint_model
     app = start_app(ckpt, f"data.data_dir={data_dir}")
     sketch = circle_sketch(tmp_path / "circle.png")
 
     with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                             env={**os.environ, "HOME": str(tmp_path / "browser_home")})
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            env={**os.environ, "HOME": str(tmp_path / "browser_home")},
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 720}, accept_downloads=True)
         outside: list[str] = []
 
@@ -184,7 +227,11 @@ def test_a_hint_painted_in_the_browser_moves_the_colour_toward_it(hint_model, st
             def new_result():
                 image = page.locator("#result img")
                 source = image.get_attribute("src") if image.count() else None
-                return (source, Image.open(BytesIO(page.request.get(source).body()))) if source and source != previous else None
+                return (
+                    (source, Image.open(BytesIO(page.request.get(source).body())))
+                    if source and source != previous
+                    else None
+                )
 
             try:
                 return wait_until(new_result, "a new result in the page", timeout=40, interval=0.2)
@@ -208,7 +255,10 @@ def test_a_hint_painted_in_the_browser_moves_the_colour_toward_it(hint_model, st
         page.locator(f"#sketch menu.swatch button.color[style*='rgb{BLUE}']").click()
         page.locator("h3").first.click()  # closes the colour menu
         canvas = page.locator("#sketch canvas").first.bounding_box()
-        x, y = canvas["x"] + canvas["width"] / 2, canvas["y"] + canvas["height"] / 2  # the sketch is centred
+        x, y = (
+            canvas["x"] + canvas["width"] / 2,
+            canvas["y"] + canvas["height"] / 2,
+        )  # the sketch is centred
         page.mouse.move(x - 12, y)
         page.mouse.down()
         page.mouse.move(x + 12, y, steps=6)
@@ -232,15 +282,23 @@ def test_a_hint_painted_in_the_browser_moves_the_colour_toward_it(hint_model, st
     assert_clean_stop(app)
 
 
-def test_the_api_colours_uploads_of_any_kind_and_answers_a_bad_one_with_a_message(hint_model, start_app, tmp_path):
+def test_the_api_colours_uploads_of_any_kind_and_answers_a_bad_one_with_a_message(
+    hint_model, start_app, tmp_path
+):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
     app = start_app(hint_model[0])
-    client = Client(app.url, download_files=str(tmp_path / "downloads"), verbose=False, analytics_enabled=False)
+    client = Client(
+        app.url, download_files=str(tmp_path / "downloads"), verbose=False, analytics_enabled=False
+    )
 
     def colour(sketch: Path, *layers: Path, keep_size: bool = True) -> Image.Image:
-        value = {"background": handle_file(sketch), "layers": [handle_file(layer) for layer in layers], "composite": None}
+        value = {
+            "background": handle_file(sketch),
+            "layers": [handle_file(layer) for layer in layers],
+            "composite": None,
+        }
         return Image.open(client.predict(value, keep_size, api_name="/colour"))
 
     sketch = circle_sketch(tmp_path / "circle.png")
@@ -275,7 +333,9 @@ def test_the_api_colours_uploads_of_any_kind_and_answers_a_bad_one_with_a_messag
     assert "refused: notes.png: not an image" in output
 
 
-def test_a_model_without_hints_gets_a_plain_image_input_and_still_colours(tiny_checkpoint, start_app, tmp_path):
+def test_a_model_without_hints_gets_a_plain_image_input_and_still_colours(
+    tiny_checkpoint, start_app, tmp_path
+):
     from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
@@ -283,8 +343,14 @@ def test_a_model_without_hints_gets_a_plain_image_input_and_still_colours(tiny_c
     with urllib.request.urlopen(app.url + "config", timeout=30) as response:
         components = {component["type"] for component in json.loads(response.read())["components"]}
     assert "image" in components and not {"imageeditor", "uploadbutton"} & components
-    client = Client(app.url, download_files=str(tmp_path / "downloads"), verbose=False, analytics_enabled=False)
-    coloured = Image.open(client.predict(handle_file(circle_sketch(tmp_path / "circle.png", 100)), True, api_name="/colour"))
+    client = Client(
+        app.url, download_files=str(tmp_path / "downloads"), verbose=False, analytics_enabled=False
+    )
+    coloured = Image.open(
+        client.predict(
+            handle_file(circle_sketch(tmp_path / "circle.png", 100)), True, api_name="/colour"
+        )
+    )
     assert coloured.size == (100, 100) and coloured.mode == "RGB"
     (tmp_path / "notes.png").write_text("not an image")
     with pytest.raises(AppError, match="notes.png: not an image"):
@@ -294,15 +360,23 @@ def test_a_model_without_hints_gets_a_plain_image_input_and_still_colours(tiny_c
 
 def test_bad_settings_are_refused_with_a_message(hint_model, tmp_path):
     missing = run_cli("s2p-app", cwd=tmp_path)
-    assert missing.returncode == 1 and "ckpt_path=... is required" in missing.stdout + missing.stderr
+    assert (
+        missing.returncode == 1 and "ckpt_path=... is required" in missing.stdout + missing.stderr
+    )
     refused = run_cli("s2p-app", f"ckpt_path={hint_model[0]}", "port=70000", cwd=tmp_path)
-    assert refused.returncode == 1 and "port=70000 must be a whole number from 1 to 65535" in refused.stdout, \
-        refused.stdout + refused.stderr
+    assert (
+        refused.returncode == 1
+        and "port=70000 must be a whole number from 1 to 65535" in refused.stdout
+    ), refused.stdout + refused.stderr
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        busy = run_cli("s2p-app", f"ckpt_path={hint_model[0]}", f"port={taken.getsockname()[1]}", cwd=tmp_path)
-    assert busy.returncode == 1 and "cannot listen on host=127.0.0.1" in busy.stdout, busy.stdout + busy.stderr
+        busy = run_cli(
+            "s2p-app", f"ckpt_path={hint_model[0]}", f"port={taken.getsockname()[1]}", cwd=tmp_path
+        )
+    assert busy.returncode == 1 and "cannot listen on host=127.0.0.1" in busy.stdout, (
+        busy.stdout + busy.stderr
+    )
     assert "Traceback" not in busy.stdout + busy.stderr
     assert list(tmp_path.iterdir()) == []
 
@@ -312,13 +386,27 @@ def test_a_request_at_128_px_takes_well_under_a_second(start_app, tmp_path):
     through gradio_client, the PNG back; the median of 8 requests, as the app runs (num_threads=1)."""
     from gradio_client import Client, handle_file
 
-    ckpt, _ = train_hint_model(tmp_path / "run", "data.batch_size=4", "model.net.depth=5", "model.net.width=32",
-                               "trainer.limit_train_batches=1", "trainer.limit_val_batches=1",
-                               "trainer.limit_test_batches=1", "callbacks.sample_grids=null", pairs=8, size=128)
+    ckpt, _ = train_hint_model(
+        tmp_path / "run",
+        "data.batch_size=4",
+        "model.net.depth=5",
+        "model.net.width=32",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "callbacks.sample_grids=null",
+        pairs=8,
+        size=128,
+    )
     app = start_app(ckpt)
-    client = Client(app.url, download_files=str(tmp_path / "downloads"), verbose=False, analytics_enabled=False)
-    value = {"background": handle_file(circle_sketch(tmp_path / "circle.png", 128)),
-             "layers": [handle_file(hint_layer(tmp_path / "hint.png", 128))], "composite": None}
+    client = Client(
+        app.url, download_files=str(tmp_path / "downloads"), verbose=False, analytics_enabled=False
+    )
+    value = {
+        "background": handle_file(circle_sketch(tmp_path / "circle.png", 128)),
+        "layers": [handle_file(hint_layer(tmp_path / "hint.png", 128))],
+        "composite": None,
+    }
     times = []
     for _ in range(9):
         start = time.perf_counter()

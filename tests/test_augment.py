@@ -11,8 +11,14 @@ from sketch2photo.data.images import to_model_range
 from sketch2photo.errors import UserError
 
 
-@pytest.mark.parametrize("options", [{"min_scale": 0.5}, {"min_scale": 1.0, "degrees": 20, "translate": 0.2},
-                                     {"min_scale": 0.7, "degrees": 10, "translate": 0.1}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"min_scale": 0.5},
+        {"min_scale": 1.0, "degrees": 20, "translate": 0.2},
+        {"min_scale": 0.7, "degrees": 10, "translate": 0.1},
+    ],
+)
 def test_pairs_stay_aligned(options):
     torch.manual_seed(0)
     sketches = torch.rand(6, 3, 32, 32) * 2 - 1
@@ -24,14 +30,19 @@ def test_pairs_stay_aligned(options):
     out_sketches, out_photos = augment(sketches, photos)
     assert out_sketches.shape == sketches.shape
     assert out_photos.shape == photos.shape
-    torch.testing.assert_close(out_photos, 0.5 * out_sketches + 0.5, atol=1e-5, rtol=0)  # the relation survives
+    torch.testing.assert_close(
+        out_photos, 0.5 * out_sketches + 0.5, atol=1e-5, rtol=0
+    )  # the relation survives
     changed = [not torch.allclose(out_sketches[i], sketches[i]) for i in range(6)]
     assert sum(changed) >= 4  # flips and crops happened, drawn per pair
 
 
 def test_only_training_batches_are_augmented(synthetic_dir):
     datamodule = PairedSketchDataModule(
-        data_dir=str(synthetic_dir), image_size=32, split="none", augment={"enabled": True, "min_scale": 0.5}
+        data_dir=str(synthetic_dir),
+        image_size=32,
+        split="none",
+        augment={"enabled": True, "min_scale": 0.5},
     )
     datamodule.setup()
     batch = next(iter(datamodule.train_dataloader()))
@@ -46,15 +57,25 @@ def test_only_training_batches_are_augmented(synthetic_dir):
 
 @pytest.mark.parametrize("max_epochs", [10, -1])
 def test_stop_after_trains_the_last_epochs_on_the_pairs_as_they_are(synthetic_dir, max_epochs):
-    datamodule = PairedSketchDataModule(data_dir=str(synthetic_dir), image_size=32, split="none",
-                                        augment={"enabled": True, "min_scale": 0.5, "stop_after": 0.8})
+    datamodule = PairedSketchDataModule(
+        data_dir=str(synthetic_dir),
+        image_size=32,
+        split="none",
+        augment={"enabled": True, "min_scale": 0.5, "stop_after": 0.8},
+    )
     datamodule.setup()
     batch = next(iter(datamodule.train_dataloader()))
     plain = to_model_range(batch["photo"])
     for epoch in range(10):
-        datamodule.trainer = SimpleNamespace(training=True, max_epochs=max_epochs, current_epoch=epoch)
-        augmented = not torch.allclose(datamodule.on_after_batch_transfer(dict(batch), 0)["photo"], plain)
-        assert augmented == (epoch < 8 or max_epochs == -1), epoch  # no epoch limit: no end to count back from
+        datamodule.trainer = SimpleNamespace(
+            training=True, max_epochs=max_epochs, current_epoch=epoch
+        )
+        augmented = not torch.allclose(
+            datamodule.on_after_batch_transfer(dict(batch), 0)["photo"], plain
+        )
+        assert augmented == (epoch < 8 or max_epochs == -1), (
+            epoch
+        )  # no epoch limit: no end to count back from
 
 
 def test_off_is_identity_and_bad_scale_is_rejected():

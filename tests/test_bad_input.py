@@ -27,8 +27,14 @@ def corpus(tmp_path):
     photo = Image.new("RGB", (32, 32), (200, 30, 30))
     save(a / "0_A.jpg", grey), save(b / "0_B.jpg", photo)  # a good pair
 
-    jpeg = save(tmp_path / "tmp.jpg", Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)))
-    (a / "1_A.jpg").write_bytes(jpeg.read_bytes()[:400]), save(b / "1_B.jpg", photo)  # truncated JPEG
+    jpeg = save(
+        tmp_path / "tmp.jpg",
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)),
+    )
+    (
+        (a / "1_A.jpg").write_bytes(jpeg.read_bytes()[:400]),
+        save(b / "1_B.jpg", photo),
+    )  # truncated JPEG
     save(a / "2_A.jpg", grey), (b / "2_B.jpg").write_bytes(b"")  # zero bytes
     (a / "3_A.jpg").write_text("I am a text file"), save(b / "3_B.jpg", photo)  # text named .jpg
 
@@ -37,18 +43,37 @@ def corpus(tmp_path):
     palette = Image.new("P", (32, 32), 0)
     palette.putpalette([60, 60, 60] + [0] * 765)
     deep = Image.fromarray(np.full((32, 32), 65535, dtype=np.uint16))
-    save(a / "5_A.png", palette), save(b / "5_B.png", deep)  # accepted: palette sketch, 16-bit photo
-    save(a / "6_A.jpg", grey), save(b / "6_B.jpg", Image.new("CMYK", (32, 32), (0, 255, 255, 0)))  # CMYK red
-    save(a / "7_A.jpg", grey.resize((64, 64))), save(b / "7_B.jpg", photo)  # different size, same aspect: fine
+    (
+        save(a / "5_A.png", palette),
+        save(b / "5_B.png", deep),
+    )  # accepted: palette sketch, 16-bit photo
+    (
+        save(a / "6_A.jpg", grey),
+        save(b / "6_B.jpg", Image.new("CMYK", (32, 32), (0, 255, 255, 0))),
+    )  # CMYK red
+    (
+        save(a / "7_A.jpg", grey.resize((64, 64))),
+        save(b / "7_B.jpg", photo),
+    )  # different size, same aspect: fine
     save(a / "8_A.jpg", grey), save(b / "8_B.jpg", photo.resize((32, 64)))  # different aspect ratio
 
     save(a / "9_A.jpg", grey)  # sketch without photo
     save(b / "10_B.jpg", photo)  # photo without sketch
-    save(a / "11_A.jpg", grey), save(a / "11_A.png", grey), save(b / "11_B.jpg", photo)  # duplicate index
+    (
+        save(a / "11_A.jpg", grey),
+        save(a / "11_A.png", grey),
+        save(b / "11_B.jpg", photo),
+    )  # duplicate index
     save(a / "cat.jpg", grey), save(b / "dog.jpg", photo)  # names that match nothing
-    (a / ".DS_Store").write_bytes(b"\x00\x01"), (b / "Thumbs.db").write_bytes(b"\x00")  # stray files
+    (
+        (a / ".DS_Store").write_bytes(b"\x00\x01"),
+        (b / "Thumbs.db").write_bytes(b"\x00"),
+    )  # stray files
     (a / "notes").mkdir()
-    save(a / "12_A.png", Image.new("L", (128, 128), 255)), save(b / "12_B.png", photo)  # "huge" (see test)
+    (
+        save(a / "12_A.png", Image.new("L", (128, 128), 255)),
+        save(b / "12_B.png", photo),
+    )  # "huge" (see test)
     return tmp_path
 
 
@@ -68,7 +93,9 @@ GOOD = ["0", "4", "5", "6", "7"]
 
 
 def make(corpus, **settings):
-    datamodule = PairedSketchDataModule(data_dir=str(corpus), image_size=SIZE, split="none", **settings)
+    datamodule = PairedSketchDataModule(
+        data_dir=str(corpus), image_size=SIZE, split="none", **settings
+    )
     datamodule.setup("fit")
     return datamodule
 
@@ -106,7 +133,9 @@ def test_skip_keeps_the_valid_pairs_with_correct_tensors(corpus, small_bomb_limi
     assert red[0] > 200
     assert red[1] < 60
     assert red[2] < 60  # CMYK (0, 255, 255, 0) is red
-    assert torch.equal(train.sketches[by_name["7"]], train.sketches[by_name["0"]])  # resized to the same 16 px
+    assert torch.equal(
+        train.sketches[by_name["7"]], train.sketches[by_name["0"]]
+    )  # resized to the same 16 px
     summary = [r.message for r in caplog.records if r.message.startswith("data:")]
     assert summary
     assert "5 pairs used" in summary[0]

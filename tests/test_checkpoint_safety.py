@@ -45,7 +45,13 @@ def sketches(tmp_path):
 
 
 def predict_with(tmp_path, ckpt, sketches):
-    return run_cli("s2p-predict", f"ckpt_path={ckpt}", f"input={sketches}", f"output={tmp_path / 'out'}", cwd=tmp_path)
+    return run_cli(
+        "s2p-predict",
+        f"ckpt_path={ckpt}",
+        f"input={sketches}",
+        f"output={tmp_path / 'out'}",
+        cwd=tmp_path,
+    )
 
 
 @pytest.mark.slow
@@ -68,7 +74,9 @@ def test_a_pickle_payload_is_refused_and_never_runs(tmp_path, tiny_checkpoint, s
             checkpoints.read_checkpoint(tmp_path / "evil.ckpt", key)
     assert not marker.exists()
 
-    torch.load(tmp_path / "evil.ckpt", weights_only=False)  # the payload is real: unsafe loading runs it
+    torch.load(
+        tmp_path / "evil.ckpt", weights_only=False
+    )  # the payload is real: unsafe loading runs it
     assert marker.exists()
 
 
@@ -78,17 +86,27 @@ def test_a_foreign_target_is_refused_and_nothing_is_called(tmp_path, tiny_checkp
     cases = {
         "net": {"_target_": "builtins.open", "_args_": [str(victim), "w"]},
         "optimizer": {"_target_": "os.remove", "_args_": [str(victim)]},
-        "scheduler": {"_target_": "torch.optim.lr_scheduler.StepLR", "_partial_": True,
-                      "gamma": {"_target_": "builtins.open", "_args_": [str(victim), "w"]}},
+        "scheduler": {
+            "_target_": "torch.optim.lr_scheduler.StepLR",
+            "_partial_": True,
+            "gamma": {"_target_": "builtins.open", "_args_": [str(victim), "w"]},
+        },
     }
     for place, target in cases.items():
         forged = torch.load(tiny_checkpoint, weights_only=True)
         forged["hyper_parameters"][place] = target
         path = tmp_path / f"forged-{place}.ckpt"
         torch.save(forged, path)
-        with pytest.raises(UserError, match="asks to instantiate 'builtins.open'|asks to instantiate 'os.remove'"):
-            predict(compose_config(tmp_path, [f"ckpt_path={path}", f"input={sketches}", f"output={tmp_path / 'out'}"],
-                                   config_name="predict"))
+        with pytest.raises(
+            UserError, match="asks to instantiate 'builtins.open'|asks to instantiate 'os.remove'"
+        ):
+            predict(
+                compose_config(
+                    tmp_path,
+                    [f"ckpt_path={path}", f"input={sketches}", f"output={tmp_path / 'out'}"],
+                    config_name="predict",
+                )
+            )
         assert victim.read_text() == "precious", place
     with pytest.raises(UserError, match=r"refused, nothing was called"):
         export(tmp_path / "forged-net.ckpt", "torchscript", tmp_path / "model.pt")
@@ -102,7 +120,9 @@ def test_an_interpolation_cannot_smuggle_a_target_in(tmp_path, tiny_checkpoint):
     forged = torch.load(tiny_checkpoint, weights_only=True)
     forged["hyper_parameters"]["net"]["_args_"] = smuggled
     torch.save(forged, tmp_path / "forged.ckpt")
-    with pytest.raises(UserError, match=r"holds an interpolation .* at hyper_parameters.net._args_; refused"):
+    with pytest.raises(
+        UserError, match=r"holds an interpolation .* at hyper_parameters.net._args_; refused"
+    ):
         checkpoints.load_module(tmp_path / "forged.ckpt")
     assert not marker.exists()
 
@@ -110,7 +130,9 @@ def test_an_interpolation_cannot_smuggle_a_target_in(tmp_path, tiny_checkpoint):
     weights = export(tiny_checkpoint, "safetensors", tmp_path / "model.safetensors")
     card_path = tmp_path / "model.safetensors.json"
     card = json.loads(card_path.read_text())
-    card["network"]["width"] = "${oc.create:{_target_: builtins.open, _args_: [" + str(marker) + ", w]}}"
+    card["network"]["width"] = (
+        "${oc.create:{_target_: builtins.open, _args_: [" + str(marker) + ", w]}}"
+    )
     card_path.write_text(json.dumps(card))
     with pytest.raises(UserError, match="holds an interpolation"):
         checkpoints.load_module(weights)
@@ -123,7 +145,9 @@ def test_an_interpolation_cannot_smuggle_a_target_in(tmp_path, tiny_checkpoint):
 
 def test_data_settings_from_a_file_cannot_write_a_dataset(tmp_path, tiny_checkpoint):
     forged = torch.load(tiny_checkpoint, weights_only=True)
-    forged["datamodule_hyper_parameters"].update(synthetic_pairs=5, data_dir=str(tmp_path / "written"), num_workers=64)
+    forged["datamodule_hyper_parameters"].update(
+        synthetic_pairs=5, data_dir=str(tmp_path / "written"), num_workers=64
+    )
     settings = checkpoints.data_settings(forged, "forged.ckpt")
     assert "synthetic_pairs" not in settings
     assert "num_workers" not in settings
@@ -136,12 +160,25 @@ def test_data_settings_from_a_file_cannot_write_a_dataset(tmp_path, tiny_checkpo
 
 def test_a_target_the_user_types_stays_free(train_config, tmp_path):
     # the user's own config may name any class: here an optimizer that is not in torch.optim
-    cfg = train_config("trainer.max_epochs=1", "model.optimizer._target_=helpers.PlainSGD", "+model.optimizer.momentum=0.5")
+    cfg = train_config(
+        "trainer.max_epochs=1",
+        "model.optimizer._target_=helpers.PlainSGD",
+        "+model.optimizer.momentum=0.5",
+    )
     assert np.isfinite(train(cfg)["train/loss"])
     last = tmp_path / "run" / "checkpoints" / "last.ckpt"
-    assert checkpoints.read_checkpoint(last)["hyper_parameters"]["optimizer"]["_target_"] == "helpers.PlainSGD"
-    train(train_config("trainer.max_epochs=2", f"ckpt_path={last}", "model.optimizer._target_=helpers.PlainSGD",
-                       "+model.optimizer.momentum=0.5"))  # continuing it instantiates from the user's config
+    assert (
+        checkpoints.read_checkpoint(last)["hyper_parameters"]["optimizer"]["_target_"]
+        == "helpers.PlainSGD"
+    )
+    train(
+        train_config(
+            "trainer.max_epochs=2",
+            f"ckpt_path={last}",
+            "model.optimizer._target_=helpers.PlainSGD",
+            "+model.optimizer.momentum=0.5",
+        )
+    )  # continuing it instantiates from the user's config
     with pytest.raises(UserError, match="asks to instantiate 'helpers.PlainSGD'"):
         checkpoints.load_module(last)  # rebuilt from the file's own config: refused
 
@@ -152,8 +189,14 @@ def test_a_truncated_file_and_another_projects_checkpoint(tmp_path, tiny_checkpo
     with pytest.raises(UserError, match=r"cut.ckpt is not a readable checkpoint"):
         checkpoints.load_module(tmp_path / "cut.ckpt")
 
-    trainer = Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(BoringModel())
     trainer.save_checkpoint(tmp_path / "boring.ckpt")
     with pytest.raises(UserError, match=r"boring.ckpt is not a sketch2photo checkpoint"):
@@ -161,7 +204,9 @@ def test_a_truncated_file_and_another_projects_checkpoint(tmp_path, tiny_checkpo
 
 
 @pytest.mark.slow
-def test_safetensors_export_serves_predict_and_eval(tmp_path, tiny_checkpoint, synthetic_dir, sketches):
+def test_safetensors_export_serves_predict_and_eval(
+    tmp_path, tiny_checkpoint, synthetic_dir, sketches
+):
     pytest.importorskip("safetensors")
     weights = export(tiny_checkpoint, "safetensors", tmp_path / "shared" / "model.safetensors")
     card = json.loads((tmp_path / "shared" / "model.safetensors.json").read_text())
@@ -172,18 +217,35 @@ def test_safetensors_export_serves_predict_and_eval(tmp_path, tiny_checkpoint, s
     assert card["data"]["image_size"] == 32
     with open(weights, "rb") as file:
         header = json.loads(file.read(int.from_bytes(file.read(8), "little")))
-    assert all(name == "__metadata__" or "dtype" in entry for name, entry in header.items())  # tensors only
+    assert all(
+        name == "__metadata__" or "dtype" in entry for name, entry in header.items()
+    )  # tensors only
 
     for name, ckpt in (("ckpt", tiny_checkpoint), ("safetensors", weights)):
-        result = run_cli("s2p-predict", f"ckpt_path={ckpt}", f"input={sketches}", f"output={tmp_path / name}", cwd=tmp_path)
+        result = run_cli(
+            "s2p-predict",
+            f"ckpt_path={ckpt}",
+            f"input={sketches}",
+            f"output={tmp_path / name}",
+            cwd=tmp_path,
+        )
         assert result.returncode == 0, (result.stdout + result.stderr)[-2000:]
     for image in sketches.iterdir():
-        assert np.array_equal(np.asarray(Image.open(tmp_path / "ckpt" / image.name)),
-                              np.asarray(Image.open(tmp_path / "safetensors" / image.name))), image.name
+        assert np.array_equal(
+            np.asarray(Image.open(tmp_path / "ckpt" / image.name)),
+            np.asarray(Image.open(tmp_path / "safetensors" / image.name)),
+        ), image.name
 
-    scores = [evaluate(compose_config(tmp_path / f"eval-{i}", [f"ckpt_path={ckpt}", f"data.data_dir={synthetic_dir}",
-                                                               "subset=all"], config_name="eval"))
-              for i, ckpt in enumerate((tiny_checkpoint, weights))]
+    scores = [
+        evaluate(
+            compose_config(
+                tmp_path / f"eval-{i}",
+                [f"ckpt_path={ckpt}", f"data.data_dir={synthetic_dir}", "subset=all"],
+                config_name="eval",
+            )
+        )
+        for i, ckpt in enumerate((tiny_checkpoint, weights))
+    ]
     assert scores[1] == pytest.approx(scores[0], rel=1e-6)
 
     shutil.move(tmp_path / "shared" / "model.safetensors.json", tmp_path / "card.json")

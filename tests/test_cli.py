@@ -16,8 +16,13 @@ pytestmark = pytest.mark.slow
 
 def test_two_job_multirun_shares_one_root(tmp_path, synthetic_dir):
     result = run_cli(
-        "s2p-train", "-m", *TINY, f"data.data_dir={synthetic_dir}", "model.lr=1e-3,3e-3",
-        "hydra.sweep.dir=sweep", cwd=tmp_path,
+        "s2p-train",
+        "-m",
+        *TINY,
+        f"data.data_dir={synthetic_dir}",
+        "model.lr=1e-3,3e-3",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     sweep = tmp_path / "sweep"
@@ -35,7 +40,14 @@ def test_two_job_multirun_shares_one_root(tmp_path, synthetic_dir):
 
 
 def test_python_dash_m_and_a_missing_dataset(tmp_path):
-    result = run_cli("python", "-m", "sketch2photo.train", "data=sketch2photo", "data.data_dir=no/such/dir", cwd=tmp_path)
+    result = run_cli(
+        "python",
+        "-m",
+        "sketch2photo.train",
+        "data=sketch2photo",
+        "data.data_dir=no/such/dir",
+        cwd=tmp_path,
+    )
     assert result.returncode == 1
     output = result.stdout + result.stderr
     assert "data.data_dir=no/such/dir does not exist" in output
@@ -48,7 +60,10 @@ def test_python_dash_m_and_a_missing_dataset(tmp_path):
     [
         ("trainer.max_epochs=0", "trainer.max_epochs=0 must be a positive integer"),
         ("trainer=gpu", "Use trainer=cpu, or trainer=auto"),
-        ("data.image_size=30", "data.image_size=30 does not fit SeedAutoencoder: it must be a multiple of 4"),
+        (
+            "data.image_size=30",
+            "data.image_size=30 does not fit SeedAutoencoder: it must be a multiple of 4",
+        ),
     ],
 )
 def test_bad_config_is_one_clear_line(tmp_path, synthetic_dir, override, expected):
@@ -63,35 +78,48 @@ def run_entry(entry: str, *args: str, cwd) -> tuple[subprocess.CompletedProcess,
     """Run a console script's entry point in a fresh interpreter; (result, whether torch was imported)."""
     (script,) = entry_points(group="console_scripts", name=entry)
     module, function = script.value.split(":")
-    code = (f"import atexit, sys; atexit.register(lambda: print('TORCH_LOADED', 'torch' in sys.modules)); "
-            f"sys.argv = {[entry, *args]!r}; from {module} import {function} as main; main()")
+    code = (
+        f"import atexit, sys; atexit.register(lambda: print('TORCH_LOADED', 'torch' in sys.modules)); "
+        f"sys.argv = {[entry, *args]!r}; from {module} import {function} as main; main()"
+    )
     result = run_cli("python", "-c", code, cwd=cwd, timeout=120)
     return result, "TORCH_LOADED True" in result.stdout
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("entry, args, expected", [
-    ("s2p-train", ["--help"], "s2p-train: train a model that colours line sketches"),
-    ("s2p-train", ["--cfg", "job"], "_target_: lightning.pytorch.Trainer"),
-    ("s2p-train", ["model.lrr=1"], "model.lrr: did you mean model.lr=1?"),
-    ("s2p-train", ["modle=unet"], "modle: did you mean model=unet?"),
-    ("s2p-train", ["trainer.fast_dev_runn=true"], "did you mean trainer.fast_dev_run=true?"),
-    ("s2p-train", ["model.lr=-1"], "model.lr=-1 must be a positive number"),
-    ("s2p-train", ["data.batch_size=0"], "data.batch_size=0 must be a positive integer"),
-    ("s2p-eval", ["--help"], "s2p-eval: score a checkpoint"),
-    ("s2p-eval", ["subset=bogus", "baseline=white"], "subset='bogus' must be one of"),
-    ("s2p-predict", ["--help"], "s2p-predict: colour new sketches"),
-    ("s2p-predict", ["input=x"], "ckpt_path=..., output=... are required"),
-    ("s2p-export", ["--help"], "s2p-export: write a trained network"),
-    ("s2p-export", [], "ckpt_path=... is required"),
-    ("s2p-make-pairs", ["--help"], "s2p-make-pairs: turn a folder of colour images"),
-    ("s2p-pack", ["--help"], "s2p-pack: pack a dataset's decoded pairs for streaming"),
-    ("s2p-app", ["--help"], "s2p-app: a web page that colours sketches"),
-    ("s2p-app", [], "ckpt_path=... is required"),
-    ("s2p-eval", ["ckpt_path=x.ckpt", "hints=1,-3"], "hints=[1, -3]: give whole numbers of hints from 0 to 255"),
-    ("s2p-train", ["data=streaming", "data.input_dir=nowhere"], "data.input_dir=nowhere: no packed dataset can be read"),
-    ("s2p-compare", ["--help"], "s2p-compare"),
-])
+@pytest.mark.parametrize(
+    "entry, args, expected",
+    [
+        ("s2p-train", ["--help"], "s2p-train: train a model that colours line sketches"),
+        ("s2p-train", ["--cfg", "job"], "_target_: lightning.pytorch.Trainer"),
+        ("s2p-train", ["model.lrr=1"], "model.lrr: did you mean model.lr=1?"),
+        ("s2p-train", ["modle=unet"], "modle: did you mean model=unet?"),
+        ("s2p-train", ["trainer.fast_dev_runn=true"], "did you mean trainer.fast_dev_run=true?"),
+        ("s2p-train", ["model.lr=-1"], "model.lr=-1 must be a positive number"),
+        ("s2p-train", ["data.batch_size=0"], "data.batch_size=0 must be a positive integer"),
+        ("s2p-eval", ["--help"], "s2p-eval: score a checkpoint"),
+        ("s2p-eval", ["subset=bogus", "baseline=white"], "subset='bogus' must be one of"),
+        ("s2p-predict", ["--help"], "s2p-predict: colour new sketches"),
+        ("s2p-predict", ["input=x"], "ckpt_path=..., output=... are required"),
+        ("s2p-export", ["--help"], "s2p-export: write a trained network"),
+        ("s2p-export", [], "ckpt_path=... is required"),
+        ("s2p-make-pairs", ["--help"], "s2p-make-pairs: turn a folder of colour images"),
+        ("s2p-pack", ["--help"], "s2p-pack: pack a dataset's decoded pairs for streaming"),
+        ("s2p-app", ["--help"], "s2p-app: a web page that colours sketches"),
+        ("s2p-app", [], "ckpt_path=... is required"),
+        (
+            "s2p-eval",
+            ["ckpt_path=x.ckpt", "hints=1,-3"],
+            "hints=[1, -3]: give whole numbers of hints from 0 to 255",
+        ),
+        (
+            "s2p-train",
+            ["data=streaming", "data.input_dir=nowhere"],
+            "data.input_dir=nowhere: no packed dataset can be read",
+        ),
+        ("s2p-compare", ["--help"], "s2p-compare"),
+    ],
+)
 def test_help_and_mistakes_answer_without_torch(tmp_path, entry, args, expected):
     result, torch_loaded = run_entry(entry, *args, cwd=tmp_path)
     output = result.stdout + result.stderr
@@ -107,9 +135,15 @@ def test_help_and_mistakes_answer_without_torch(tmp_path, entry, args, expected)
 
 def test_predict_and_export_errors_look_like_trains(tmp_path):
     messages = {}
-    for entry, args in (("s2p-train", ["model.lr=-1"]), ("s2p-predict", ["input=x"]), ("s2p-export", ["ckpt_path=no.ckpt"])):
+    for entry, args in (
+        ("s2p-train", ["model.lr=-1"]),
+        ("s2p-predict", ["input=x"]),
+        ("s2p-export", ["ckpt_path=no.ckpt"]),
+    ):
         result = run_cli(entry, *args, cwd=tmp_path)
-        messages[entry] = [line for line in (result.stdout + result.stderr).splitlines() if "[ERROR]" in line]
+        messages[entry] = [
+            line for line in (result.stdout + result.stderr).splitlines() if "[ERROR]" in line
+        ]
         assert result.returncode == 1
     for entry, lines in messages.items():
         assert len(lines) == 1, (entry, lines)
@@ -119,16 +153,32 @@ def test_predict_and_export_errors_look_like_trains(tmp_path):
 
 @pytest.mark.slow
 def test_a_run_prints_no_warnings_and_one_line_each(tmp_path):
-    result = run_cli("s2p-train", "trainer.max_epochs=1", "data.synthetic_pairs=24", "data.image_size=32",
-                     "hydra.run.dir=run", cwd=tmp_path, env={"PYTHONWARNINGS": None})  # warnings shown
+    result = run_cli(
+        "s2p-train",
+        "trainer.max_epochs=1",
+        "data.synthetic_pairs=24",
+        "data.image_size=32",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+        env={"PYTHONWARNINGS": None},
+    )  # warnings shown
     assert result.returncode == 0, result.stderr[-3000:]
     warning_lines = [line for line in result.stderr.splitlines() if "warn" in line.lower()]
     assert warning_lines == []
     out = result.stdout
-    for noise in ("GPU available", "TPU available", "litlogger", "LeafSpec", "FLOPs", "multiple `ModelCheckpoint`"):
+    for noise in (
+        "GPU available",
+        "TPU available",
+        "litlogger",
+        "LeafSpec",
+        "FLOPs",
+        "multiple `ModelCheckpoint`",
+    ):
         assert noise not in out + result.stderr, noise
     assert out.count("] - data: 24 pairs used") == 1
-    assert out.count("] - model: SeedAutoencoder, 0.27 M parameters, on cpu, precision 32-true") == 1
+    assert (
+        out.count("] - model: SeedAutoencoder, 0.27 M parameters, on cpu, precision 32-true") == 1
+    )
     assert "final val/* (last epoch, 1)" in out
     assert "final test/* (best.ckpt, epoch 1)" in out
     assert "TensorBoard: tensorboard --logdir" in out
@@ -136,7 +186,14 @@ def test_a_run_prints_no_warnings_and_one_line_each(tmp_path):
 
 @pytest.mark.slow
 def test_fast_dev_run_is_a_dry_run_that_says_so(tmp_path, synthetic_dir):
-    result = run_cli("s2p-train", *TINY, f"data.data_dir={synthetic_dir}", "debug=fast_dev_run", "hydra.run.dir=run", cwd=tmp_path)
+    result = run_cli(
+        "s2p-train",
+        *TINY,
+        f"data.data_dir={synthetic_dir}",
+        "debug=fast_dev_run",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-2000:]
     run = tmp_path / "run"
@@ -151,9 +208,19 @@ def test_fast_dev_run_is_a_dry_run_that_says_so(tmp_path, synthetic_dir):
 
 @pytest.mark.slow
 def test_a_multirun_ends_with_one_summary_line(tmp_path, synthetic_dir):
-    result = run_cli("s2p-train", "-m", *TINY, f"data.data_dir={synthetic_dir}", "trainer.max_epochs=1",
-                     "model.lr=1e-3,-1", "hydra.sweep.dir=sweep", cwd=tmp_path)
+    result = run_cli(
+        "s2p-train",
+        "-m",
+        *TINY,
+        f"data.data_dir={synthetic_dir}",
+        "trainer.max_epochs=1",
+        "model.lr=1e-3,-1",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
+    )
     output = result.stdout + result.stderr
-    best = json.loads((tmp_path / "sweep" / "0" / "metrics.json").read_text())["metrics"]["val/psnr"]
+    best = json.loads((tmp_path / "sweep" / "0" / "metrics.json").read_text())["metrics"][
+        "val/psnr"
+    ]
     expected = f"sweep: 2 job(s) ran, 1 succeeded, 1 failed; best by val/psnr: job 0 ({best:.4g}). Compare them: s2p-compare dir=sweep"
     assert expected in output, output[-2000:]

@@ -11,12 +11,21 @@ from sketch2photo.module import ColorizationModule
 from sketch2photo.nets.conditioning import ConditionedGenerator
 from sketch2photo.nets.unet import UNet
 
-PASSED_BY_TRAIN = {"logger", "callbacks", "plugins", "default_root_dir"}  # s2p-train passes these itself
+PASSED_BY_TRAIN = {
+    "logger",
+    "callbacks",
+    "plugins",
+    "default_root_dir",
+}  # s2p-train passes these itself
 
 
 def signature_names(callable_) -> set[str]:
-    return {parameter.name for parameter in inspect.signature(callable_).parameters.values()
-            if parameter.name != "self" and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)}
+    return {
+        parameter.name
+        for parameter in inspect.signature(callable_).parameters.values()
+        if parameter.name != "self"
+        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    }
 
 
 def test_every_trainer_data_model_and_network_argument_is_a_key(tmp_path):
@@ -24,22 +33,40 @@ def test_every_trainer_data_model_and_network_argument_is_a_key(tmp_path):
     assert set(cfg.trainer) - {"_target_"} == signature_names(Trainer.__init__) - PASSED_BY_TRAIN
     assert set(cfg.data) - {"_target_"} == signature_names(PairedSketchDataModule.__init__)
     assert set(cfg.model) - {"_target_"} == signature_names(ColorizationModule.__init__)
-    generator = signature_names(UNet.__init__) - {"in_channels", "out_channels"}  # the conditioning sets these
-    assert set(cfg.model.net) - {"_target_"} == signature_names(ConditionedGenerator.__init__) | generator
-    flags = ["trainer.fast_dev_run=true", "trainer.limit_train_batches=2", "trainer.overfit_batches=1",
-             "trainer.gradient_clip_val=0.5", "trainer.accumulate_grad_batches=2", "trainer.profiler=simple",
-             "trainer.detect_anomaly=true"]
+    generator = signature_names(UNet.__init__) - {
+        "in_channels",
+        "out_channels",
+    }  # the conditioning sets these
+    assert (
+        set(cfg.model.net) - {"_target_"}
+        == signature_names(ConditionedGenerator.__init__) | generator
+    )
+    flags = [
+        "trainer.fast_dev_run=true",
+        "trainer.limit_train_batches=2",
+        "trainer.overfit_batches=1",
+        "trainer.gradient_clip_val=0.5",
+        "trainer.accumulate_grad_batches=2",
+        "trainer.profiler=simple",
+        "trainer.detect_anomaly=true",
+    ]
     cfg = compose_config(tmp_path, flags)  # no `+`
     assert cfg.trainer.limit_train_batches == 2
     assert cfg.trainer.profiler == "simple"
 
 
-def test_dataset_default_is_a_batch_and_a_full_batch_on_a_large_set_is_warned(tmp_path, synthetic_dir, caplog, monkeypatch):
+def test_dataset_default_is_a_batch_and_a_full_batch_on_a_large_set_is_warned(
+    tmp_path, synthetic_dir, caplog, monkeypatch
+):
     assert compose_config(tmp_path, ["data=sketch2photo"]).data.batch_size == 16
     assert compose_config(tmp_path, ["experiment=seed"]).data.batch_size is None
     monkeypatch.setattr("sketch2photo.data.datamodules.pairs.FULL_BATCH_WARNING", 8)
-    PairedSketchDataModule(data_dir=str(synthetic_dir), image_size=32, batch_size=None, split="none").setup()
-    warned = [r.message for r in caplog.records if "puts all 12 training pairs in one batch" in r.message]
+    PairedSketchDataModule(
+        data_dir=str(synthetic_dir), image_size=32, batch_size=None, split="none"
+    ).setup()
+    warned = [
+        r.message for r in caplog.records if "puts all 12 training pairs in one batch" in r.message
+    ]
     assert warned
     assert "GB for the batch alone at 32 px" in warned[0]
     assert "data.batch_size" in warned[0]

@@ -57,7 +57,9 @@ def test_default_split_with_20_pairs_keeps_validation(tmp_path):
     assert sizes["test"] >= 1
     assert sum(sizes.values()) == 20
     again = make_datamodule(data_dir)
-    assert [p.name for p in again.sets["val"].pairs] == [p.name for p in datamodule.sets["val"].pairs]
+    assert [p.name for p in again.sets["val"].pairs] == [
+        p.name for p in datamodule.sets["val"].pairs
+    ]
 
 
 def test_folds_are_disjoint_and_cover_all_pairs(synthetic_dir):
@@ -109,16 +111,23 @@ def test_every_problem_is_listed_then_skip_carries_on(tmp_path):
 
 
 def test_synthetic_data_is_written_once(tmp_path):
-    datamodule = PairedSketchDataModule(data_dir=str(tmp_path / "syn"), image_size=32, synthetic_pairs=7, split="none")
+    datamodule = PairedSketchDataModule(
+        data_dir=str(tmp_path / "syn"), image_size=32, synthetic_pairs=7, split="none"
+    )
     datamodule.setup("fit")
     assert len(datamodule.sets["train"]) == 7
     assert len(list((tmp_path / "syn" / "testA").iterdir())) == 7
 
 
 def test_a_small_validation_set_is_warned_about_and_grids_fill_up(synthetic_dir, caplog):
-    datamodule = PairedSketchDataModule(data_dir=str(synthetic_dir), image_size=32, val_fraction=0.2)  # 2 of 12
+    datamodule = PairedSketchDataModule(
+        data_dir=str(synthetic_dir), image_size=32, val_fraction=0.2
+    )  # 2 of 12
     datamodule.setup()
-    assert any("only 2 validation pair(s)" in r.message and "data.folds" in r.message for r in caplog.records)
+    assert any(
+        "only 2 validation pair(s)" in r.message and "data.folds" in r.message
+        for r in caplog.records
+    )
     batch = datamodule.sample_batch(6)
     assert batch["sketch"].shape[0] == 6
     assert batch["from_train"] == [False, False, True, True, True, True]

@@ -27,13 +27,18 @@ def dataset(tmp_path):
 
 
 def open_cache(data_dir, cache_dir):
-    return open_disk_cache(find_pairs(data_dir), data_dir, SIZE, "sketch_left", cache_dir, threads=2)
+    return open_disk_cache(
+        find_pairs(data_dir), data_dir, SIZE, "sketch_left", cache_dir, threads=2
+    )
 
 
 def same_as_decoding_in_memory(sets, data_dir) -> bool:
     expected, _ = decode_listing(find_pairs(data_dir), SIZE, "sketch_left", threads=2)
-    return all(torch.equal(sets[f].sketches, expected[f].sketches) and torch.equal(sets[f].photos, expected[f].photos)
-               for f in expected)
+    return all(
+        torch.equal(sets[f].sketches, expected[f].sketches)
+        and torch.equal(sets[f].photos, expected[f].photos)
+        for f in expected
+    )
 
 
 def forbid_decoding(monkeypatch):
@@ -56,7 +61,10 @@ def test_built_once_then_memory_mapped_and_reused(dataset, tmp_path, monkeypatch
     npy = [line for line in maps if line.endswith("all_photos.npy")]
     assert npy, "photos.npy is not memory-mapped"
     start, end = (int(x, 16) for x in npy[-1].split()[0].split("-"))
-    assert any(int(line.split()[0].split("-")[0], 16) <= mapped < int(line.split()[0].split("-")[1], 16) for line in npy)
+    assert any(
+        int(line.split()[0].split("-")[0], 16) <= mapped < int(line.split()[0].split("-")[1], 16)
+        for line in npy
+    )
     assert end > start
 
 
@@ -71,7 +79,9 @@ def test_a_changed_file_rebuilds_with_the_new_pixels(dataset, tmp_path, caplog):
     assert same_as_decoding_in_memory(sets, dataset)
 
 
-def test_an_older_preprocessing_version_is_rebuilt_with_one_line_saying_why(dataset, tmp_path, monkeypatch, caplog):
+def test_an_older_preprocessing_version_is_rebuilt_with_one_line_saying_why(
+    dataset, tmp_path, monkeypatch, caplog
+):
     open_cache(dataset, tmp_path / "cache")
     monkeypatch.setattr(disk_cache, "PREPROCESSING_VERSION", disk_cache.PREPROCESSING_VERSION + 1)
     caplog.clear()  # the first build's line, when an earlier test left INFO on
@@ -79,14 +89,19 @@ def test_an_older_preprocessing_version_is_rebuilt_with_one_line_saying_why(data
         sets, _ = open_cache(dataset, tmp_path / "cache")
     why = [r.message for r in caplog.records if "building" in r.message]
     assert len(why) == 1
-    assert f"version {disk_cache.PREPROCESSING_VERSION - 1}, this is version {disk_cache.PREPROCESSING_VERSION}" in why[0]
+    assert (
+        f"version {disk_cache.PREPROCESSING_VERSION - 1}, this is version {disk_cache.PREPROCESSING_VERSION}"
+        in why[0]
+    )
     assert same_as_decoding_in_memory(sets, dataset)
 
 
 def test_a_truncated_cache_file_is_detected_and_rebuilt(dataset, tmp_path, caplog):
     open_cache(dataset, tmp_path / "cache")
     npy = next((tmp_path / "cache").glob("*/all_photos.npy"))
-    npy.write_bytes(npy.read_bytes()[: npy.stat().st_size // 2])  # disk full, or killed while copying
+    npy.write_bytes(
+        npy.read_bytes()[: npy.stat().st_size // 2]
+    )  # disk full, or killed while copying
     with caplog.at_level(logging.INFO, logger="sketch2photo.data.disk_cache"):
         sets, _ = open_cache(dataset, tmp_path / "cache")
     assert "all_photos.npy is" in caplog.text
@@ -120,7 +135,9 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing(dataset, tmp_path, monk
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(disk_cache.os, "fsync", disk_full)
-    with pytest.raises(UserError, match="(?s)No space left on device.*paths.cache_dir.*data.cache=memory") as error:
+    with pytest.raises(
+        UserError, match="(?s)No space left on device.*paths.cache_dir.*data.cache=memory"
+    ) as error:
         open_cache(dataset, tmp_path / "cache")
     assert "\n" in str(error.value)
     assert [p.name for p in (tmp_path / "cache").iterdir() if not p.name.endswith(".lock")] == []
@@ -134,7 +151,9 @@ def test_a_cache_dir_that_is_not_writable_names_the_key(dataset, tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_started_together_build_once_and_read_the_same(tmp_path):
-    data_dir = write_dataset(tmp_path / "pairs", num_pairs=300, size=SIZE)  # about a second to decode
+    data_dir = write_dataset(
+        tmp_path / "pairs", num_pairs=300, size=SIZE
+    )  # about a second to decode
     script = f"""
 import logging, sys, time, hashlib
 from pathlib import Path
@@ -146,14 +165,16 @@ Path(sys.argv[2]).touch()  # imported: ready to go
 while not go.exists():
     time.sleep(0.005)
 sets, _ = open_disk_cache(find_pairs({str(data_dir)!r}), Path({str(data_dir)!r}), {SIZE}, "sketch_left",
-                          Path({str(tmp_path / 'cache')!r}), threads=1)
+                          Path({str(tmp_path / "cache")!r}), threads=1)
 data = sets["all"]
 print("sha", hashlib.sha256(data.sketches.numpy().tobytes() + data.photos.numpy().tobytes()).hexdigest())
 """
     go = tmp_path / "go"
     ready = [tmp_path / f"ready{i}" for i in range(2)]
     processes = [start_cli("python", "-c", script, go, ready[i]) for i in range(2)]
-    wait_until(lambda: all(path.exists() for path in ready), "both processes to import", timeout=120)
+    wait_until(
+        lambda: all(path.exists() for path in ready), "both processes to import", timeout=120
+    )
     go.touch()  # both imported and waiting: they reach the lock within milliseconds of each other
     outputs = [p.communicate(timeout=120)[0] for p in processes]
     assert all(p.returncode == 0 for p in processes), outputs
@@ -164,7 +185,10 @@ print("sha", hashlib.sha256(data.sketches.numpy().tobytes() + data.photos.numpy(
     assert len(hashes) == 1, outputs
     sets, _ = decode_listing(find_pairs(data_dir), SIZE, "sketch_left", threads=2)
     import hashlib
-    expected = hashlib.sha256(sets["all"].sketches.numpy().tobytes() + sets["all"].photos.numpy().tobytes()).hexdigest()
+
+    expected = hashlib.sha256(
+        sets["all"].sketches.numpy().tobytes() + sets["all"].photos.numpy().tobytes()
+    ).hexdigest()
     assert hashes == {f"sha {expected}"}
 
 
@@ -175,8 +199,15 @@ def make_bad_dataset(tmp_path):
 
 
 def datamodule(data_dir, cache_dir, **settings):
-    module = PairedSketchDataModule(data_dir=str(data_dir), image_size=SIZE, split="none", decode_threads=2,
-                                    cache="disk", cache_dir=str(cache_dir), **settings)
+    module = PairedSketchDataModule(
+        data_dir=str(data_dir),
+        image_size=SIZE,
+        split="none",
+        decode_threads=2,
+        cache="disk",
+        cache_dir=str(cache_dir),
+        **settings,
+    )
     module.setup("fit")
     return module
 
@@ -206,8 +237,17 @@ def test_disk_and_memory_caches_train_bit_identically(synthetic_dir, tmp_path):
 
     records = {}
     for cache in ("disk", "memory"):
-        cfg = compose_config(tmp_path / cache, [*TINY, f"data.data_dir={synthetic_dir}", "data.synthetic_pairs=null",
-                                                f"data.cache={cache}", "data.batch_size=4", "trainer.max_epochs=3"])
+        cfg = compose_config(
+            tmp_path / cache,
+            [
+                *TINY,
+                f"data.data_dir={synthetic_dir}",
+                "data.synthetic_pairs=null",
+                f"data.cache={cache}",
+                "data.batch_size=4",
+                "trainer.max_epochs=3",
+            ],
+        )
         train(cfg)
         records[cache] = json.loads((tmp_path / cache / "metrics.json").read_text())
     assert len(records["disk"]["history"]) == 3
@@ -226,7 +266,9 @@ def test_a_batch_asks_the_kernel_for_exactly_its_rows_first(dataset, tmp_path, m
     sets, _ = open_cache(dataset, tmp_path / "cache")
     train = sets["all"].subset([1, 3, 5, 7])
     asked = []
-    monkeypatch.setattr(disk_cache.MappedRows, "will_read", lambda self, rows: asked.append(rows.tolist()))
+    monkeypatch.setattr(
+        disk_cache.MappedRows, "will_read", lambda self, rows: asked.append(rows.tolist())
+    )
     batch = next(iter(torch.utils.data.DataLoader(train, batch_size=3)))
     assert asked == [[1, 3, 5], [1, 3, 5]]  # sketches' file, then photos'
     assert torch.equal(batch["photo"], train.photos[:3])

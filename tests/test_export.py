@@ -30,8 +30,12 @@ HINT_SIZE = 16
 @pytest.fixture(scope="module")
 def small_hint_checkpoint(tmp_path_factory, synthetic_dir):
     """conftest's hint_checkpoint at HINT_SIZE."""
-    return tiny_unet_checkpoint(tmp_path_factory.mktemp("hint_run"), synthetic_dir, "model.net.hint_input=true",
-                                f"data.image_size={HINT_SIZE}")
+    return tiny_unet_checkpoint(
+        tmp_path_factory.mktemp("hint_run"),
+        synthetic_dir,
+        "model.net.hint_input=true",
+        f"data.image_size={HINT_SIZE}",
+    )
 
 
 @pytest.mark.parametrize("checkpoint", ["tiny_checkpoint", "background_checkpoint"])
@@ -50,7 +54,12 @@ def test_onnx_matches_in_onnxruntime(tmp_path, checkpoint, request):
         assert np.abs(photo - lightning_output(tiny_checkpoint, sketch)).max() <= 1e-4
 
     card = json.loads((tmp_path / "model.onnx.json").read_text())
-    assert card["input"] == {"name": given.name, "shape": ["batch", 3, 32, 32], "dtype": "float32", "range": [-1.0, 1.0]}
+    assert card["input"] == {
+        "name": given.name,
+        "shape": ["batch", 3, 32, 32],
+        "dtype": "float32",
+        "range": [-1.0, 1.0],
+    }
     assert card["takes_hints"] is False and "hints_input" not in card
     assert card["output"]["name"] == returned.name
     assert card["image_size"] == 32
@@ -81,7 +90,9 @@ def test_the_probe_has_hints_that_spread():
     """The parity check's probe: hints inside each drawing's regions, which spreading carries further."""
     sketches, hints = hinted_probe(3, 32)
     patches = hints[:, 3].sum((1, 2))
-    spread = spread_hints(hints, regions_of(sketches, background_mask(sketches), 0.9))[:, 3].sum((1, 2))
+    spread = spread_hints(hints, regions_of(sketches, background_mask(sketches), 0.9))[:, 3].sum(
+        (1, 2)
+    )
     assert (patches > 0).all()
     assert (spread > patches).any()
 
@@ -89,7 +100,11 @@ def test_the_probe_has_hints_that_spread():
 def check_card_hints(card: dict, size: int = HINT_SIZE) -> None:
     assert card["takes_hints"] is True
     hints = card["hints_input"]
-    assert (hints["name"], hints["shape"], hints["dtype"]) == ("hints", ["batch", 4, size, size], "float32")
+    assert (hints["name"], hints["shape"], hints["dtype"]) == (
+        "hints",
+        ["batch", 4, size, size],
+        "float32",
+    )
     assert "mask: 1 where there is a hint" in hints["channels"][3]
     assert "alpha > 0" in hints["preprocessing"][0]
 
@@ -100,12 +115,18 @@ def test_hint_model_onnx_takes_the_hint_map(tmp_path, small_hint_checkpoint):
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     sketch_input, hints_input = session.get_inputs()
     assert (sketch_input.name, hints_input.name) == ("sketch", "hints")
-    assert isinstance(hints_input.shape[0], str) and hints_input.shape[1:] == [4, HINT_SIZE, HINT_SIZE]
+    assert isinstance(hints_input.shape[0], str) and hints_input.shape[1:] == [
+        4,
+        HINT_SIZE,
+        HINT_SIZE,
+    ]
     sketch, hints = hinted_probe(2, HINT_SIZE, seed=5)
     (photo,) = session.run(["photo"], {"sketch": sketch.numpy(), "hints": hints.numpy()})
     expected = lightning_output(small_hint_checkpoint, sketch, hints)
     assert np.abs(photo - expected).max() <= 1e-4
-    assert np.abs(expected - lightning_output(small_hint_checkpoint, sketch)).max() > 1e-2  # the hints mattered
+    assert (
+        np.abs(expected - lightning_output(small_hint_checkpoint, sketch)).max() > 1e-2
+    )  # the hints mattered
     check_card_hints(json.loads((tmp_path / "model.onnx.json").read_text()))
 
 
@@ -117,19 +138,29 @@ def test_hint_model_torchscript_and_safetensors(tmp_path, small_hint_checkpoint)
         photo = scripted(sketch, hints).numpy()
         without = scripted(sketch, torch.zeros_like(hints)).numpy()
     assert np.abs(photo - lightning_output(small_hint_checkpoint, sketch, hints)).max() <= 1e-4
-    assert np.abs(without - lightning_output(small_hint_checkpoint, sketch)).max() <= 1e-4  # zeros: no hints
+    assert (
+        np.abs(without - lightning_output(small_hint_checkpoint, sketch)).max() <= 1e-4
+    )  # zeros: no hints
     check_card_hints(json.loads((tmp_path / "model.pt.json").read_text()))
 
     export(small_hint_checkpoint, "safetensors", tmp_path / "model.safetensors")
     card = json.loads((tmp_path / "model.safetensors.json").read_text())
-    assert card["takes_hints"] is True and "hints_input" not in card  # weights only: the network takes them as in Python
+    assert (
+        card["takes_hints"] is True and "hints_input" not in card
+    )  # weights only: the network takes them as in Python
     assert load_module(tmp_path / "model.safetensors").takes_hints
 
 
 def test_missing_extra_says_what_to_install(tmp_path, tiny_checkpoint, monkeypatch):
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a))
-    with pytest.raises(UserError, match=r"format=onnx needs onnxruntime: pip install -e \.\[export\]"):
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "onnxruntime" else real_find_spec(name, *a),
+    )
+    with pytest.raises(
+        UserError, match=r"format=onnx needs onnxruntime: pip install -e \.\[export\]"
+    ):
         export(tiny_checkpoint, "onnx", tmp_path / "model.onnx")
     with pytest.raises(UserError, match="format='tflite' must be one of onnx, torchscript"):
         export(tiny_checkpoint, "tflite")

@@ -23,12 +23,24 @@ from sketch2photo.runs.record import read_record
 pytestmark = pytest.mark.slow
 
 # 6 steps an epoch with shuffling and augmentation, so resuming must restore both RNG streams
-RUN = [*TINY, "data.synthetic_pairs=24", "data.batch_size=4", "data.augment.enabled=true", "trainer.max_epochs=8"]
+RUN = [
+    *TINY,
+    "data.synthetic_pairs=24",
+    "data.batch_size=4",
+    "data.augment.enabled=true",
+    "trainer.max_epochs=8",
+]
 
 
 def start(tmp_path: Path, name: str, *extra: str) -> subprocess.Popen:
-    return start_cli("s2p-train", *RUN, f"paths.data_dir={tmp_path / 'data'}", f"hydra.run.dir={name}", *extra,
-                     cwd=tmp_path)
+    return start_cli(
+        "s2p-train",
+        *RUN,
+        f"paths.data_dir={tmp_path / 'data'}",
+        f"hydra.run.dir={name}",
+        *extra,
+        cwd=tmp_path,
+    )
 
 
 def output_of(process: subprocess.Popen, timeout: float = 120) -> str:
@@ -44,11 +56,17 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert reference.wait(timeout=300) == 0, reference.stdout.read()[-3000:]
 
     killed = start(tmp_path, "killed")
-    wait_until((tmp_path / "killed" / "samples" / "epoch_0004.png").exists, "epoch 4's sample grid", process=killed)
+    wait_until(
+        (tmp_path / "killed" / "samples" / "epoch_0004.png").exists,
+        "epoch 4's sample grid",
+        process=killed,
+    )
     killed.kill()  # SIGKILL: no cleanup of any kind
     killed.wait()
     assert not (tmp_path / "killed" / "metrics.json").exists()  # it really died mid-run
-    saved_epoch = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)["epoch"]
+    saved_epoch = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", weights_only=True)[
+        "epoch"
+    ]
     assert 2 <= saved_epoch < 7  # 0-based: at least 3 epochs done, the run not finished
     saved_config = (tmp_path / "killed" / ".hydra" / "config.yaml").read_text()
 
@@ -60,20 +78,28 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert [row["epoch"] for row in got["history"]] == list(range(1, 9))
     for name, value in expected["metrics"].items():
         assert got["metrics"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
-    assert (tmp_path / "killed" / ".hydra" / "config.yaml").read_text() == saved_config  # resuming keeps it
+    assert (
+        tmp_path / "killed" / ".hydra" / "config.yaml"
+    ).read_text() == saved_config  # resuming keeps it
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_or_sigterm_saves_and_exits_cleanly(tmp_path, stop):
     run = start(tmp_path, "interrupted", "trainer.max_epochs=200")
-    wait_until((tmp_path / "interrupted" / "samples" / "epoch_0002.png").exists, "epoch 2's sample grid", process=run)
+    wait_until(
+        (tmp_path / "interrupted" / "samples" / "epoch_0002.png").exists,
+        "epoch 2's sample grid",
+        process=run,
+    )
     run.send_signal(stop)
     output = output_of(run)
     assert run.returncode == (1 if stop == signal.SIGINT else 128 + signal.SIGTERM), output[-3000:]
     assert "Interrupted: saved" in output
     assert "resume=" in output
     assert "Traceback" not in output
-    checkpoint = torch.load(tmp_path / "interrupted" / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint = torch.load(
+        tmp_path / "interrupted" / "checkpoints" / "last.ckpt", weights_only=True
+    )
     assert checkpoint["epoch"] >= 1
     assert read_record(tmp_path / "interrupted")["status"] == "interrupted"
 
@@ -139,13 +165,17 @@ def test_held_back_interrupts_respect_an_ignored_sigint(tmp_path):
 def test_an_interrupt_before_training_starts_keeps_last_ckpt():
     """Ctrl-C while a resumed run is still loading: the model does not hold the run's weights yet."""
     saved = []
-    trainer = SimpleNamespace(fast_dev_run=False, default_root_dir="run", current_epoch=0, save_checkpoint=saved.append)
+    trainer = SimpleNamespace(
+        fast_dev_run=False, default_root_dir="run", current_epoch=0, save_checkpoint=saved.append
+    )
     callback = CheckpointOnInterrupt(dirpath="run/checkpoints")
     callback.on_exception(trainer, None, KeyboardInterrupt())
     assert saved == []
     callback.on_train_start(trainer, None)
     callback.on_exception(trainer, None, RuntimeError("a crash"))
-    assert saved == []  # only an interrupt saves: a crash must not overwrite the last good checkpoint
+    assert (
+        saved == []
+    )  # only an interrupt saves: a crash must not overwrite the last good checkpoint
     callback.on_exception(trainer, None, KeyboardInterrupt())
     assert [Path(path) for path in saved] == [Path("run") / "checkpoints" / "last.ckpt"]
 
@@ -154,7 +184,9 @@ def test_ctrl_c_during_training_waits_for_the_end_of_the_batch():
     """Raised mid-bytecode, KeyboardInterrupt can leave TensorBoard's writer lock held, and the
     shutdown then hangs on it: the first Ctrl-C only asks, the second stops at once."""
     trainer = SimpleNamespace(fast_dev_run=False, default_root_dir="run", current_epoch=0)
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job (nohup) ignores it
+    previous = signal.signal(
+        signal.SIGINT, signal.default_int_handler
+    )  # a background job (nohup) ignores it
     callback = CheckpointOnInterrupt(dirpath="run/checkpoints")
     try:
         callback.on_train_start(trainer, None)
@@ -178,13 +210,17 @@ def test_ctrl_c_during_training_waits_for_the_end_of_the_batch():
 
 
 def test_nan_stops_with_a_clear_message_and_no_bad_checkpoint(train_config, tmp_path):
-    with pytest.raises(TrainingDiverged, match=r"NaN or inf in epoch \d+; .* Lower model.lr \(now 1e\+30\)"):
+    with pytest.raises(
+        TrainingDiverged, match=r"NaN or inf in epoch \d+; .* Lower model.lr \(now 1e\+30\)"
+    ):
         train(train_config("model.lr=1e30", "trainer.max_epochs=4"))
     run = tmp_path / "run"
     result = read_record(run)
     assert result["status"] == "failed"
     assert "TrainingDiverged" in result["error"]
-    for checkpoint in (run / "checkpoints").glob("*.ckpt") if (run / "checkpoints").exists() else []:
+    for checkpoint in (
+        (run / "checkpoints").glob("*.ckpt") if (run / "checkpoints").exists() else []
+    ):
         state = torch.load(checkpoint, weights_only=True)["state_dict"]
         assert all(torch.isfinite(value).all() for value in state.values()), checkpoint
 
@@ -205,8 +241,14 @@ def test_bad_checkpoints_and_resume_requests(train_config, tmp_path):
 
 
 def test_resume_refuses_group_changes(tmp_path):
-    first = run_cli("s2p-train", *RUN, "trainer.max_epochs=1", f"paths.data_dir={tmp_path / 'data'}",
-                    "hydra.run.dir=run", cwd=tmp_path)
+    first = run_cli(
+        "s2p-train",
+        *RUN,
+        "trainer.max_epochs=1",
+        f"paths.data_dir={tmp_path / 'data'}",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+    )
     assert first.returncode == 0, first.stderr[-2000:]
     refused = run_cli("s2p-train", "resume=run", "model=unet", cwd=tmp_path)
     output = refused.stdout + refused.stderr
@@ -221,5 +263,7 @@ def test_resume_refuses_group_changes(tmp_path):
     assert "trainer.max_epochs=0 must be a positive integer" in failed.stderr + failed.stdout
     assert read_record(tmp_path / "run")["status"] == "ok"
     assert read_record(tmp_path / "run")["epochs"] == 2  # not overwritten
-    assert (tmp_path / "run" / ".hydra" / "resumed" / "overrides.yaml").is_file()  # the original config is kept
+    assert (
+        tmp_path / "run" / ".hydra" / "resumed" / "overrides.yaml"
+    ).is_file()  # the original config is kept
     assert "trainer.max_epochs=1" in (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()

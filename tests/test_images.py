@@ -22,8 +22,12 @@ def test_seed_preprocessing_exactly(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "x.png"
     Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(path)
-    seed_sketch = np.asarray(Image.open(path).convert("L").resize((16, 16))).astype("float32") / 127.5 - 1.0
-    seed_photo = np.asarray(Image.open(path).convert("RGB").resize((16, 16))).astype("float32") / 127.5 - 1.0
+    seed_sketch = (
+        np.asarray(Image.open(path).convert("L").resize((16, 16))).astype("float32") / 127.5 - 1.0
+    )
+    seed_photo = (
+        np.asarray(Image.open(path).convert("RGB").resize((16, 16))).astype("float32") / 127.5 - 1.0
+    )
 
     image = open_image(path)
     sketch = sketch_to_input(sketch_tensor(image, 16)[None])
@@ -70,10 +74,14 @@ def test_palette_16bit_cmyk(tmp_path):
     assert open_image(deep_path).mode == "L"
     assert open_image(deep_path).getpixel((0, 0)) == 255
     mid = Image.fromarray(np.full((4, 4), 32896, dtype=np.uint16))
-    assert open_image(save(tmp_path, "m.png", mid)).getpixel((0, 0)) == 128  # scaled, not clipped to 255
+    assert (
+        open_image(save(tmp_path, "m.png", mid)).getpixel((0, 0)) == 128
+    )  # scaled, not clipped to 255
 
     cmyk = Image.new("CMYK", (4, 4), (0, 0, 0, 0))  # no ink: white
-    assert open_image(save(tmp_path, "c.jpg", cmyk)).getpixel((0, 0)) == pytest.approx((255, 255, 255), abs=2)
+    assert open_image(save(tmp_path, "c.jpg", cmyk)).getpixel((0, 0)) == pytest.approx(
+        (255, 255, 255), abs=2
+    )
 
 
 @pytest.mark.parametrize(
@@ -92,7 +100,11 @@ def test_bad_files_name_the_file(tmp_path, name, content, reason):
 
 
 def test_truncated_jpeg(tmp_path):
-    good = save(tmp_path, "good.jpg", Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)))
+    good = save(
+        tmp_path,
+        "good.jpg",
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)),
+    )
     data = good.read_bytes()
     cut = tmp_path / "cut.jpg"
     cut.write_bytes(data[: len(data) // 2])
@@ -103,7 +115,9 @@ def test_truncated_jpeg(tmp_path):
 
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
     path = save(tmp_path, "huge.png", Image.new("L", (64, 64), 255))
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 4096 px > 2x the limit: Pillow's bomb error
+    monkeypatch.setattr(
+        Image, "MAX_IMAGE_PIXELS", 1000
+    )  # 4096 px > 2x the limit: Pillow's bomb error
     with pytest.raises(BadImageError, match="too large") as error:
         open_image(path)
     assert "huge.png" in str(error.value)

@@ -87,7 +87,10 @@ def test_duplicate_index_and_stray_files(tmp_path):
     (tmp_path / "testA" / "sub").mkdir()
     listing = find_pairs(tmp_path)
     assert [p.name for p in listing.splits["all"]] == ["4"]
-    assert any("several files for pair '3'" in p and "3_A.jpg" in p and "3_A.png" in p for p in listing.problems)
+    assert any(
+        "several files for pair '3'" in p and "3_A.jpg" in p and "3_A.png" in p
+        for p in listing.problems
+    )
     assert {p.name for p in listing.ignored} == {".DS_Store", "Thumbs.db", "sub"}
 
 

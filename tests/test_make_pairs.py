@@ -44,21 +44,37 @@ def test_structure_counts_and_names(tmp_path, photo_folder):
     assert len(problems) == 1
     assert "broken.jpg" in problems[0]
     assert sorted(p.name for p in out.iterdir()) == ["names.csv", "preview.png", "testA", "testB"]
-    assert sorted(p.name for p in (out / "testA").iterdir()) == sorted(f"{i}_A.png" for i in range(5))
-    assert sorted(p.name for p in (out / "testB").iterdir()) == sorted(f"{i}_B.png" for i in range(5))
+    assert sorted(p.name for p in (out / "testA").iterdir()) == sorted(
+        f"{i}_A.png" for i in range(5)
+    )
+    assert sorted(p.name for p in (out / "testB").iterdir()) == sorted(
+        f"{i}_B.png" for i in range(5)
+    )
     with open(out / "names.csv") as file:
-        assert list(csv.reader(file)) == [["index", "file"], *([str(i), name] for i, name in enumerate(NAMES))]
+        assert list(csv.reader(file)) == [
+            ["index", "file"],
+            *([str(i), name] for i, name in enumerate(NAMES)),
+        ]
 
     # size=null keeps each photo, losslessly; its sketch has the same size
-    assert Image.open(out / "testB" / "3_B.png").size == (48, 40) == Image.open(out / "testA" / "3_A.png").size
+    assert (
+        Image.open(out / "testB" / "3_B.png").size
+        == (48, 40)
+        == Image.open(out / "testA" / "3_A.png").size
+    )
     original = np.asarray(Image.open(photo_folder / "img1.png"))
     assert np.array_equal(np.asarray(Image.open(out / "testB" / "0_B.png")), original)
 
     preview = Image.open(out / "preview.png")
-    assert preview.size == (3 * (PREVIEW_SIZE + 2) + 2, 2 * (PREVIEW_SIZE + 2) + 2)  # 3 photos over 3 sketches
+    assert preview.size == (
+        3 * (PREVIEW_SIZE + 2) + 2,
+        2 * (PREVIEW_SIZE + 2) + 2,
+    )  # 3 photos over 3 sketches
 
     # the result is a dataset the framework reads as it is
-    datamodule = PairedSketchDataModule(data_dir=str(out), image_size=32, split="none", decode_threads=1)
+    datamodule = PairedSketchDataModule(
+        data_dir=str(out), image_size=32, split="none", decode_threads=1
+    )
     datamodule.setup("fit")
     assert len(datamodule.sets["train"]) == 5
 
@@ -75,7 +91,13 @@ def test_sketches_are_dark_lines_on_white(tmp_path, photo_folder):
         assert dark.mean() > 0.01  # with dark lines
         # ... that sit on the photo's edges, not on its flat areas
         edges = np.hypot(*np.gradient(photo)) > 10
-        near_edges = edges | np.roll(edges, 1, 0) | np.roll(edges, -1, 0) | np.roll(edges, 1, 1) | np.roll(edges, -1, 1)
+        near_edges = (
+            edges
+            | np.roll(edges, 1, 0)
+            | np.roll(edges, -1, 0)
+            | np.roll(edges, 1, 1)
+            | np.roll(edges, -1, 1)
+        )
         assert near_edges[dark].mean() > 0.9
 
 
@@ -83,7 +105,9 @@ def test_xdog_parameters_reach_the_extractor(tmp_path, photo_folder):
     thin, thick = tmp_path / "thin", tmp_path / "thick"
     run(tmp_path, f"photos={photo_folder}", f"out={thin}", "size=64")
     run(tmp_path, f"photos={photo_folder}", f"out={thick}", "size=64", "xdog.sigma=2.0")
-    darkness = [(np.asarray(Image.open(out / "testA" / "0_A.png")) < 128).mean() for out in (thin, thick)]
+    darkness = [
+        (np.asarray(Image.open(out / "testA" / "0_A.png")) < 128).mean() for out in (thin, thick)
+    ]
     assert darkness[1] > darkness[0] * 1.2  # larger sigma: thicker lines
 
 
@@ -103,7 +127,15 @@ def test_refuses_to_mix_with_an_existing_dataset(tmp_path, photo_folder):
 def test_command_exit_status_names_the_bad_file(tmp_path, photo_folder):
     workdir = tmp_path / "work"
     workdir.mkdir()
-    result = run_cli("python", "-m", "sketch2photo.make_pairs", f"photos={photo_folder}", "out=pairs", "size=32", cwd=workdir)
+    result = run_cli(
+        "python",
+        "-m",
+        "sketch2photo.make_pairs",
+        f"photos={photo_folder}",
+        "out=pairs",
+        "size=32",
+        cwd=workdir,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
     assert "wrote 5 pairs" in output

@@ -34,7 +34,9 @@ def test_ssim_uses_the_fixed_data_range():
     collection = image_metrics("x/")
     ssim_narrow = collection(output, target)["x/ssim"].item()
     scaled = image_metrics("x/")(output * 10 - 0.5, target * 10 - 0.5)["x/ssim"].item()
-    assert ssim_narrow != pytest.approx(scaled, abs=1e-3)  # a per-batch range would make these equal
+    assert ssim_narrow != pytest.approx(
+        scaled, abs=1e-3
+    )  # a per-batch range would make these equal
 
 
 def test_per_image_means_equal_the_collection():

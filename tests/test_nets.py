@@ -16,11 +16,20 @@ AUTOENCODER = {"_target_": "sketch2photo.nets.autoencoder.SeedAutoencoder"}
 
 def test_autoencoder_is_the_seed_network():
     net = SeedAutoencoder()
-    layers = [(type(m).__name__, getattr(m, "in_channels", None), getattr(m, "out_channels", None)) for m in net.modules()
-              if not isinstance(m, nn.Sequential) and m is not net]
+    layers = [
+        (type(m).__name__, getattr(m, "in_channels", None), getattr(m, "out_channels", None))
+        for m in net.modules()
+        if not isinstance(m, nn.Sequential) and m is not net
+    ]
     assert layers == [
-        ("Conv2d", 3, 64), ("ReLU", None, None), ("Conv2d", 64, 128), ("ReLU", None, None),
-        ("ConvTranspose2d", 128, 64), ("ReLU", None, None), ("ConvTranspose2d", 64, 3), ("Tanh", None, None),
+        ("Conv2d", 3, 64),
+        ("ReLU", None, None),
+        ("Conv2d", 64, 128),
+        ("ReLU", None, None),
+        ("ConvTranspose2d", 128, 64),
+        ("ReLU", None, None),
+        ("ConvTranspose2d", 64, 3),
+        ("Tanh", None, None),
     ]
     for conv in (m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))):
         assert conv.kernel_size == (4, 4)
@@ -28,8 +37,14 @@ def test_autoencoder_is_the_seed_network():
         assert conv.padding == (1, 1)
     # the seed's state_dict keys, so its weights load as they are
     assert list(net.state_dict()) == [
-        "encoder.0.weight", "encoder.0.bias", "encoder.2.weight", "encoder.2.bias",
-        "decoder.0.weight", "decoder.0.bias", "decoder.2.weight", "decoder.2.bias",
+        "encoder.0.weight",
+        "encoder.0.bias",
+        "encoder.2.weight",
+        "encoder.2.bias",
+        "decoder.0.weight",
+        "decoder.0.bias",
+        "decoder.2.weight",
+        "decoder.2.bias",
     ]
     out = net(torch.rand(2, 3, 128, 128) * 2 - 1)
     assert out.shape == (2, 3, 128, 128)
@@ -39,7 +54,13 @@ def test_autoencoder_is_the_seed_network():
 @pytest.mark.parametrize("depth, size", [(1, 16), (3, 32), (5, 64)])
 @pytest.mark.parametrize("norm", ["none", "batch", "instance"])
 def test_unet_shapes(depth, size, norm):
-    net = UNet(depth=depth, width=8, norm=norm, dropout=0.5, upsample="bilinear" if depth == 3 else "transpose")
+    net = UNet(
+        depth=depth,
+        width=8,
+        norm=norm,
+        dropout=0.5,
+        upsample="bilinear" if depth == 3 else "transpose",
+    )
     assert net.size_multiple == 2**depth
     out = net(torch.rand(2, 3, size, size))
     assert out.shape == (2, 3, size, size)
@@ -71,7 +92,9 @@ def test_bad_model_settings():
 def test_losses(loss):
     module = ColorizationModule(net=AUTOENCODER, loss=loss, image_size=32)
     target = torch.rand(2, 3, 32, 32) * 2 - 1
-    assert module.loss(target, target).item() == pytest.approx(0.0, abs=1e-5)  # perfect output, zero loss
+    assert module.loss(target, target).item() == pytest.approx(
+        0.0, abs=1e-5
+    )  # perfect output, zero loss
     output = torch.zeros_like(target, requires_grad=True)
     value = module.loss(output, target)
     assert value.item() > 0
@@ -87,7 +110,12 @@ def outlined_sketch(gap: bool = False) -> torch.Tensor:
     if gap:
         sketch[..., 4, 9] = 1
     for step in range(7):  # diamond around (24, 24)
-        for row, col in ((18 + step, 24 + step), (18 + step, 24 - step), (30 - step, 24 + step), (30 - step, 24 - step)):
+        for row, col in (
+            (18 + step, 24 + step),
+            (18 + step, 24 - step),
+            (30 - step, 24 + step),
+            (30 - step, 24 - step),
+        ):
             sketch[..., row, col] = -1
     return sketch
 
@@ -118,10 +146,14 @@ def serpentine_sketch() -> torch.Tensor:
 
 
 def test_background_mask_is_the_same_traced():
-    traced = torch.jit.trace(background_mask, -torch.ones(1, 3, 32, 32))  # no paper: eagerly, 8 steps would do
+    traced = torch.jit.trace(
+        background_mask, -torch.ones(1, 3, 32, 32)
+    )  # no paper: eagerly, 8 steps would do
     serpentine = serpentine_sketch()
     assert background_mask(serpentine)[0, 0, 3:29, 7:29].all()  # the corridor's far side is reached
-    lines = torch.where(torch.rand(3, 3, 32, 32) > 0.3, 1.0, -1.0)  # random line art: many enclosed pockets
+    lines = torch.where(
+        torch.rand(3, 3, 32, 32) > 0.3, 1.0, -1.0
+    )  # random line art: many enclosed pockets
     for sketch in (serpentine, lines):
         assert torch.equal(traced(sketch), background_mask(sketch))
 
@@ -134,7 +166,9 @@ def test_background_threshold():
 
 def test_unet_background_options():
     sketch = outlined_sketch().repeat(2, 1, 1, 1)
-    both = ConditionedGenerator(depth=2, width=8, background_input=True, background_fill=True).eval()
+    both = ConditionedGenerator(
+        depth=2, width=8, background_input=True, background_fill=True
+    ).eval()
     assert both.generator.down[0][0].in_channels == 4
     output = both(sketch)
     background = background_mask(sketch).expand_as(output)

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 def run(program: Path | str, *args, cwd: Path) -> subprocess.CompletedProcess:
-    result = run_cli(program, *args, cwd=cwd, timeout=600, env={"PYTHONPATH": None})  # only what is installed
+    result = run_cli(
+        program, *args, cwd=cwd, timeout=600, env={"PYTHONPATH": None}
+    )  # only what is installed
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return result
 
@@ -31,37 +33,101 @@ def run(program: Path | str, *args, cwd: Path) -> subprocess.CompletedProcess:
 def installed(tmp_path_factory) -> Path:
     """The bin/ of a fresh venv holding the wheel built from this checkout."""
     work = tmp_path_factory.mktemp("package")
-    source = work / "source"  # a copy: building writes build/ and *.egg-info into the tree it builds
-    skipped = {".venv", ".git", "outputs", "data", "build", "multirun"}  # at the top only: src/.../data is code
-    shutil.copytree(ROOT, source, symlinks=True, ignore=lambda folder, names: [
-        name for name in names if (Path(folder) == ROOT and name in skipped) or name.endswith(".egg-info")])
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", work / "wheels", source, cwd=work)
+    source = (
+        work / "source"
+    )  # a copy: building writes build/ and *.egg-info into the tree it builds
+    skipped = {
+        ".venv",
+        ".git",
+        "outputs",
+        "data",
+        "build",
+        "multirun",
+    }  # at the top only: src/.../data is code
+    shutil.copytree(
+        ROOT,
+        source,
+        symlinks=True,
+        ignore=lambda folder, names: [
+            name
+            for name in names
+            if (Path(folder) == ROOT and name in skipped) or name.endswith(".egg-info")
+        ],
+    )
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        work / "wheels",
+        source,
+        cwd=work,
+    )
     (wheel,) = (work / "wheels").glob("sketch2photo-*.whl")
     run(sys.executable, "-m", "venv", work / "venv", cwd=work)
     bin_dir = work / "venv" / "bin"
-    site = Path(run(bin_dir / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", cwd=work).stdout.strip())
+    site = Path(
+        run(
+            bin_dir / "python",
+            "-c",
+            "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            cwd=work,
+        ).stdout.strip()
+    )
     (site / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    run(bin_dir / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel, cwd=work)
+    run(
+        bin_dir / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel, cwd=work
+    )
     return bin_dir
 
 
 def test_the_wheel_carries_its_configs_and_trains_outside_the_checkout(installed, tmp_path):
-    where = run(installed / "python", "-c", "import sketch2photo; print(sketch2photo.__file__)", cwd=tmp_path).stdout
+    where = run(
+        installed / "python",
+        "-c",
+        "import sketch2photo; print(sketch2photo.__file__)",
+        cwd=tmp_path,
+    ).stdout
     assert where.startswith(str(installed.parent))  # the installed copy, not this checkout's src/
 
-    for tool in ("s2p-predict", "s2p-export", "s2p-make-pairs", "s2p-compare", "s2p-eval", "s2p-pack", "s2p-app"):
-        run(installed / tool, "--cfg", "job", cwd=tmp_path)  # exits 0 only when every config it composes was shipped
+    for tool in (
+        "s2p-predict",
+        "s2p-export",
+        "s2p-make-pairs",
+        "s2p-compare",
+        "s2p-eval",
+        "s2p-pack",
+        "s2p-app",
+    ):
+        run(
+            installed / tool, "--cfg", "job", cwd=tmp_path
+        )  # exits 0 only when every config it composes was shipped
     job = run(installed / "s2p-train", "--cfg", "job", cwd=tmp_path).stdout
     assert "_target_: sketch2photo.data.datamodules.pairs.PairedSketchDataModule" in job
-    assert "paths:\n  data_dir: data\n  output_dir: outputs\n" in job  # relative: the folder the command runs from
+    assert (
+        "paths:\n  data_dir: data\n  output_dir: outputs\n" in job
+    )  # relative: the folder the command runs from
 
-    tiny = ["trainer.max_epochs=1", "data.synthetic_pairs=8", "data.image_size=32", "data.batch_size=4",
-            "callbacks.progress_bar=null", "trainer.enable_progress_bar=false", "hydra.run.dir=outputs/one"]
+    tiny = [
+        "trainer.max_epochs=1",
+        "data.synthetic_pairs=8",
+        "data.image_size=32",
+        "data.batch_size=4",
+        "callbacks.progress_bar=null",
+        "trainer.enable_progress_bar=false",
+        "hydra.run.dir=outputs/one",
+    ]
     run(installed / "s2p-train", *tiny, cwd=tmp_path)
     record = json.loads((tmp_path / "outputs" / "one" / "metrics.json").read_text())
     assert record["status"] == "ok"
     assert record["epochs"] == 1
-    assert (tmp_path / "data" / "synthetic-8-32-by_shape" / "testA").is_dir()  # written where the command ran
+    assert (
+        tmp_path / "data" / "synthetic-8-32-by_shape" / "testA"
+    ).is_dir()  # written where the command ran
 
 
 def test_a_users_own_experiment_file_through_config_dir(installed, tmp_path):
@@ -74,7 +140,14 @@ def test_a_users_own_experiment_file_through_config_dir(installed, tmp_path):
         "trainer:\n  max_epochs: 1\n  enable_progress_bar: false\n"
         "callbacks:\n  progress_bar: null\n"
     )
-    run(installed / "s2p-train", "--config-dir", "my_configs", "experiment=mine", "hydra.run.dir=outputs/mine", cwd=tmp_path)
+    run(
+        installed / "s2p-train",
+        "--config-dir",
+        "my_configs",
+        "experiment=mine",
+        "hydra.run.dir=outputs/mine",
+        cwd=tmp_path,
+    )
     run_dir = tmp_path / "outputs" / "mine"
     assert json.loads((run_dir / "metrics.json").read_text())["status"] == "ok"
     config = (run_dir / ".hydra" / "config.yaml").read_text()

@@ -34,17 +34,34 @@ def test_an_old_checkpoint_gives_the_outputs_it_gave_before(weights):
 
 def test_an_old_checkpoint_evaluates_and_predicts(tmp_path, synthetic_dir):
     ckpt = RUN / "checkpoints" / "last.ckpt"
-    scores = evaluate(compose_config(tmp_path / "eval", [f"ckpt_path={ckpt}", f"data.data_dir={synthetic_dir}",
-                                                        "hints=[0,3]"], config_name="eval"))
+    scores = evaluate(
+        compose_config(
+            tmp_path / "eval",
+            [f"ckpt_path={ckpt}", f"data.data_dir={synthetic_dir}", "hints=[0,3]"],
+            config_name="eval",
+        )
+    )
     assert 5 < scores["test/psnr"] < 40
     assert [row["hints"] for row in read_record(tmp_path / "eval")["hints"]] == [0, 3, 0, 3]
 
     sketches, hints = tmp_path / "sketches", tmp_path / "hints"
     sketches.mkdir(), hints.mkdir()
     shutil.copy(synthetic_dir / "testA" / "0_A.png", sketches / "cat.png")
-    (hints / "cat.json").write_text(json.dumps([{"x": 16, "y": 16, "color": "#2050e0", "radius": 3}]))
-    writer = predict(compose_config(tmp_path, [f"ckpt_path={ckpt}", f"input={sketches}", f"output={tmp_path / 'out'}",
-                                               f"hints={hints}"], config_name="predict"))
+    (hints / "cat.json").write_text(
+        json.dumps([{"x": 16, "y": 16, "color": "#2050e0", "radius": 3}])
+    )
+    writer = predict(
+        compose_config(
+            tmp_path,
+            [
+                f"ckpt_path={ckpt}",
+                f"input={sketches}",
+                f"output={tmp_path / 'out'}",
+                f"hints={hints}",
+            ],
+            config_name="predict",
+        )
+    )
     assert writer.written == 1 and not writer.failed
     assert Image.open(tmp_path / "out" / "cat.png").size == (32, 32)
     assert (tmp_path / "out" / "previews" / "cat.png").is_file()
@@ -54,8 +71,17 @@ def test_an_old_run_dir_resumes(tmp_path, synthetic_dir):
     run = tmp_path / "run_hints"
     shutil.copytree(RUN, run)
     earlier = read_record(run)
-    train(compose_config(run, [f"resume={run}", f"data.data_dir={synthetic_dir}", "trainer.max_epochs=3",
-                               "callbacks.progress_bar=null"]))
+    train(
+        compose_config(
+            run,
+            [
+                f"resume={run}",
+                f"data.data_dir={synthetic_dir}",
+                "trainer.max_epochs=3",
+                "callbacks.progress_bar=null",
+            ],
+        )
+    )
     record = read_record(run)
     assert record["status"] == "ok" and record["epochs"] == 3
     assert record["history"][:2] == earlier["history"]  # its two epochs, then the third
@@ -63,9 +89,17 @@ def test_an_old_run_dir_resumes(tmp_path, synthetic_dir):
 
 
 def test_an_old_checkpoint_starts_a_fine_tune_of_todays_config(train_config):
-    conditioned = ["model=unet", "model.net.depth=2", "model.net.width=8", "model.net.background_input=true",
-                   "model.net.background_fill=true", "model.net.hint_input=true", "model.net.hint_residual=true",
-                   "model.net.hint_correction=0.25", "trainer.max_epochs=1"]
+    conditioned = [
+        "model=unet",
+        "model.net.depth=2",
+        "model.net.width=8",
+        "model.net.background_input=true",
+        "model.net.background_fill=true",
+        "model.net.hint_input=true",
+        "model.net.hint_residual=true",
+        "model.net.hint_correction=0.25",
+        "trainer.max_epochs=1",
+    ]
     metrics = train(train_config(*conditioned, f"init_from={RUN / 'checkpoints' / 'last.ckpt'}"))
     assert metrics["val/psnr"] > 5
 

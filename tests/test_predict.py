@@ -50,7 +50,9 @@ def sketch_folder(tmp_path):
     rgba[..., 3] = np.where(lines < 128, 255, 0)
     Image.fromarray(rgba, "RGBA").save(folder / "rgba.png")
     grey[3].convert("P").save(folder / "palette.png")
-    Image.fromarray(np.asarray(grey[4].resize(SIZES["deep16.png"])).astype(np.uint16) * 257).save(folder / "deep16.png")
+    Image.fromarray(np.asarray(grey[4].resize(SIZES["deep16.png"])).astype(np.uint16) * 257).save(
+        folder / "deep16.png"
+    )
     grey[5].resize(SIZES["small.png"]).save(folder / "small.png")
     (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     (folder / "notes.txt").write_text("not an image, ignored")
@@ -63,11 +65,21 @@ def predict_config(tmp_path, *overrides):
 
 def test_mixed_folder_in_batches(tmp_path, sketch_folder, tiny_checkpoint):
     out = tmp_path / "out"
-    writer = predict(predict_config(tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={sketch_folder}", f"output={out}", "batch_size=4"))
+    writer = predict(
+        predict_config(
+            tmp_path,
+            f"ckpt_path={tiny_checkpoint}",
+            f"input={sketch_folder}",
+            f"output={out}",
+            "batch_size=4",
+        )
+    )
     assert writer.written == 6
     assert len(writer.failed) == 1
     assert "corrupt.png" in writer.failed[0]
-    assert sorted(p.name for p in out.iterdir()) == sorted(name.rsplit(".", 1)[0] + ".png" for name in SIZES)
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        name.rsplit(".", 1)[0] + ".png" for name in SIZES
+    )
 
     # each output is the model applied to its own file (no mix-up across batches), at the model's size
     module = load_module(tiny_checkpoint)
@@ -76,7 +88,9 @@ def test_mixed_folder_in_batches(tmp_path, sketch_folder, tiny_checkpoint):
         assert result.mode == "RGB"
         assert result.size == (32, 32)
         with torch.inference_mode():
-            expected = to_uint8(module(sketch_to_input(sketch_tensor(open_image(sketch_folder / name), 32)[None])))[0]
+            expected = to_uint8(
+                module(sketch_to_input(sketch_tensor(open_image(sketch_folder / name), 32)[None]))
+            )[0]
         got = torch.from_numpy(np.asarray(result).copy()).permute(2, 0, 1)
         assert (got.int() - expected.int()).abs().max() <= 1, name
 
@@ -86,10 +100,21 @@ def test_mixed_folder_in_batches(tmp_path, sketch_folder, tiny_checkpoint):
 
 def test_keep_size_and_keep_extension(tmp_path, sketch_folder, tiny_checkpoint):
     resized, kept = tmp_path / "resized", tmp_path / "kept"
-    predict(predict_config(tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={sketch_folder}", f"output={resized}"))
-    writer = predict(predict_config(
-        tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={sketch_folder}", f"output={kept}", "keep_size=true", "keep_extension=true",
-    ))
+    predict(
+        predict_config(
+            tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={sketch_folder}", f"output={resized}"
+        )
+    )
+    writer = predict(
+        predict_config(
+            tmp_path,
+            f"ckpt_path={tiny_checkpoint}",
+            f"input={sketch_folder}",
+            f"output={kept}",
+            "keep_size=true",
+            "keep_extension=true",
+        )
+    )
     assert writer.written == 6
     for name, size in SIZES.items():
         assert Image.open(kept / name).size == size, name
@@ -101,13 +126,34 @@ def test_keep_size_and_keep_extension(tmp_path, sketch_folder, tiny_checkpoint):
 
 def test_a_single_file_and_clear_errors(tmp_path, sketch_folder, tiny_checkpoint):
     out = tmp_path / "one"
-    predict(predict_config(tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={sketch_folder / 'wide.jpg'}", f"output={out}"))
+    predict(
+        predict_config(
+            tmp_path,
+            f"ckpt_path={tiny_checkpoint}",
+            f"input={sketch_folder / 'wide.jpg'}",
+            f"output={out}",
+        )
+    )
     assert [p.name for p in out.iterdir()] == ["wide.png"]
 
     with pytest.raises(UserError, match="would overwrite the input"):
-        predict(predict_config(tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={sketch_folder}", f"output={sketch_folder}"))
+        predict(
+            predict_config(
+                tmp_path,
+                f"ckpt_path={tiny_checkpoint}",
+                f"input={sketch_folder}",
+                f"output={sketch_folder}",
+            )
+        )
     with pytest.raises(UserError, match=r"input=.*nowhere does not exist"):
-        predict(predict_config(tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={tmp_path / 'nowhere'}", f"output={out}"))
+        predict(
+            predict_config(
+                tmp_path,
+                f"ckpt_path={tiny_checkpoint}",
+                f"input={tmp_path / 'nowhere'}",
+                f"output={out}",
+            )
+        )
     with pytest.raises(UserError, match=r"input=\.\.\., output=\.\.\. are required"):
         predict(predict_config(tmp_path, f"ckpt_path={tiny_checkpoint}"))
 
@@ -117,7 +163,13 @@ def test_command_with_only_a_checkpoint_reports_failures(tmp_path, sketch_folder
     """No config but the checkpoint, in an empty dir: the U-Net and its 32 px come from the checkpoint."""
     workdir = tmp_path / "work"
     workdir.mkdir()
-    result = run_cli("s2p-predict", f"ckpt_path={tiny_checkpoint}", f"input={sketch_folder}", "output=out", cwd=workdir)
+    result = run_cli(
+        "s2p-predict",
+        f"ckpt_path={tiny_checkpoint}",
+        f"input={sketch_folder}",
+        "output=out",
+        cwd=workdir,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 2, output[-3000:]
     assert "wrote 6 of 7 image(s)" in output
@@ -141,15 +193,23 @@ def hint_folders(tmp_path):
     both three patches inside the figure in its photo's colours; bee has no hints."""
     sketches, photos = generate_pairs(3, size=HINT_SKETCH_SIZE, seed=7, colours="random")
     hint_maps = HintSampler(min_size=3, max_size=5).draw(
-        to_model_range(photos), sketch_to_input(sketches), torch.Generator().manual_seed(0), count=3)
+        to_model_range(photos), sketch_to_input(sketches), torch.Generator().manual_seed(0), count=3
+    )
     folder, hints = tmp_path / "sketches", tmp_path / "hints"
     folder.mkdir(), hints.mkdir()
     for name, sketch in zip(("ant", "bee", "cat"), sketches, strict=True):
         Image.fromarray(sketch[0].numpy(), "L").save(folder / f"{name}.png")
     hint_image(hint_maps[0]).save(hints / "ant.png")
     rgb = to_uint8(hint_maps[2, :3])
-    points = [{"x": int(x), "y": int(y), "color": "#{:02x}{:02x}{:02x}".format(*rgb[:, y, x].tolist()), "radius": 2}
-              for y, x in hint_maps[2, 3].nonzero()[::9].tolist()]
+    points = [
+        {
+            "x": int(x),
+            "y": int(y),
+            "color": "#{:02x}{:02x}{:02x}".format(*rgb[:, y, x].tolist()),
+            "radius": 2,
+        }
+        for y, x in hint_maps[2, 3].nonzero()[::9].tolist()
+    ]
     (hints / "cat.json").write_text(json.dumps(points))
     return folder, hints
 
@@ -161,17 +221,34 @@ def as_array(path):
 def test_hints_from_a_folder_colour_and_preview(tmp_path, hint_folders, hint_checkpoint, caplog):
     sketches, hints = hint_folders
     plain, hinted = tmp_path / "plain", tmp_path / "hinted"
-    predict(predict_config(tmp_path, f"ckpt_path={hint_checkpoint}", f"input={sketches}", f"output={plain}"))
+    predict(
+        predict_config(
+            tmp_path, f"ckpt_path={hint_checkpoint}", f"input={sketches}", f"output={plain}"
+        )
+    )
     with caplog.at_level(logging.INFO, logger="sketch2photo.predict"):
-        writer = predict(predict_config(tmp_path, f"ckpt_path={hint_checkpoint}", f"input={sketches}",
-                                        f"hints={hints}", f"output={hinted}", "batch_size=2"))  # ant+bee share a batch
+        writer = predict(
+            predict_config(
+                tmp_path,
+                f"ckpt_path={hint_checkpoint}",
+                f"input={sketches}",
+                f"hints={hints}",
+                f"output={hinted}",
+                "batch_size=2",
+            )
+        )  # ant+bee share a batch
     assert (writer.written, writer.failed) == (3, [])
     assert "1 of 3 sketch(es) have no hint file" in caplog.text
     assert sorted(p.name for p in writer.previews) == ["ant.png", "cat.png"]
     assert sorted(p.name for p in (hinted / "previews").iterdir()) == ["ant.png", "cat.png"]
 
-    for name in ("ant", "cat"):  # hints change the result; bee, without any, is coloured as without hints=
-        assert np.abs(as_array(hinted / f"{name}.png") - as_array(plain / f"{name}.png")).max() > 10, name
+    for name in (
+        "ant",
+        "cat",
+    ):  # hints change the result; bee, without any, is coloured as without hints=
+        assert (
+            np.abs(as_array(hinted / f"{name}.png") - as_array(plain / f"{name}.png")).max() > 10
+        ), name
     assert np.array_equal(as_array(hinted / "bee.png"), as_array(plain / "bee.png"))
 
     # the preview: sketch with hints painted on | the result, side by side (make_grid, 2 px padding)
@@ -180,48 +257,93 @@ def test_hints_from_a_folder_colour_and_preview(tmp_path, hint_folders, hint_che
     assert np.array_equal(preview[2:34, 36:68], as_array(hinted / "ant.png"))
     painted = read_hint_file(hints / "ant.png", (HINT_SKETCH_SIZE,) * 2, 32)
     ys, xs = painted[3].nonzero(as_tuple=True)
-    assert np.array_equal(preview[2:34, 2:34][ys, xs], to_uint8(painted[:3]).permute(1, 2, 0)[ys, xs].numpy())
+    assert np.array_equal(
+        preview[2:34, 2:34][ys, xs], to_uint8(painted[:3]).permute(1, 2, 0)[ys, xs].numpy()
+    )
 
     # colour(), what an app calls, gives s2p-predict's pixels: from the files, a PIL layer and a list
     module = load_module(hint_checkpoint)
     ant, cat = open_image(sketches / "ant.png"), open_image(sketches / "cat.png")
-    for picture, name in ((colour(module, ant, hints / "ant.png"), "ant"),
-                          (colour(module, ant, Image.open(hints / "ant.png")), "ant"),
-                          (colour(module, cat, json.loads((hints / "cat.json").read_text())), "cat"),
-                          (colour(module, open_image(sketches / "bee.png")), "bee")):
-        assert np.abs(np.asarray(picture).astype(int) - as_array(hinted / f"{name}.png")).max() <= 1, name
+    for picture, name in (
+        (colour(module, ant, hints / "ant.png"), "ant"),
+        (colour(module, ant, Image.open(hints / "ant.png")), "ant"),
+        (colour(module, cat, json.loads((hints / "cat.json").read_text())), "cat"),
+        (colour(module, open_image(sketches / "bee.png")), "bee"),
+    ):
+        assert (
+            np.abs(np.asarray(picture).astype(int) - as_array(hinted / f"{name}.png")).max() <= 1
+        ), name
     assert colour(module, ant, hints / "ant.png", keep_size=True).size == (HINT_SKETCH_SIZE,) * 2
 
     # a drawing app's RGBA sketch (lines on transparent paper) is flattened on white, as open_image does
     lines = np.asarray(ant.convert("L"))
-    drawn = Image.fromarray(np.dstack([lines, lines, lines, np.where(lines < 250, 255, 0)]).astype(np.uint8), "RGBA")
+    drawn = Image.fromarray(
+        np.dstack([lines, lines, lines, np.where(lines < 250, 255, 0)]).astype(np.uint8), "RGBA"
+    )
     drawn.save(tmp_path / "drawn.png")
-    assert np.array_equal(np.asarray(colour(module, drawn)), np.asarray(colour(module, open_image(tmp_path / "drawn.png"))))
+    assert np.array_equal(
+        np.asarray(colour(module, drawn)),
+        np.asarray(colour(module, open_image(tmp_path / "drawn.png"))),
+    )
 
 
 def test_a_single_hint_file(tmp_path, hint_folders, hint_checkpoint):
     sketches, hints = hint_folders
     out = tmp_path / "one"
-    writer = predict(predict_config(tmp_path, f"ckpt_path={hint_checkpoint}", f"input={sketches / 'cat.png'}",
-                                    f"hints={hints / 'cat.json'}", f"output={out}"))
+    writer = predict(
+        predict_config(
+            tmp_path,
+            f"ckpt_path={hint_checkpoint}",
+            f"input={sketches / 'cat.png'}",
+            f"hints={hints / 'cat.json'}",
+            f"output={out}",
+        )
+    )
     assert (writer.written, [p.name for p in writer.previews]) == (1, ["cat.png"])
-    with pytest.raises(UserError, match=r"hints=.*cat\.json is one hint file but input=.* holds 3 sketches"):
-        predict(predict_config(tmp_path, f"ckpt_path={hint_checkpoint}", f"input={sketches}",
-                               f"hints={hints / 'cat.json'}", f"output={out}"))
+    with pytest.raises(
+        UserError, match=r"hints=.*cat\.json is one hint file but input=.* holds 3 sketches"
+    ):
+        predict(
+            predict_config(
+                tmp_path,
+                f"ckpt_path={hint_checkpoint}",
+                f"input={sketches}",
+                f"hints={hints / 'cat.json'}",
+                f"output={out}",
+            )
+        )
     with pytest.raises(UserError, match="is the input folder"):
-        predict(predict_config(tmp_path, f"ckpt_path={hint_checkpoint}", f"input={sketches}", f"hints={sketches}",
-                               f"output={out}"))
+        predict(
+            predict_config(
+                tmp_path,
+                f"ckpt_path={hint_checkpoint}",
+                f"input={sketches}",
+                f"hints={sketches}",
+                f"output={out}",
+            )
+        )
 
 
 def test_hint_problems_are_named_and_skipped(tmp_path, hint_folders, hint_checkpoint, caplog):
     """A hint layer of another aspect ratio and a hint file without its sketch: both named, both
     skipped, exit status 2; the other sketches are still written."""
     sketches, hints = hint_folders
-    Image.new("RGBA", (HINT_SKETCH_SIZE, HINT_SKETCH_SIZE // 2), (255, 0, 0, 255)).save(hints / "ant.png")
+    Image.new("RGBA", (HINT_SKETCH_SIZE, HINT_SKETCH_SIZE // 2), (255, 0, 0, 255)).save(
+        hints / "ant.png"
+    )
     (hints / "zebra.json").write_text('[{"x": 3, "y": 3, "color": "#ff0000"}]')
     out = tmp_path / "out"
-    cfg = predict_config(tmp_path, f"ckpt_path={hint_checkpoint}", f"input={sketches}", f"hints={hints}", f"output={out}")
-    with caplog.at_level(logging.INFO, logger="sketch2photo.predict"), pytest.raises(SystemExit) as exit:
+    cfg = predict_config(
+        tmp_path,
+        f"ckpt_path={hint_checkpoint}",
+        f"input={sketches}",
+        f"hints={hints}",
+        f"output={out}",
+    )
+    with (
+        caplog.at_level(logging.INFO, logger="sketch2photo.predict"),
+        pytest.raises(SystemExit) as exit,
+    ):
         main(cfg)
     assert exit.value.code == SOME_FILES_FAILED
     assert sorted(p.name for p in out.iterdir()) == ["bee.png", "cat.png", "previews"]
@@ -237,7 +359,9 @@ def test_hint_files_transparency_and_scale(tmp_path):
     LA are read. A 1 px dot, or a JSON hint of radius 0, survives the resize to the model's size."""
     sketch_size = (256, 256)
     Image.new("RGB", sketch_size, (255, 0, 0)).save(tmp_path / "rgb.png")
-    with pytest.raises(UserError, match=r"rgb\.png: a hint image needs transparency .* or give the hints as JSON"):
+    with pytest.raises(
+        UserError, match=r"rgb\.png: a hint image needs transparency .* or give the hints as JSON"
+    ):
         read_hint_file(tmp_path / "rgb.png", sketch_size, 32)
 
     palette = Image.new("P", (128, 128), 0)
@@ -256,18 +380,33 @@ def test_hint_files_transparency_and_scale(tmp_path):
     assert hints[:3, 100 // 8, 200 // 8].tolist() == [1.0, 1.0, 1.0]
 
     (tmp_path / "dot.json").write_text('[{"x": 200, "y": 100, "color": "#00ff00", "radius": 0}]')
-    assert read_hint_file(tmp_path / "dot.json", sketch_size, 32)[3].nonzero().tolist() == [[100 // 8, 200 // 8]]
+    assert read_hint_file(tmp_path / "dot.json", sketch_size, 32)[3].nonzero().tolist() == [
+        [100 // 8, 200 // 8]
+    ]
     (tmp_path / "off.json").write_text('[{"x": 300, "y": 10, "color": "#00ff00"}]')
-    with pytest.raises(UserError, match=r"off\.json: not a hint list \(hint 0 at \(300, 10\) is outside the 256x256 sketch\)"):
+    with pytest.raises(
+        UserError,
+        match=r"off\.json: not a hint list \(hint 0 at \(300, 10\) is outside the 256x256 sketch\)",
+    ):
         read_hint_file(tmp_path / "off.json", sketch_size, 32)
 
 
 def test_hints_need_a_model_that_takes_them(tmp_path, hint_folders, tiny_checkpoint):
     sketches, hints = hint_folders
-    with pytest.raises(UserError, match=r"hints=.*: this checkpoint's model takes no hints \(it was trained without "
-                                         r"model\.net\.hint_input=true\)"):
-        predict(predict_config(tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={sketches}", f"hints={hints}",
-                               f"output={tmp_path / 'out'}"))
+    with pytest.raises(
+        UserError,
+        match=r"hints=.*: this checkpoint's model takes no hints \(it was trained without "
+        r"model\.net\.hint_input=true\)",
+    ):
+        predict(
+            predict_config(
+                tmp_path,
+                f"ckpt_path={tiny_checkpoint}",
+                f"input={sketches}",
+                f"hints={hints}",
+                f"output={tmp_path / 'out'}",
+            )
+        )
     assert not (tmp_path / "out").exists()
     with pytest.raises(UserError, match="model takes no hints"):
         colour(load_module(tiny_checkpoint), open_image(sketches / "ant.png"), hints / "ant.png")

@@ -17,9 +17,19 @@ from sketch2photo.runs.sample_grids import LABEL_WIDTH, sample_grid
 def test_scalars_and_images_use_the_epoch_whatever_the_batch_size(train_config, tmp_path):
     steps = {}
     for batch_size in (2, 6):
-        train(train_config("trainer.max_epochs=3", f"data.batch_size={batch_size}", f"paths.run_dir={tmp_path / str(batch_size)}"))
-        events = EventAccumulator(str(tmp_path / str(batch_size)), size_guidance={"images": 0, "scalars": 0}).Reload()
-        steps[batch_size] = {tag: [event.step for event in events.Scalars(tag)] for tag in ("train/loss", "val/psnr")}
+        train(
+            train_config(
+                "trainer.max_epochs=3",
+                f"data.batch_size={batch_size}",
+                f"paths.run_dir={tmp_path / str(batch_size)}",
+            )
+        )
+        events = EventAccumulator(
+            str(tmp_path / str(batch_size)), size_guidance={"images": 0, "scalars": 0}
+        ).Reload()
+        steps[batch_size] = {
+            tag: [event.step for event in events.Scalars(tag)] for tag in ("train/loss", "val/psnr")
+        }
         assert [event.step for event in events.Images("samples")] == [1, 2, 3]
         assert "step" not in events.Tags()["scalars"]
     assert steps[2] == steps[6] == {"train/loss": [1, 2, 3], "val/psnr": [1, 2, 3]}
@@ -29,7 +39,9 @@ def session_hparams(run_dir) -> dict:
     events = EventAccumulator(str(run_dir)).Reload()
     content = events.PluginTagToContent("hparams")
     assert "_hparams_/experiment" not in content  # columns come from all runs, not the first
-    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        content["_hparams_/session_start_info"]
+    ).session_start_info
     return dict(start.hparams)
 
 
@@ -40,15 +52,33 @@ def test_hparams_tab_gets_the_settings_and_metrics(train_config, tmp_path):
     assert hparams["image_size"].number_value == 32
     assert hparams["seed"].number_value == 42
     events = EventAccumulator(str(tmp_path / "run")).Reload()
-    assert {"val/psnr", "val/ssim", "val/l1", "val/mse"} <= set(events.Tags()["scalars"])  # the metric columns
+    assert {"val/psnr", "val/ssim", "val/l1", "val/mse"} <= set(
+        events.Tags()["scalars"]
+    )  # the metric columns
 
 
 def test_hparams_show_what_was_set_and_the_same_keys_for_every_model(train_config, tmp_path):
-    train(train_config("trainer.max_epochs=1", "model.lr=0.002", f"paths.run_dir={tmp_path / 'logs' / 'ae'}"))
-    train(train_config("trainer.max_epochs=1", "model=unet", "model.net.depth=2", "model.net.width=8",
-                       f"paths.run_dir={tmp_path / 'logs' / 'unet'}"))
-    ae, unet = session_hparams(tmp_path / "logs" / "ae"), session_hparams(tmp_path / "logs" / "unet")
-    assert ae["lr"].number_value == pytest.approx(0.002)  # typed, and one of the fixed set: under its short name
+    train(
+        train_config(
+            "trainer.max_epochs=1", "model.lr=0.002", f"paths.run_dir={tmp_path / 'logs' / 'ae'}"
+        )
+    )
+    train(
+        train_config(
+            "trainer.max_epochs=1",
+            "model=unet",
+            "model.net.depth=2",
+            "model.net.width=8",
+            f"paths.run_dir={tmp_path / 'logs' / 'unet'}",
+        )
+    )
+    ae, unet = (
+        session_hparams(tmp_path / "logs" / "ae"),
+        session_hparams(tmp_path / "logs" / "unet"),
+    )
+    assert ae["lr"].number_value == pytest.approx(
+        0.002
+    )  # typed, and one of the fixed set: under its short name
     assert unet["model.net.depth"].number_value == 2  # typed: under its own name
     assert ae["model"].string_value == "SeedAutoencoder"
     assert unet["model"].string_value == "UNet"
@@ -74,9 +104,9 @@ def test_sample_grids_label_their_rows_and_epoch(tmp_path):
     plain = sample_grid(*images)
     assert grid.shape == plain.shape  # the same margins, labels or not
     assert grid.shape[2] > 4 * 16 + LABEL_WIDTH - 1
-    label_column = grid[:, :, :LABEL_WIDTH - 4]
+    label_column = grid[:, :, : LABEL_WIDTH - 4]
     rows = label_column.shape[1] // 3
     for row in range(3):  # "sketch", "output", "target": dark text in each row's band
-        assert (label_column[:, row * rows:(row + 1) * rows] < 0.5).any(), row
+        assert (label_column[:, row * rows : (row + 1) * rows] < 0.5).any(), row
     assert (grid[:, :12, LABEL_WIDTH:] < 0.9).any()  # the notes above the columns
     assert not torch.equal(grid, plain)

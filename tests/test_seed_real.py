@@ -12,7 +12,12 @@ pytestmark = pytest.mark.real_data
 
 
 def test_seed_experiment_first_40_epochs(train_config, real_data_dir, tmp_path):
-    cfg = train_config("experiment=seed", f"data.data_dir={real_data_dir}", "trainer.max_epochs=40", "data.image_size=128")
+    cfg = train_config(
+        "experiment=seed",
+        f"data.data_dir={real_data_dir}",
+        "trainer.max_epochs=40",
+        "data.image_size=128",
+    )
     train(cfg)
     history = json.loads((tmp_path / "run" / "metrics.json").read_text())["history"]
     loss = {row["epoch"]: row["train/loss"] for row in history}

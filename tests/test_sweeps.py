@@ -24,10 +24,19 @@ HALF_THE_CORES = max(1, (os.cpu_count() or 1) // 2)
 def sweep(tmp_path, synthetic_dir, *overrides, env=None):
     """s2p-train -m over the tiny synthetic data into tmp_path/sweep; (result, {job: metrics.json})."""
     result = run_cli(
-        "s2p-train", "-m", *TINY, f"data.data_dir={synthetic_dir}", "hydra.sweep.dir=sweep", *overrides, cwd=tmp_path, env=env,
+        "s2p-train",
+        "-m",
+        *TINY,
+        f"data.data_dir={synthetic_dir}",
+        "hydra.sweep.dir=sweep",
+        *overrides,
+        cwd=tmp_path,
+        env=env,
     )
     root = tmp_path / "sweep"
-    jobs = {path.name: json.loads((path / "metrics.json").read_text()) for path in root.glob("[0-9]*")}
+    jobs = {
+        path.name: json.loads((path / "metrics.json").read_text()) for path in root.glob("[0-9]*")
+    }
     return result, jobs
 
 
@@ -36,13 +45,22 @@ def sweep(tmp_path, synthetic_dir, *overrides, env=None):
 def test_basic_launcher_records_failures_and_compare_ranks_the_runs(tmp_path, synthetic_dir):
     result, jobs = sweep(tmp_path, synthetic_dir, "model.lr=1e-3,3e-3,1e30,-1")
     assert result.returncode == 1  # Hydra runs every job, then reports the first failure
-    assert {job: record["status"] for job, record in jobs.items()} == {"0": "ok", "1": "ok", "2": "failed", "3": "failed"}
+    assert {job: record["status"] for job, record in jobs.items()} == {
+        "0": "ok",
+        "1": "ok",
+        "2": "failed",
+        "3": "failed",
+    }
     assert jobs["2"]["error"].startswith("TrainingDiverged: the loss became NaN")  # a NaN
-    assert jobs["3"]["error"].startswith("UserError: model.lr=-1 must be a positive number")  # a bad value
+    assert jobs["3"]["error"].startswith(
+        "UserError: model.lr=-1 must be a positive number"
+    )  # a bad value
 
     compared = run_cli("s2p-compare", "sweep", "--out", "report", cwd=tmp_path)
     assert compared.returncode == 0, compared.stderr[-2000:]
-    assert "4 run(s) under sweep, 2 not ok, sorted by val/psnr (higher is better)" in compared.stdout
+    assert (
+        "4 run(s) under sweep, 2 not ok, sorted by val/psnr (higher is better)" in compared.stdout
+    )
     with open(tmp_path / "report" / "comparison.csv") as file:
         rows = list(csv.DictReader(file))
     best = max(("0", "1"), key=lambda job: jobs[job]["metrics"]["val/psnr"])
@@ -64,17 +82,26 @@ def test_basic_launcher_records_failures_and_compare_ranks_the_runs(tmp_path, sy
 @pytest.mark.slow
 def test_joblib_runs_two_jobs_at_once_with_half_the_cores_each(tmp_path, synthetic_dir):
     result, jobs = sweep(
-        tmp_path, synthetic_dir, "model.lr=1e-3,3e-3", "data.batch_size=4,0", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
+        tmp_path,
+        synthetic_dir,
+        "model.lr=1e-3,3e-3",
+        "data.batch_size=4,0",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
         env={"PYTHONWARNINGS": "default"},  # warnings shown, so that none must be there
     )
     assert result.returncode == 1
     assert "Joblib.Parallel(n_jobs=2" in result.stdout + result.stderr
-    assert [line for line in result.stderr.splitlines() if "Warning" in line] == []  # not once per worker
+    assert [
+        line for line in result.stderr.splitlines() if "Warning" in line
+    ] == []  # not once per worker
     assert sorted(jobs) == ["0", "1", "2", "3"]
     for job, record in jobs.items():
         bad = int(job) % 2 == 1  # data.batch_size=0
         assert record["status"] == ("failed" if bad else "ok"), record["error"]
-        assert bad == str(record["error"]).startswith("UserError: data.batch_size=0 must be a positive integer")
+        assert bad == str(record["error"]).startswith(
+            "UserError: data.batch_size=0 must be a positive integer"
+        )
         log = (tmp_path / "sweep" / job / "train.log").read_text()
         assert f"torch threads: {HALF_THE_CORES}\n" in log
 
@@ -82,12 +109,22 @@ def test_joblib_runs_two_jobs_at_once_with_half_the_cores_each(tmp_path, synthet
 @pytest.mark.slow
 def test_submitit_local_isolates_an_exception(tmp_path, synthetic_dir):
     result, jobs = sweep(
-        tmp_path, synthetic_dir, "model.lr=1e-3,3e-3", "trainer.precision=32-true,bogus", "trainer.max_epochs=1",
-        "num_threads=1", "hydra/launcher=submitit_local",
+        tmp_path,
+        synthetic_dir,
+        "model.lr=1e-3,3e-3",
+        "trainer.precision=32-true,bogus",
+        "trainer.max_epochs=1",
+        "num_threads=1",
+        "hydra/launcher=submitit_local",
     )
     assert result.returncode == 1
     assert "Submitit 'local' sweep output dir" in result.stdout + result.stderr
-    assert {job: record["status"] for job, record in jobs.items()} == {"0": "ok", "1": "failed", "2": "ok", "3": "failed"}
+    assert {job: record["status"] for job, record in jobs.items()} == {
+        "0": "ok",
+        "1": "failed",
+        "2": "ok",
+        "3": "failed",
+    }
     assert jobs["1"]["error"].startswith("ValueError: Precision 'bogus' is invalid")
     assert jobs["0"]["epochs"] == 1
     assert jobs["2"]["metrics"]["val/psnr"] > 0
@@ -96,8 +133,14 @@ def test_submitit_local_isolates_an_exception(tmp_path, synthetic_dir):
 @pytest.mark.slow
 def test_optuna_minimizes_val_loss_and_records_a_failed_trial(tmp_path, synthetic_dir):
     result, jobs = sweep(
-        tmp_path, synthetic_dir, "hparams_search=optuna", "optimized_metric=val/loss", "hydra.sweeper.n_trials=2",
-        "hydra.sweeper.sampler.seed=0", "data.batch_size=4", "model.lr=choice(1e-3,1e30)",  # seed 0 draws 1e30, then 1e-3
+        tmp_path,
+        synthetic_dir,
+        "hparams_search=optuna",
+        "optimized_metric=val/loss",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.seed=0",
+        "data.batch_size=4",
+        "model.lr=choice(1e-3,1e30)",  # seed 0 draws 1e30, then 1e-3
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]  # a failed trial does not stop the search
@@ -108,7 +151,9 @@ def test_optuna_minimizes_val_loss_and_records_a_failed_trial(tmp_path, syntheti
     assert "Failed experiment" in output
     results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
     assert results["best_params"] == {"model.lr": 0.001}
-    assert results["best_value"] == pytest.approx(jobs["1"]["metrics"]["val/loss"])  # what s2p-train returned
+    assert results["best_value"] == pytest.approx(
+        jobs["1"]["metrics"]["val/loss"]
+    )  # what s2p-train returned
 
 
 def test_optuna_config_search_space_direction_and_trials(tmp_path):
@@ -119,8 +164,13 @@ def test_optuna_config_search_space_direction_and_trials(tmp_path):
     assert sweeper.max_failure_rate == 1.0
     assert cfg.optimized_metric == "val/psnr"
     assert sweeper.direction == "maximize"
-    space, fixed = create_params_from_overrides([f"{key}={value}" for key, value in sweeper.params.items()])
-    assert space == {"model.lr": LogUniformDistribution(1e-5, 1e-2), "data.batch_size": CategoricalDistribution((4, 8, 16))}
+    space, fixed = create_params_from_overrides(
+        [f"{key}={value}" for key, value in sweeper.params.items()]
+    )
+    assert space == {
+        "model.lr": LogUniformDistribution(1e-5, 1e-2),
+        "data.batch_size": CategoricalDistribution((4, 8, 16)),
+    }
     cfg = compose_config(tmp_path, ["hparams_search=optuna", "optimized_metric=val/loss"])
     assert cfg.hydra.sweeper.direction == "minimize"
 
@@ -142,4 +192,6 @@ def test_parallel_job_resources(tmp_path, monkeypatch):
 def test_ddp_on_cpu_splits_the_cores_whatever_the_strategy(tmp_path):
     half = max(1, (os.cpu_count() or 1) // 2)
     for overrides in (["trainer=ddp_cpu"], ["trainer.accelerator=cpu", "trainer.devices=2"]):
-        assert parallel_job_resources(compose_config(tmp_path, overrides)) == (half, None), overrides
+        assert parallel_job_resources(compose_config(tmp_path, overrides)) == (half, None), (
+            overrides
+        )

@@ -25,12 +25,30 @@ def tensorboard():
     def start(logdir: Path):
         port = free_port()
         # its own process group: the server and its data-server child go down together
-        servers.append(start_cli("tensorboard", "--logdir", logdir, "--host", "127.0.0.1", "--port", port,
-                                 "--samples_per_plugin", "images=100", "--reload_interval", "1", stdout=subprocess.DEVNULL))
+        servers.append(
+            start_cli(
+                "tensorboard",
+                "--logdir",
+                logdir,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--samples_per_plugin",
+                "images=100",
+                "--reload_interval",
+                "1",
+                stdout=subprocess.DEVNULL,
+            )
+        )
 
         def api(path: str, body: dict | None = None):
             data = json.dumps(body).encode() if body is not None else None
-            request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}{path}",
+                data=data,
+                headers={"Content-Type": "application/json"},
+            )
             with urllib.request.urlopen(request, timeout=10) as response:
                 return json.loads(response.read())
 
@@ -48,7 +66,13 @@ def tensorboard():
 
 def test_tensorboard_shows_a_sweep_side_by_side(tmp_path, synthetic_dir, tensorboard):
     result = run_cli(
-        "s2p-train", "-m", *TINY, f"data.data_dir={synthetic_dir}", "model.lr=1e-3,3e-3", "hydra.sweep.dir=sweep", cwd=tmp_path,
+        "s2p-train",
+        "-m",
+        *TINY,
+        f"data.data_dir={synthetic_dir}",
+        "model.lr=1e-3,3e-3",
+        "hydra.sweep.dir=sweep",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     api = tensorboard(tmp_path / "sweep")
@@ -68,10 +92,21 @@ def test_tensorboard_shows_a_sweep_side_by_side(tmp_path, synthetic_dir, tensorb
         grids = api(f"/data/plugin/images/images?run={run}&tag=samples&sample=0")
         assert len(grids) == len(list((tmp_path / "sweep" / run / "samples").glob("*.png"))) >= 2
 
-    groups = api("/data/plugin/hparams/session_groups", {
-        "experimentName": "", "allowedStatuses": ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"],
-        "colParams": [], "startIndex": 0, "sliceSize": 100,
-    })["sessionGroups"]
+    groups = api(
+        "/data/plugin/hparams/session_groups",
+        {
+            "experimentName": "",
+            "allowedStatuses": [
+                "STATUS_UNKNOWN",
+                "STATUS_SUCCESS",
+                "STATUS_FAILURE",
+                "STATUS_RUNNING",
+            ],
+            "colParams": [],
+            "startIndex": 0,
+            "sliceSize": 100,
+        },
+    )["sessionGroups"]
     assert len(groups) == 2
     assert groups[0]["hparams"].keys() == groups[1]["hparams"].keys()  # the same columns
     assert sorted(group["hparams"]["lr"] for group in groups) == [0.001, 0.003]

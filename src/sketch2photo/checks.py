@@ -20,12 +20,15 @@ PACK_INFO = "pack.json"  # what s2p-pack writes last: a folder without it holds 
 REMOTE_PREFIXES = ("s3://", "gs://", "r2://")
 SUBSETS = ("test", "val", "train", "all")
 BASELINES = ("mean", "white")
-HINT_PLACEMENTS = ("random", "regions")  # hints/protocol.py's placements; here without importing torch
+HINT_PLACEMENTS = (
+    "random",
+    "regions",
+)  # hints/protocol.py's placements; here without importing torch
 
 # What each tool says when a required key (`???`) is missing: cli.py's precheck and the command's own body
 USAGES = {
     "predict": "s2p-predict ckpt_path=<file.ckpt or .safetensors> input=<sketch file or folder> output=<folder> "
-               "[keep_size=true] [hints=<hint file or folder>]",
+    "[keep_size=true] [hints=<hint file or folder>]",
     "app": "s2p-app ckpt_path=<file.ckpt or .safetensors> [data.data_dir=<pairs>] [host=127.0.0.1] [port=7860]",
     "export": "s2p-export ckpt_path=<file.ckpt> format=onnx|torchscript|safetensors [output=<file>]",
     "compare": "s2p-compare dir=<sweep dir, run dir or outputs> [metric=val/loss] [out=<dir>]",
@@ -35,76 +38,124 @@ USAGES = {
 
 
 def check_epochs(max_epochs: Any) -> None:
-    if max_epochs is not None and (not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs <= 0):
-        raise UserError(f"trainer.max_epochs={max_epochs!r} must be a positive integer "
-                        "(the reference experiment, `experiment=seed`, uses 640).")
+    if max_epochs is not None and (
+        not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs <= 0
+    ):
+        raise UserError(
+            f"trainer.max_epochs={max_epochs!r} must be a positive integer "
+            "(the reference experiment, `experiment=seed`, uses 640)."
+        )
 
 
 def check_model(lr: Any, loss: Any) -> None:
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
-        raise UserError(f"model.lr={lr!r} must be a positive number (the reference experiment, `experiment=seed`, uses 1e-3).")
+        raise UserError(
+            f"model.lr={lr!r} must be a positive number (the reference experiment, `experiment=seed`, uses 1e-3)."
+        )
     if loss not in LOSSES:
         raise UserError(f"model.loss={loss!r} must be one of {', '.join(LOSSES)}.")
 
 
-def check_data(image_size: Any, batch_size: Any, on_bad_file: Any, num_workers: Any, cache: Any = "memory",
-               cache_dir: Any = None) -> None:
+def check_data(
+    image_size: Any,
+    batch_size: Any,
+    on_bad_file: Any,
+    num_workers: Any,
+    cache: Any = "memory",
+    cache_dir: Any = None,
+) -> None:
     if not isinstance(image_size, int) or image_size < 8:
-        raise UserError(f"data.image_size={image_size!r} must be an integer of at least 8 "
-                        "(the reference experiment, `experiment=seed`, uses 128).")
+        raise UserError(
+            f"data.image_size={image_size!r} must be an integer of at least 8 "
+            "(the reference experiment, `experiment=seed`, uses 128)."
+        )
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size <= 0):
-        raise UserError(f"data.batch_size={batch_size!r} must be a positive integer, or null for the full batch.")
+        raise UserError(
+            f"data.batch_size={batch_size!r} must be a positive integer, or null for the full batch."
+        )
     if on_bad_file not in BAD_FILE_POLICIES:
         raise UserError(f"data.on_bad_file={on_bad_file!r} must be 'error' or 'skip'.")
     if not isinstance(num_workers, int) or num_workers < 0:
         raise UserError(f"data.num_workers={num_workers} must be >= 0.")
     if cache not in CACHES:
-        raise UserError(f"data.cache={cache!r} must be 'disk' (decode once into paths.cache_dir, shared by later runs) "
-                        "or 'memory' (decode into this run's RAM).")
+        raise UserError(
+            f"data.cache={cache!r} must be 'disk' (decode once into paths.cache_dir, shared by later runs) "
+            "or 'memory' (decode into this run's RAM)."
+        )
     if cache == "disk" and not cache_dir:
-        raise UserError("data.cache=disk needs data.cache_dir (default: paths.cache_dir); set it, or data.cache=memory.")
+        raise UserError(
+            "data.cache=disk needs data.cache_dir (default: paths.cache_dir); set it, or data.cache=memory."
+        )
 
 
 def check_split(split: Any, val_fraction: Any, test_fraction: Any, folds: Any, fold: Any) -> None:
     if split not in SPLITS:
-        raise UserError(f"data.split={split!r} must be 'random' (val/test fractions or folds) or 'none' (train on all).")
+        raise UserError(
+            f"data.split={split!r} must be 'random' (val/test fractions or folds) or 'none' (train on all)."
+        )
     for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
         if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
             raise UserError(f"data.{key}={value!r} must be in [0, 1).")
     if val_fraction + test_fraction >= 1.0:
-        raise UserError(f"data.val_fraction={val_fraction} + data.test_fraction={test_fraction} >= 1 leaves no training data.")
+        raise UserError(
+            f"data.val_fraction={val_fraction} + data.test_fraction={test_fraction} >= 1 leaves no training data."
+        )
     if folds is not None:
         if not isinstance(folds, int) or folds < 2:
-            raise UserError(f"data.folds={folds!r} must be an integer of at least 2, or null for no cross-validation.")
+            raise UserError(
+                f"data.folds={folds!r} must be an integer of at least 2, or null for no cross-validation."
+            )
         if not isinstance(fold, int) or not 0 <= fold < folds:
-            raise UserError(f"data.fold={fold!r} is out of range: with data.folds={folds} use 0..{folds - 1}.")
+            raise UserError(
+                f"data.fold={fold!r} is out of range: with data.folds={folds} use 0..{folds - 1}."
+            )
 
 
-def check_augment(min_scale: float = 0.8, degrees: float = 0.0, translate: float = 0.0, p: float = 1.0,
-                  stop_after: float = 1.0, **_: Any) -> None:
+def check_augment(
+    min_scale: float = 0.8,
+    degrees: float = 0.0,
+    translate: float = 0.0,
+    p: float = 1.0,
+    stop_after: float = 1.0,
+    **_: Any,
+) -> None:
     if not 0.0 <= stop_after <= 1.0:
-        raise UserError(f"data.augment.stop_after={stop_after} must be a fraction of the epochs, in [0, 1].")
+        raise UserError(
+            f"data.augment.stop_after={stop_after} must be a fraction of the epochs, in [0, 1]."
+        )
     if not 0.0 < min_scale <= 1.0:
-        raise UserError(f"data.augment.min_scale={min_scale} must be in (0, 1]; 1 turns crop jitter off.")
-    for key, value, high in (("translate", translate, 1.0), ("p", p, 1.0), ("degrees", degrees, 180.0)):
+        raise UserError(
+            f"data.augment.min_scale={min_scale} must be in (0, 1]; 1 turns crop jitter off."
+        )
+    for key, value, high in (
+        ("translate", translate, 1.0),
+        ("p", p, 1.0),
+        ("degrees", degrees, 180.0),
+    ):
         if not 0.0 <= value <= high:
             raise UserError(f"data.augment.{key}={value} must be in [0, {high:g}]; 0 turns it off.")
 
 
 def check_litdata() -> None:
     if importlib.util.find_spec("litdata") is None:
-        raise UserError('data=streaming and s2p-pack need LitData, an optional extra: pip install "sketch2photo[streaming]"')
+        raise UserError(
+            'data=streaming and s2p-pack need LitData, an optional extra: pip install "sketch2photo[streaming]"'
+        )
 
 
 def no_pack(input_dir: Any, reason: str) -> UserError:
     return UserError(
         f"data.input_dir={input_dir}: no packed dataset can be read there ({reason}). Pack one first with "
-        f"`s2p-pack data.data_dir=<pairs> out={input_dir}`, or fix the path or the storage credentials.")
+        f"`s2p-pack data.data_dir=<pairs> out={input_dir}`, or fix the path or the storage credentials."
+    )
 
 
 def check_pack_dir(input_dir: Any) -> None:
     """data=streaming from a local folder: it must hold a finished pack. (A remote one is checked when read.)"""
-    if not str(input_dir).startswith(REMOTE_PREFIXES) and not (Path(str(input_dir)) / PACK_INFO).is_file():
+    if (
+        not str(input_dir).startswith(REMOTE_PREFIXES)
+        and not (Path(str(input_dir)) / PACK_INFO).is_file()
+    ):
         raise no_pack(input_dir, f"{Path(str(input_dir)) / PACK_INFO} does not exist")
 
 
@@ -112,15 +163,30 @@ def check_training_config(cfg: DictConfig) -> None:
     """s2p-train's settings, before anything heavy is imported. A key the config lacks is skipped:
     the class that takes it checks it later."""
     values = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    trainer, model, data = values.get("trainer") or {}, values.get("model") or {}, values.get("data") or {}
+    trainer, model, data = (
+        values.get("trainer") or {},
+        values.get("model") or {},
+        values.get("data") or {},
+    )
     check_epochs(trainer.get("max_epochs"))
     if "lr" in model:
         check_model(model["lr"], model.get("loss", "mse"))
     if {"image_size", "split"} <= data.keys():
-        check_data(data["image_size"], data.get("batch_size"), data.get("on_bad_file", "error"), data.get("num_workers", 0),
-                   data.get("cache", "memory"), data.get("cache_dir"))
-        check_split(data["split"], data.get("val_fraction", 0.1), data.get("test_fraction", 0.1), data.get("folds"),
-                    data.get("fold", 0))
+        check_data(
+            data["image_size"],
+            data.get("batch_size"),
+            data.get("on_bad_file", "error"),
+            data.get("num_workers", 0),
+            data.get("cache", "memory"),
+            data.get("cache_dir"),
+        )
+        check_split(
+            data["split"],
+            data.get("val_fraction", 0.1),
+            data.get("test_fraction", 0.1),
+            data.get("folds"),
+            data.get("fold", 0),
+        )
         augment = data.get("augment") or {}
         if augment.get("enabled"):
             check_augment(**augment)
@@ -134,17 +200,32 @@ def check_eval_config(cfg: DictConfig) -> None:
     if cfg.subset not in SUBSETS:
         raise UserError(f"subset={cfg.subset!r} must be one of {', '.join(SUBSETS)}.")
     if bool(cfg.ckpt_path) == bool(cfg.baseline):
-        raise UserError("give exactly one of ckpt_path=<file.ckpt or .safetensors> or baseline=mean|white.")
+        raise UserError(
+            "give exactly one of ckpt_path=<file.ckpt or .safetensors> or baseline=mean|white."
+        )
     if cfg.baseline and cfg.baseline not in BASELINES:
         raise UserError(f"baseline={cfg.baseline!r} must be one of {', '.join(BASELINES)}.")
     counts = cfg.hints if OmegaConf.is_list(cfg.hints) else [] if cfg.hints is None else [cfg.hints]
-    if any(not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 255 for count in counts):
-        raise UserError(f"hints={cfg.hints}: give whole numbers of hints from 0 to 255, e.g. hints=0,1,3,10,30.")
+    if any(
+        not isinstance(count, int) or isinstance(count, bool) or not 0 <= count <= 255
+        for count in counts
+    ):
+        raise UserError(
+            f"hints={cfg.hints}: give whole numbers of hints from 0 to 255, e.g. hints=0,1,3,10,30."
+        )
     if counts and cfg.baseline:
         raise UserError("hints= scores a model that takes colour hints; a baseline takes none.")
-    placements = list(cfg.hint_placements) if OmegaConf.is_list(cfg.hint_placements) else [cfg.hint_placements]
+    placements = (
+        list(cfg.hint_placements)
+        if OmegaConf.is_list(cfg.hint_placements)
+        else [cfg.hint_placements]
+    )
     if not placements or any(placement not in HINT_PLACEMENTS for placement in placements):
-        raise UserError(f"hint_placements={cfg.hint_placements}: each must be one of {', '.join(HINT_PLACEMENTS)}.")
+        raise UserError(
+            f"hint_placements={cfg.hint_placements}: each must be one of {', '.join(HINT_PLACEMENTS)}."
+        )
     if cfg.baseline == "mean" and cfg.subset == "all":
-        raise UserError("baseline=mean subset=all would score the mean of all pairs on those same pairs; "
-                        "use subset=test or subset=val, whose mean comes from the training pairs.")
+        raise UserError(
+            "baseline=mean subset=all would score the mean of all pairs on those same pairs; "
+            "use subset=test or subset=val, whose mean comes from the training pairs."
+        )

@@ -36,18 +36,26 @@ log = logging.getLogger("sketch2photo")
 # Lightning's lines that tell a user of these commands nothing: the model line names the device,
 # the summary says which weights were tested, and the litlogger tip is an advertisement.
 NOISE_LOG_LINES = (
-    "GPU available:", "TPU available:", "HPU available:", "💡 Tip:", "`Trainer.fit` stopped:",
-    "Restoring states from the checkpoint path", "Loaded model weights from the checkpoint",
-    "Restored all states from the checkpoint", "setup plugin ",
+    "GPU available:",
+    "TPU available:",
+    "HPU available:",
+    "💡 Tip:",
+    "`Trainer.fit` stopped:",
+    "Restoring states from the checkpoint path",
+    "Loaded model weights from the checkpoint",
+    "Restored all states from the checkpoint",
+    "setup plugin ",
 )
 NOISE_WARNINGS = (
     r"`isinstance\(treespec, LeafSpec\)` is deprecated",  # Lightning 2.6's own use of torch's pytree API
-    r"Checkpoint directory .* exists and is not empty",   # resume=<run dir> writes into its own dir on purpose
+    r"Checkpoint directory .* exists and is not empty",  # resume=<run dir> writes into its own dir on purpose
     r"The given buffer is not writable",  # data=streaming: litdata's tensors over a memory-mapped chunk, only read
     r"Your `IterableDataset` has `__len__` defined",  # data=streaming: litdata splits the pairs among workers itself
 )
-NOISE_LOGGERS = ("lightning.pytorch.utilities.rank_zero",
-                 "alembic.runtime.plugins")  # "setup plugin ..." x7 when the Optuna sweeper imports optuna
+NOISE_LOGGERS = (
+    "lightning.pytorch.utilities.rank_zero",
+    "alembic.runtime.plugins",
+)  # "setup plugin ..." x7 when the Optuna sweeper imports optuna
 
 
 def silence_known_noise() -> None:
@@ -72,9 +80,13 @@ def use_hydra_logging_for_lightning() -> None:
         logger.propagate = True
 
 
-def command(config_name: str, body: str, precheck: Callable[[DictConfig], None] | None = None,
-            list_keys: tuple[str, ...] = (), arguments: Callable[[list[str]], list[str]] | None = None
-            ) -> Callable[[], Any]:
+def command(
+    config_name: str,
+    body: str,
+    precheck: Callable[[DictConfig], None] | None = None,
+    list_keys: tuple[str, ...] = (),
+    arguments: Callable[[list[str]], list[str]] | None = None,
+) -> Callable[[], Any]:
     """An s2p-* entry point: compose `config_name`, run `precheck` (plain values, no torch), then
     `body` ("module:function"). `list_keys` take a comma list without brackets (`hints=0,1,3`),
     which Hydra outside -m refuses as an ambiguous sweep; `arguments` rewrites the command line
@@ -86,11 +98,15 @@ def command(config_name: str, body: str, precheck: Callable[[DictConfig], None] 
         ran_body = False
         silence_known_noise()
         try:
-            if precheck is not None and not in_multirun():  # a sweep job records its failure in its own dir instead
+            if (
+                precheck is not None and not in_multirun()
+            ):  # a sweep job records its failure in its own dir instead
                 precheck(cfg)
             ran_body = True
             module, name = body.split(":")
-            function = getattr(importlib.import_module(module), name)  # torch and Lightning load here
+            function = getattr(
+                importlib.import_module(module), name
+            )  # torch and Lightning load here
             if "lightning" in sys.modules:
                 use_hydra_logging_for_lightning()
             return function(cfg)
@@ -98,7 +114,9 @@ def command(config_name: str, body: str, precheck: Callable[[DictConfig], None] 
             log.warning("Interrupted (Ctrl-C).")
             sys.exit(130)
         except SystemExit as exit:
-            if type(exit).__name__ == "SIGTERMException":  # Lightning's, after saving: status 0 otherwise
+            if (
+                type(exit).__name__ == "SIGTERMException"
+            ):  # Lightning's, after saving: status 0 otherwise
                 sys.exit(128 + signal.SIGTERM)
             raise
         except Exception as error:
@@ -113,7 +131,9 @@ def command(config_name: str, body: str, precheck: Callable[[DictConfig], None] 
             sys.exit(1)
 
     run.__module__ = body.split(":")[0]  # Hydra names the job (train.log, hydra.job.name) after it
-    hydra_main = hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)(run)
+    hydra_main = hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)(
+        run
+    )
 
     def entry() -> Any:
         silence_known_noise()  # here too: a sweeper's imports log before any job runs
@@ -138,7 +158,11 @@ def command(config_name: str, body: str, precheck: Callable[[DictConfig], None] 
 
 def _as_list(argument: str, keys: tuple[str, ...]) -> str:
     key, _, value = argument.partition("=")
-    return f"{key}=[{value}]" if key in keys and "," in value and not value.startswith("[") else argument
+    return (
+        f"{key}=[{value}]"
+        if key in keys and "," in value and not value.startswith("[")
+        else argument
+    )
 
 
 def requires(name: str) -> Callable[[DictConfig], None]:
@@ -174,10 +198,17 @@ def _pack_precheck(cfg: DictConfig) -> None:
 
 # The one entry table: console script -> config, body, precheck.
 train = command("train", "sketch2photo.commands.train:main", check_training_config)
-evaluate = command("eval", "sketch2photo.commands.evaluate:main", check_eval_config, list_keys=("hints",))
+evaluate = command(
+    "eval", "sketch2photo.commands.evaluate:main", check_eval_config, list_keys=("hints",)
+)
 predict = command("predict", "sketch2photo.commands.predict:main", requires("predict"))
 export = command("export", "sketch2photo.commands.export:main", requires("export"))
 app = command("app", "sketch2photo.commands.app:main", requires("app"))
-compare = command("compare", "sketch2photo.commands.compare:main", requires("compare"), arguments=compare_arguments)
+compare = command(
+    "compare",
+    "sketch2photo.commands.compare:main",
+    requires("compare"),
+    arguments=compare_arguments,
+)
 make_pairs = command("make_pairs", "sketch2photo.commands.make_pairs:main", requires("make_pairs"))
 pack = command("pack", "sketch2photo.commands.pack:main", _pack_precheck)

@@ -36,8 +36,10 @@ def prepare_sketch(image: Image.Image, size: int) -> Tensor:
 def require_hint_model(module, given: str) -> None:
     """UserError when hints are given (`given` names them) to a model trained without them."""
     if not module.takes_hints:
-        raise UserError(f"{given}: this checkpoint's model takes no hints (it was trained without "
-                        "model.net.hint_input=true). Drop the hints, or use a model trained with them.")
+        raise UserError(
+            f"{given}: this checkpoint's model takes no hints (it was trained without "
+            "model.net.hint_input=true). Drop the hints, or use a model trained with them."
+        )
 
 
 def to_picture(output: Tensor, keep_size: tuple[int, int] | None = None) -> Image.Image:
@@ -52,7 +54,9 @@ def preview(sketch: Tensor, hints: Tensor, output: Tensor) -> Image.Image:
     return to_picture(make_grid(torch.stack([painted, output]), nrow=2, padding=2, pad_value=1.0))
 
 
-def colour(module, sketch: Image.Image, hints: HintSource = None, keep_size: bool = False) -> Image.Image:
+def colour(
+    module, sketch: Image.Image, hints: HintSource = None, keep_size: bool = False
+) -> Image.Image:
     """Colour one sketch with a loaded module (checkpoints/read.py's load_module), at the model's size or,
     with keep_size, at the sketch's own."""
     if hints is not None:
@@ -61,5 +65,7 @@ def colour(module, sketch: Image.Image, hints: HintSource = None, keep_size: boo
     hint_map = prepare_hints(hints, sketch.size, size)
     with torch.inference_mode():
         sketch_input = prepare_sketch(sketch, size)[None].to(module.device)
-        output = module(sketch_input, None if hint_map is None else hint_map[None].to(module.device))[0]
+        output = module(
+            sketch_input, None if hint_map is None else hint_map[None].to(module.device)
+        )[0]
     return to_picture(output, sketch.size if keep_size else None)

@@ -8,7 +8,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from sketch2photo.metrics import higher_is_better
 
-CONFIG_DIR = str(Path(__file__).resolve().parent / "configs")  # shipped inside the package; ./configs links here
+CONFIG_DIR = str(
+    Path(__file__).resolve().parent / "configs"
+)  # shipped inside the package; ./configs links here
 
 
 def _resume_dir(default: str, *, _root_: DictConfig) -> str:

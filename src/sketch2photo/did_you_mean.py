@@ -19,14 +19,20 @@ MISSING_KEY = object()
 def nearest_names(config_dir: str, config_name: str, args: list[str]) -> str:
     """'did you mean ...?' for each key or group on the command line that the config does not have."""
     try:
-        overrides = OverridesParser.create().parse_overrides([arg for arg in args if not arg.startswith("-")])
+        overrides = OverridesParser.create().parse_overrides(
+            [arg for arg in args if not arg.startswith("-")]
+        )
     except Exception:  # Hydra has already said what is wrong with the syntax
         return ""
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=config_dir):
         loader = GlobalHydra.instance().config_loader()
         groups = loader.list_groups("")
-        chosen = [o.input_line for o in overrides if o.key_or_group in groups and o.value_type is ValueType.ELEMENT]
+        chosen = [
+            o.input_line
+            for o in overrides
+            if o.key_or_group in groups and o.value_type is ValueType.ELEMENT
+        ]
         try:
             cfg = compose(config_name, overrides=chosen)
         except Exception:  # a bad group choice: Hydra has listed the options
@@ -35,18 +41,32 @@ def nearest_names(config_dir: str, config_name: str, args: list[str]) -> str:
     hints = []
     for override in overrides:
         name = override.key_or_group
-        if override.is_add() or name.startswith("hydra") or name in groups or OmegaConf.select(cfg, name, default=MISSING_KEY) is not MISSING_KEY:
+        if (
+            override.is_add()
+            or name.startswith("hydra")
+            or name in groups
+            or OmegaConf.select(cfg, name, default=MISSING_KEY) is not MISSING_KEY
+        ):
             continue
         parent, _, leaf = name.rpartition(".")
         node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
-        if isinstance(node, DictConfig):  # a misspelt last part: its siblings (and the groups, at the top)
+        if isinstance(
+            node, DictConfig
+        ):  # a misspelt last part: its siblings (and the groups, at the top)
             siblings = list(dict.fromkeys([*node.keys(), *([] if parent else groups)]))
-            close = [f"{parent}.{match}" if parent else match for match in difflib.get_close_matches(leaf, siblings, n=3, cutoff=0.6)]
+            close = [
+                f"{parent}.{match}" if parent else match
+                for match in difflib.get_close_matches(leaf, siblings, n=3, cutoff=0.6)
+            ]
         else:  # the parent is misspelt too
             close = difflib.get_close_matches(name, keys, n=3, cutoff=0.6)
         if close:
             value = override.input_line.split("=", 1)[1] if "=" in override.input_line else ""
-            hints.append(f"{name}: did you mean " + " or ".join(f"{c}={value}" if value else c for c in close) + "?")
+            hints.append(
+                f"{name}: did you mean "
+                + " or ".join(f"{c}={value}" if value else c for c in close)
+                + "?"
+            )
     return "\n".join(hints)
 
 

@@ -3,7 +3,9 @@
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
-SOME_FILES_FAILED = 2  # exit status of a command that skipped unreadable input files and did the rest
+SOME_FILES_FAILED = (
+    2  # exit status of a command that skipped unreadable input files and did the rest
+)
 
 
 class UserError(Exception):

@@ -13,7 +13,11 @@ if TYPE_CHECKING:
     from torchmetrics import MetricCollection
 
 DATA_RANGE = 2.0  # images live in [-1, 1]; SSIM must not infer the range from each batch
-PER_IMAGE = (1, 2, 3)  # PSNR per image, then averaged: the usual convention, not PSNR of the pooled MSE
+PER_IMAGE = (
+    1,
+    2,
+    3,
+)  # PSNR per image, then averaged: the usual convention, not PSNR of the pooled MSE
 
 
 def image_metrics(prefix: str) -> MetricCollection:
@@ -40,8 +44,12 @@ def per_image_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, t
     )
 
     return {
-        "psnr": peak_signal_noise_ratio(output, target, data_range=DATA_RANGE, dim=PER_IMAGE, reduction="none"),
-        "ssim": structural_similarity_index_measure(output, target, data_range=DATA_RANGE, reduction="none"),
+        "psnr": peak_signal_noise_ratio(
+            output, target, data_range=DATA_RANGE, dim=PER_IMAGE, reduction="none"
+        ),
+        "ssim": structural_similarity_index_measure(
+            output, target, data_range=DATA_RANGE, reduction="none"
+        ),
         "l1": (output - target).abs().mean(dim=PER_IMAGE),
         "mse": (output - target).square().mean(dim=PER_IMAGE),
     }

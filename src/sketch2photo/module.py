@@ -52,7 +52,9 @@ class ColorizationModule(LightningModule):
         compile: bool = False,
     ):
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["net"] if isinstance(net, torch.nn.Module) else None)
+        self.save_hyperparameters(
+            logger=False, ignore=["net"] if isinstance(net, torch.nn.Module) else None
+        )
         check_model(lr, loss)
         self.net = net if isinstance(net, torch.nn.Module) else instantiate(net)
         multiple = self.net.size_multiple
@@ -70,7 +72,9 @@ class ColorizationModule(LightningModule):
         self.test_metrics = image_metrics("test/")
         # The mean loss over all pairs. Not self.log(sync_dist=True): its mean miscounts shards of
         # unequal size, e.g. 3 val pairs on 2 DDP ranks (Lightning issue #21859).
-        self.mean_loss = torch.nn.ModuleDict({stage: MeanMetric(nan_strategy="disable") for stage in ("val", "test")})
+        self.mean_loss = torch.nn.ModuleDict(
+            {stage: MeanMetric(nan_strategy="disable") for stage in ("val", "test")}
+        )
         self.register_buffer("loss_is_finite", torch.tensor(True), persistent=False)
 
     @property
@@ -82,7 +86,9 @@ class ColorizationModule(LightningModule):
         sketch = sketch.contiguous(memory_format=self.memory_format)
         if not self.takes_hints:
             return self.net(sketch)
-        return self.net(sketch, None if hints is None else hints.contiguous(memory_format=self.memory_format))
+        return self.net(
+            sketch, None if hints is None else hints.contiguous(memory_format=self.memory_format)
+        )
 
     def loss(self, output: Tensor, target: Tensor) -> Tensor:
         if self.hparams.loss == "mse":
@@ -101,19 +107,37 @@ class ColorizationModule(LightningModule):
         size = len(output)
         # sync_dist: reduced once at epoch end (on_step=False). Unlike val (see mean_loss), training shards
         # are equal in size (DistributedSampler pads them), so the mean of the ranks' means is the mean.
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size, sync_dist=True)
+        self.log(
+            "train/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=size,
+            sync_dist=True,
+        )
         if self.hparams.loss != "mse":
-            self.log("train/mse", F.mse_loss(output.detach(), batch["photo"]), on_step=False, on_epoch=True,
-                     batch_size=size, sync_dist=True)
+            self.log(
+                "train/mse",
+                F.mse_loss(output.detach(), batch["photo"]),
+                on_step=False,
+                on_epoch=True,
+                batch_size=size,
+                sync_dist=True,
+            )
         return loss
 
     def _evaluate(self, batch: dict, stage: str, metrics) -> Tensor:
-        output = self(batch["sketch"], batch.get("hints")).contiguous()  # some torchmetrics .view() their input
+        output = self(
+            batch["sketch"], batch.get("hints")
+        ).contiguous()  # some torchmetrics .view() their input
         size = len(output)
         loss = self.loss(output, batch["photo"])
         if stage == "val":
             self.loss_is_finite &= torch.isfinite(loss)
-        self.mean_loss[stage].update(loss.expand(size))  # once per pair (nan_strategy="disable" drops weights)
+        self.mean_loss[stage].update(
+            loss.expand(size)
+        )  # once per pair (nan_strategy="disable" drops weights)
         self.log(f"{stage}/loss", self.mean_loss[stage], on_epoch=True, batch_size=size)
         metrics.update(output, batch["photo"])
         self.log_dict(metrics, on_epoch=True, batch_size=size)
@@ -123,19 +147,26 @@ class ColorizationModule(LightningModule):
         self._evaluate(batch, "val", self.val_metrics)
 
     def test_step(self, batch: dict, batch_idx: int) -> Tensor:
-        return self._evaluate(batch, "test", self.test_metrics)  # s2p-eval's per-image rows read the outputs
+        return self._evaluate(
+            batch, "test", self.test_metrics
+        )  # s2p-eval's per-image rows read the outputs
 
     def predict_step(self, batch: dict, batch_idx: int) -> Tensor:
         return self(batch["sketch"], batch.get("hints"))
 
     def configure_optimizers(self) -> Any:
         if not self.hparams.optimizer:
-            raise UserError("this model was loaded for inference and has no optimizer config; "
-                            "train from a .ckpt written by s2p-train, or with init_from=<file.ckpt>.")
+            raise UserError(
+                "this model was loaded for inference and has no optimizer config; "
+                "train from a .ckpt written by s2p-train, or with init_from=<file.ckpt>."
+            )
         optimizer = instantiate(self.hparams.optimizer)(self.parameters(), lr=self.hparams.lr)
         if not self.hparams.scheduler:
             return optimizer
-        return {"optimizer": optimizer, "lr_scheduler": instantiate(self.hparams.scheduler)(optimizer)}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": instantiate(self.hparams.scheduler)(optimizer),
+        }
 
     # -- divergence: stop with a clear message and never checkpoint NaN weights -------------
     def raise_if_diverged(self, check_weights: bool = False) -> None:

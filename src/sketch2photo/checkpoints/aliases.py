@@ -27,14 +27,16 @@ MOVED_TARGETS = {
     "sketch2photo.callbacks.CheckpointOnInterrupt": "sketch2photo.checkpoints.callbacks.CheckpointOnInterrupt",
     "sketch2photo.callbacks.SampleGrids": "sketch2photo.runs.sample_grids.SampleGrids",
     "sketch2photo.data.datamodule.PairedSketchDataModule": "sketch2photo.data.datamodules.pairs.PairedSketchDataModule",
-    "sketch2photo.data.streaming.StreamingPairsDataModule":
-        "sketch2photo.data.datamodules.streaming.StreamingPairsDataModule",
+    "sketch2photo.data.streaming.StreamingPairsDataModule": "sketch2photo.data.datamodules.streaming.StreamingPairsDataModule",
     "sketch2photo.sweep_summary.SweepStart": "sketch2photo.runs.sweep_summary.SweepStart",
 }
 RECUT_VERSION = (0, 2, 0)  # checkpoints written before it hold the U-Net with its options inside
 OLD_UNET = "sketch2photo.nets.unet.UNet"
 CONDITIONED = "sketch2photo.nets.conditioning.ConditionedGenerator"
-DROPPED_NET_KEYS = {"hint_line_fill": 0, "hint_whole_figure": False}  # and their defaults, which change nothing
+DROPPED_NET_KEYS = {
+    "hint_line_fill": 0,
+    "hint_whole_figure": False,
+}  # and their defaults, which change nothing
 _warned: set[str] = set()
 
 
@@ -56,25 +58,38 @@ def upgrade_net(net: dict, where: str) -> dict:
         return net
     net = dict(net)
     dropped = {key: net.pop(key) for key in DROPPED_NET_KEYS if key in net}
-    set_ = ", ".join(f"model.net.{key}={json.dumps(value)}" for key, value in dropped.items()
-                     if value != DROPPED_NET_KEYS[key])
+    set_ = ", ".join(
+        f"model.net.{key}={json.dumps(value)}"
+        for key, value in dropped.items()
+        if value != DROPPED_NET_KEYS[key]
+    )
     if set_ and set_ not in _warned:  # once, though resume reads the file more than once
         _warned.add(set_)
-        log.warning("%s sets %s, dropped in sketch2photo 0.2 (it gained at most 0.15 dB): loaded without, so "
-                    "its outputs may differ slightly.", where, set_)
+        log.warning(
+            "%s sets %s, dropped in sketch2photo 0.2 (it gained at most 0.15 dB): loaded without, so "
+            "its outputs may differ slightly.",
+            where,
+            set_,
+        )
     return {**net, "_target_": CONDITIONED, "generator": "unet"}
 
 
 def upgrade_checkpoint(checkpoint: dict, where: str) -> dict:
     """A checkpoint written before the re-cut, in today's form (in place): network config and weights."""
     hparams = checkpoint.get("hyper_parameters")
-    if not written_before_recut(checkpoint) or not isinstance(hparams, dict) or not isinstance(hparams.get("net"), dict):
+    if (
+        not written_before_recut(checkpoint)
+        or not isinstance(hparams, dict)
+        or not isinstance(hparams.get("net"), dict)
+    ):
         return checkpoint
     if hparams["net"].get("_target_") == OLD_UNET:
         hparams["net"] = upgrade_net(hparams["net"], where)
         state = checkpoint.get("state_dict") or {}
-        checkpoint["state_dict"] = {name.replace("net.", "net.generator.", 1) if name.startswith("net.") else name: value
-                                    for name, value in state.items()}
+        checkpoint["state_dict"] = {
+            name.replace("net.", "net.generator.", 1) if name.startswith("net.") else name: value
+            for name, value in state.items()
+        }
     return checkpoint
 
 
@@ -95,7 +110,11 @@ def upgrade_run_config(saved, written_before: bool, where: str) -> None:
 
     walk(saved)
     for callback in (saved.get("callbacks") or {}).values():
-        if callback and callback.get("_target_", "").endswith("CheckpointOnInterrupt") and "dirpath" not in callback:
+        if (
+            callback
+            and callback.get("_target_", "").endswith("CheckpointOnInterrupt")
+            and "dirpath" not in callback
+        ):
             callback.dirpath = "${paths.run_dir}/checkpoints"  # the oldest had none
     net = OmegaConf.select(saved, "model.net")
     if written_before and isinstance(net, DictConfig):

@@ -22,8 +22,14 @@ class LastCheckpoint(ModelCheckpoint):
     """
 
     def __init__(self, dirpath: str, every_n_epochs: int = 1):
-        super().__init__(dirpath=dirpath, filename="last", monitor=None, save_top_k=1,
-                         every_n_epochs=every_n_epochs, enable_version_counter=False)
+        super().__init__(
+            dirpath=dirpath,
+            filename="last",
+            monitor=None,
+            save_top_k=1,
+            every_n_epochs=every_n_epochs,
+            enable_version_counter=False,
+        )
 
     def on_train_end(self, trainer, pl_module) -> None:
         super().on_train_end(trainer, pl_module)
@@ -53,8 +59,10 @@ class CheckpointOnInterrupt(Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.training_started = True
-        if threading.current_thread() is threading.main_thread() \
-                and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
             self.previous_handler = signal.signal(signal.SIGINT, self._request_stop)
 
     def _request_stop(self, signum, frame) -> None:
@@ -71,7 +79,10 @@ class CheckpointOnInterrupt(Callback):
     on_train_batch_end = on_validation_batch_end = on_train_epoch_end = _stop_if_requested
 
     def _restore_handler(self) -> None:
-        if self.previous_handler is not None and signal.getsignal(signal.SIGINT) == self._request_stop:
+        if (
+            self.previous_handler is not None
+            and signal.getsignal(signal.SIGINT) == self._request_stop
+        ):
             signal.signal(signal.SIGINT, self.previous_handler)
         self.previous_handler = None
 
@@ -80,10 +91,17 @@ class CheckpointOnInterrupt(Callback):
 
     def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
         self._restore_handler()  # only if still ours: after a Ctrl-C Lightning ignores SIGINT while it shuts down
-        if not isinstance(exception, (KeyboardInterrupt, SIGTERMException)) or not self.training_started:
+        if (
+            not isinstance(exception, (KeyboardInterrupt, SIGTERMException))
+            or not self.training_started
+        ):
             return
         if trainer.fast_dev_run:
             return
         trainer.save_checkpoint(self.path)
-        log.warning("Interrupted: saved %s (epoch %d). Resume with: s2p-train resume=%s",
-                    self.path, trainer.current_epoch, trainer.default_root_dir)
+        log.warning(
+            "Interrupted: saved %s (epoch %d). Resume with: s2p-train resume=%s",
+            self.path,
+            trainer.current_epoch,
+            trainer.default_root_dir,
+        )

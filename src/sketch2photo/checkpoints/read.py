@@ -33,19 +33,29 @@ def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
     UserError otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{key}={path} does not exist. A run keeps its checkpoints in <run dir>/checkpoints/{{best,last}}.ckpt.")
-    checkpoint = read_safetensors(path, key) if path.suffix == ".safetensors" else read_torch_file(path, key)
+        raise UserError(
+            f"{key}={path} does not exist. A run keeps its checkpoints in <run dir>/checkpoints/{{best,last}}.ckpt."
+        )
+    checkpoint = (
+        read_safetensors(path, key) if path.suffix == ".safetensors" else read_torch_file(path, key)
+    )
     hparams = checkpoint.get(HPARAMS) if isinstance(checkpoint, dict) else None
     if not isinstance(hparams, dict) or not isinstance(hparams.get("net"), dict):
-        raise UserError(f"{key}={path} is not a sketch2photo checkpoint (it carries no model config).")
+        raise UserError(
+            f"{key}={path} is not a sketch2photo checkpoint (it carries no model config)."
+        )
     return upgrade_checkpoint(checkpoint, f"{key}={path}")
 
 
 def read_torch_file(path: Path, key: str) -> Any:
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # tensors read when used
+        return torch.load(
+            path, map_location="cpu", weights_only=True, mmap=True
+        )  # tensors read when used
     except Exception as error:
-        unsafe = re.search(r"GLOBAL ([\w.]+)", str(error))  # weights_only refused to import this: nothing ran
+        unsafe = re.search(
+            r"GLOBAL ([\w.]+)", str(error)
+        )  # weights_only refused to import this: nothing ran
         if isinstance(error, pickle.UnpicklingError) and unsafe:
             raise UserError(
                 f"{key}={path} may not be safe to open: it asks to unpickle {unsafe[1]}, not only weights and "
@@ -53,8 +63,14 @@ def read_torch_file(path: Path, key: str) -> Any:
                 "export (s2p-export format=safetensors)."
             ) from None
         # a truncated file, a zip error, a text file: the same thing to the user
-        reason = "not a PyTorch file, or damaged" if isinstance(error, pickle.UnpicklingError) else str(error).strip()
-        raise UserError(f"{key}={path} is not a readable checkpoint ({type(error).__name__}: {reason}).") from None
+        reason = (
+            "not a PyTorch file, or damaged"
+            if isinstance(error, pickle.UnpicklingError)
+            else str(error).strip()
+        )
+        raise UserError(
+            f"{key}={path} is not a readable checkpoint ({type(error).__name__}: {reason})."
+        ) from None
 
 
 def read_safetensors(path: Path, key: str) -> dict:
@@ -62,27 +78,47 @@ def read_safetensors(path: Path, key: str) -> dict:
     them, read into the shape of a checkpoint."""
     card_path = path.with_name(path.name + ".json")
     if not card_path.is_file():
-        raise UserError(f"{key}={path} needs its model card {card_path} beside it (s2p-export writes both).")
+        raise UserError(
+            f"{key}={path} needs its model card {card_path} beside it (s2p-export writes both)."
+        )
     try:
         from safetensors.torch import load_file  # the optional `export` extra
     except ImportError:
-        raise UserError(f"{key}={path}: reading safetensors needs the safetensors package: pip install -e .[export] (or sketch2photo[export])") from None
+        raise UserError(
+            f"{key}={path}: reading safetensors needs the safetensors package: pip install -e .[export] (or sketch2photo[export])"
+        ) from None
     try:
         card = json.loads(card_path.read_text())
         weights = load_file(path)
-        hparams = {"net": card["network"], "image_size": card["image_size"], "channels_last": card.get("channels_last", False)}
+        hparams = {
+            "net": card["network"],
+            "image_size": card["image_size"],
+            "channels_last": card.get("channels_last", False),
+        }
     except Exception as error:  # bad JSON, a missing key, a truncated tensor file
-        raise UserError(f"{key}={path} with {card_path.name} is not a readable export ({type(error).__name__}: {error}).") from None
-    return {HPARAMS: hparams, DATA_HPARAMS: card.get("data") or {}, "sketch2photo_version": card.get("sketch2photo_version"),
-            "state_dict": {f"net.{name}": tensor for name, tensor in weights.items()}}
+        raise UserError(
+            f"{key}={path} with {card_path.name} is not a readable export ({type(error).__name__}: {error})."
+        ) from None
+    return {
+        HPARAMS: hparams,
+        DATA_HPARAMS: card.get("data") or {},
+        "sketch2photo_version": card.get("sketch2photo_version"),
+        "state_dict": {f"net.{name}": tensor for name, tensor in weights.items()},
+    }
 
 
 def check_targets(hparams: dict, path: Path, key: str) -> None:
     """Refuse any `_target_` that is not a network of this package, an optimizer or a scheduler."""
     allowed = {"net": network_target, "optimizer": optimizer_target, "scheduler": scheduler_target}
-    interpolation = next((place for place, text in strings_in(hparams, "hyper_parameters") if "${" in text), None)
-    if interpolation:  # instantiate() resolves ${...} before calling, which could build a target unseen here
-        raise UserError(f"{key}={path} holds an interpolation (${{...}}) at {interpolation}; refused, nothing was called.")
+    interpolation = next(
+        (place for place, text in strings_in(hparams, "hyper_parameters") if "${" in text), None
+    )
+    if (
+        interpolation
+    ):  # instantiate() resolves ${...} before calling, which could build a target unseen here
+        raise UserError(
+            f"{key}={path} holds an interpolation (${{...}}) at {interpolation}; refused, nothing was called."
+        )
     for name, value in hparams.items():
         for place, target in targets_in(value, name):
             if not (place == name and name in allowed and allowed[name](target)):
@@ -140,7 +176,9 @@ def _torch_class(target: Any, prefix: str, base: type) -> bool:
     return isinstance(found, type) and issubclass(found, base)
 
 
-def check_network_matches(checkpoint: dict, wanted_net: dict, path: str | Path, key: str = "ckpt_path") -> None:
+def check_network_matches(
+    checkpoint: dict, wanted_net: dict, path: str | Path, key: str = "ckpt_path"
+) -> None:
     """The checkpoint's network must be the one the config asks for (defaults filled in on both sides)."""
     saved_net = checkpoint[HPARAMS]["net"]
     if network_defaults(saved_net) != network_defaults(wanted_net):
@@ -152,21 +190,39 @@ def check_network_matches(checkpoint: dict, wanted_net: dict, path: str | Path, 
 
 def network_weights(checkpoint: dict) -> dict[str, torch.Tensor]:
     """The network's state dict (for init_from): the module's `net.*` entries without the prefix."""
-    return {name.removeprefix("net."): tensor for name, tensor in checkpoint["state_dict"].items() if name.startswith("net.")}
+    return {
+        name.removeprefix("net."): tensor
+        for name, tensor in checkpoint["state_dict"].items()
+        if name.startswith("net.")
+    }
 
 
 # What s2p-eval takes from a file's data settings. Not synthetic_pairs (a file must not make the
 # command write a dataset where it chooses), nor workers and threads (this machine's business).
-DATA_SETTINGS = ("data_dir", "image_size", "layout", "ab_order", "split", "val_fraction", "test_fraction",
-                 "folds", "fold", "split_seed", "on_bad_file", "batch_size")
+DATA_SETTINGS = (
+    "data_dir",
+    "image_size",
+    "layout",
+    "ab_order",
+    "split",
+    "val_fraction",
+    "test_fraction",
+    "folds",
+    "fold",
+    "split_seed",
+    "on_bad_file",
+    "batch_size",
+)
 
 
 def data_settings(checkpoint: dict, path: str | Path) -> dict:
     """The PairedSketchDataModule arguments the model was trained with, those of DATA_SETTINGS."""
     saved = checkpoint.get(DATA_HPARAMS) or {}
     if not isinstance(saved, dict) or not saved:
-        raise UserError(f"ckpt_path={path} has no data settings; give them all on the command line, "
-                        "e.g. data.data_dir=<pairs> data.image_size=<the model's size> subset=all.")
+        raise UserError(
+            f"ckpt_path={path} has no data settings; give them all on the command line, "
+            "e.g. data.data_dir=<pairs> data.image_size=<the model's size> subset=all."
+        )
     chosen = {name: saved[name] for name in DATA_SETTINGS if name in saved}
     if not all(isinstance(value, (str, int, float, bool, type(None))) for value in chosen.values()):
         raise UserError(f"ckpt_path={path}: its data settings are not plain values; refused.")
@@ -185,6 +241,8 @@ def load_module(path: str | Path, checkpoint: dict | None = None) -> Colorizatio
         raise
     except Exception as error:  # a config the classes refuse, weights of another shape
         cause = unwrap(error)
-        raise UserError(f"ckpt_path={path}: the model config and weights in it do not build a sketch2photo model "
-                        f"({type(cause).__name__}: {cause}).") from None
+        raise UserError(
+            f"ckpt_path={path}: the model config and weights in it do not build a sketch2photo model "
+            f"({type(cause).__name__}: {cause})."
+        ) from None
     return module.eval()

@@ -27,20 +27,30 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, str | None]:
     run_dir = Path(cfg.resume)
     saved_path, last = run_dir / ".hydra" / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
     if not saved_path.is_file():
-        raise UserError(f"resume={run_dir}: there is no .hydra/config.yaml; give the dir of a run made by s2p-train.")
+        raise UserError(
+            f"resume={run_dir}: there is no .hydra/config.yaml; give the dir of a run made by s2p-train."
+        )
     if not last.is_file():
-        raise UserError(f"resume={run_dir}: no checkpoints/last.ckpt yet (the run stopped before its first save); start it again.")
+        raise UserError(
+            f"resume={run_dir}: no checkpoints/last.ckpt yet (the run stopped before its first save); start it again."
+        )
     saved = OmegaConf.load(saved_path)
     changes = [override for override in typed_overrides() if override.key_or_group != "resume"]
     for change in changes:
-        if change.is_add() or change.is_delete() or isinstance(OmegaConf.select(saved, change.key_or_group, default=None), DictConfig):
+        if (
+            change.is_add()
+            or change.is_delete()
+            or isinstance(OmegaConf.select(saved, change.key_or_group, default=None), DictConfig)
+        ):
             raise UserError(
                 f"resume continues {run_dir} with its saved config; only value changes such as "
                 f"trainer.max_epochs=... can be added, not {change.input_line!r}."
             )
     for change in changes:
         OmegaConf.update(saved, change.key_or_group, change.value(), merge=True)
-    upgrade_run_config(saved, written_before_recut(read_checkpoint(last, key="resume")), f"resume={run_dir}")
+    upgrade_run_config(
+        saved, written_before_recut(read_checkpoint(last, key="resume")), f"resume={run_dir}"
+    )
     saved.resume = str(run_dir)
     log.info("resuming %s from %s", run_dir, last)
     return saved, str(last)

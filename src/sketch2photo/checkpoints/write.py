@@ -21,7 +21,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     when that is another filesystem.) Ctrl-C during the write is held until the file is in place.
     """
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+    ) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
@@ -44,7 +46,10 @@ def interrupts_held_back():
     ("unexpected pos"), so the run would crash instead of saving and stopping cleanly.
     """
     previous = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or previous in (None, signal.SIG_IGN):
+    if threading.current_thread() is not threading.main_thread() or previous in (
+        None,
+        signal.SIG_IGN,
+    ):
         yield  # SIG_IGN: Lightning is already shutting down after a Ctrl-C
         return
     received = []

@@ -44,7 +44,9 @@ from sketch2photo.errors import UserError
 log = logging.getLogger("sketch2photo.app")
 HINTS, LINES = "Hints", "Lines"  # the editor's layers, top first: value["layers"] == [hints, lines]
 PALETTE = ["#d62828", "#f77f00", "#fcbf49", "#2a9d8f", "#1d4ed8", "#7b2cbf", "#8d5524", "#000000"]
-MAX_CANVAS = 2048  # px on the long side of an uploaded sketch in the editor (browsers' canvases have limits)
+MAX_CANVAS = (
+    2048  # px on the long side of an uploaded sketch in the editor (browsers' canvases have limits)
+)
 
 
 def read_upload(file, flatten: bool = True) -> Image.Image:
@@ -60,7 +62,13 @@ def read_upload(file, flatten: bool = True) -> Image.Image:
         return flatten_modes(image) if flatten else image
     except BadImageError as error:
         reason = error.reason
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as error:
         reason = f"not a readable image ({type(error).__name__}: {error})"
     raise UserError(f"{Path(path).name if path else 'the canvas'}: {reason}.")
 
@@ -84,7 +92,12 @@ def colour_request(module, value, keep_size: bool = True) -> Image.Image | None:
         sketch.alpha_composite(background.convert("RGBA"))
     if lines is not None:
         sketch.alpha_composite(lines.convert("RGBA").resize(size))
-    return colour(module, sketch.convert("RGB"), hints if hints is not None and painted(hints) else None, keep_size)
+    return colour(
+        module,
+        sketch.convert("RGB"),
+        hints if hints is not None and painted(hints) else None,
+        keep_size,
+    )
 
 
 def painted(layer: Image.Image) -> bool:
@@ -99,7 +112,9 @@ def fit_canvas(image: Image.Image) -> Image.Image:
     scale = MAX_CANVAS / max(image.size)
     if scale >= 1:
         return image
-    return image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), RESAMPLE)
+    return image.resize(
+        (max(1, round(image.width * scale)), max(1, round(image.height * scale))), RESAMPLE
+    )
 
 
 def example_sketches(cfg: DictConfig, folder: Path) -> list[Path]:
@@ -108,14 +123,23 @@ def example_sketches(cfg: DictConfig, folder: Path) -> list[Path]:
     if not cfg.data.data_dir or cfg.examples <= 0:
         return []
     listing = find_pairs(cfg.data.data_dir, cfg.data.layout)
-    pairs = next((listing.splits[name] for name in ("test", "all", "val", "train") if listing.splits.get(name)), [])
+    pairs = next(
+        (
+            listing.splits[name]
+            for name in ("test", "all", "val", "train")
+            if listing.splits.get(name)
+        ),
+        [],
+    )
     folder.mkdir()
     paths = []
-    for pair in pairs[:cfg.examples]:
+    for pair in pairs[: cfg.examples]:
         try:
             image = open_image(pair.sketch)
             if pair.aligned:
-                image = split_aligned(image, pair.sketch, "left" if cfg.data.ab_order == "sketch_left" else "right")[0]
+                image = split_aligned(
+                    image, pair.sketch, "left" if cfg.data.ab_order == "sketch_left" else "right"
+                )[0]
         except BadImageError as error:
             log.warning("example skipped: %s", error)
             continue
@@ -133,6 +157,7 @@ def build(module, examples: list[Path], keep_size: bool = True, title: str = "sk
 
     def in_page(function):
         """A UserError becomes a message in the page and one line in the log, not a traceback."""
+
         @functools.wraps(function)
         def call(*args, **kwargs):
             try:
@@ -140,6 +165,7 @@ def build(module, examples: list[Path], keep_size: bool = True, title: str = "sk
             except UserError as error:
                 log.warning("refused: %s", error)
                 raise gr.Error(str(error), print_exception=False) from None
+
         return call
 
     # The inputs decode with read_upload, not Gradio's own conversion: their methods are replaced on
@@ -154,33 +180,76 @@ def build(module, examples: list[Path], keep_size: bool = True, title: str = "sk
 
     hints = module.takes_hints
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as page:
-        gr.Markdown(f"### {title}\n" + (
-            "**Upload a sketch** (or draw one on the **Lines** layer: Layers, bottom right of the canvas), then paint "
-            "colour hints with the brush on the **Hints** layer: pick a colour, stroke inside a region. The result "
-            "follows every stroke; the eraser and undo take hints back."
-            if hints else "Upload a sketch. This model was trained without colour hints, so there is no brush."))
+        gr.Markdown(
+            f"### {title}\n"
+            + (
+                "**Upload a sketch** (or draw one on the **Lines** layer: Layers, bottom right of the canvas), then paint "
+                "colour hints with the brush on the **Hints** layer: pick a colour, stroke inside a region. The result "
+                "follows every stroke; the eraser and undo take hints back."
+                if hints
+                else "Upload a sketch. This model was trained without colour hints, so there is no brush."
+            )
+        )
         with gr.Row():
             with gr.Column():
                 if hints:  # uploads go through the button: the editor's own decode in the browser and fail silently
                     sketch = gr.ImageEditor(
-                        label="Sketch and colour hints", type="pil", image_mode="RGBA", format="png", elem_id="sketch",
-                        sources=("clipboard",), transforms=(), canvas_size=(512, 512),
+                        label="Sketch and colour hints",
+                        type="pil",
+                        image_mode="RGBA",
+                        format="png",
+                        elem_id="sketch",
+                        sources=("clipboard",),
+                        transforms=(),
+                        canvas_size=(512, 512),
                         placeholder="Upload a sketch with the button below, or pick the Lines layer and draw one",
-                        layers=gr.LayerOptions(layers=[HINTS, LINES], allow_additional_layers=False),
-                        brush=gr.Brush(colors=PALETTE, default_color=PALETTE[0], color_mode="defaults"),
+                        layers=gr.LayerOptions(
+                            layers=[HINTS, LINES], allow_additional_layers=False
+                        ),
+                        brush=gr.Brush(
+                            colors=PALETTE, default_color=PALETTE[0], color_mode="defaults"
+                        ),
                     )
                     sketch.convert_and_format_image = decode_editor_image
-                    upload = gr.UploadButton("Upload a sketch", file_types=["image"], type="filepath",
-                                             variant="primary", elem_id="upload")
+                    upload = gr.UploadButton(
+                        "Upload a sketch",
+                        file_types=["image"],
+                        type="filepath",
+                        variant="primary",
+                        elem_id="upload",
+                    )
                 else:
-                    sketch = gr.Image(label="Sketch", type="pil", sources=("upload", "clipboard"), elem_id="sketch")
+                    sketch = gr.Image(
+                        label="Sketch",
+                        type="pil",
+                        sources=("upload", "clipboard"),
+                        elem_id="sketch",
+                    )
                     sketch.preprocess = decode_image
-            result = gr.Image(label="Coloured (PNG)", type="pil", format="png", interactive=False, height=350,
-                              buttons=["download", "fullscreen"], elem_id="result")
-        size = gr.Checkbox(value=keep_size, label="Result at the sketch's own size (else at the model's)",
-                           elem_id="keep-size")
-        gallery = gr.Examples([[str(path)] for path in examples], inputs=[sketch], label="Sketches from the dataset",
-                              cache_examples=False) if examples else None
+            result = gr.Image(
+                label="Coloured (PNG)",
+                type="pil",
+                format="png",
+                interactive=False,
+                height=350,
+                buttons=["download", "fullscreen"],
+                elem_id="result",
+            )
+        size = gr.Checkbox(
+            value=keep_size,
+            label="Result at the sketch's own size (else at the model's)",
+            elem_id="keep-size",
+        )
+        gallery = (
+            gr.Examples(
+                [[str(path)] for path in examples],
+                inputs=[sketch],
+                label="Sketches from the dataset",
+                cache_examples=False,
+            )
+            if examples
+            else None
+        )
 
         @in_page
         def colour_it(value, keep):
@@ -191,21 +260,32 @@ def build(module, examples: list[Path], keep_size: bool = True, title: str = "sk
             value = {"background": fit_canvas(read_upload(path)), "layers": [], "composite": None}
             return value, colour_request(module, value, keep)
 
-        request = dict(inputs=[sketch, size], outputs=result, trigger_mode="always_last", show_progress="minimal")
+        request = dict(
+            inputs=[sketch, size],
+            outputs=result,
+            trigger_mode="always_last",
+            show_progress="minimal",
+        )
         gr.on([sketch.change, size.change], colour_it, api_name="colour", **request)
         if hints:
             # the editor's change misses a new background, and in one gr.on with upload, strokes fire
             # nothing (Gradio 6.31): a listener of its own
             sketch.upload(colour_it, api_visibility="private", **request)
-            upload.upload(load, inputs=[upload, size], outputs=[sketch, result], api_visibility="private")
+            upload.upload(
+                load, inputs=[upload, size], outputs=[sketch, result], api_visibility="private"
+            )
         if gallery:  # loading an example into the editor fires none of its events
-            gallery.load_input_event.then(colour_it, inputs=[sketch, size], outputs=result, api_visibility="private")
+            gallery.load_input_event.then(
+                colour_it, inputs=[sketch, size], outputs=result, api_visibility="private"
+            )
     return page
 
 
 def check_address(host, port) -> None:
     if not isinstance(host, str) or not host.strip():
-        raise UserError(f"host={host!r} must be an address to listen on: 127.0.0.1 (this machine only) or 0.0.0.0 (all).")
+        raise UserError(
+            f"host={host!r} must be an address to listen on: 127.0.0.1 (this machine only) or 0.0.0.0 (all)."
+        )
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise UserError(f"port={port!r} must be a whole number from 1 to 65535.")
 
@@ -216,31 +296,67 @@ def main(cfg: DictConfig) -> None:
         raise UserError("s2p-app needs gradio: pip install -e .[app] (or sketch2photo[app])")
     check_address(cfg.host, cfg.port)
     if cfg.num_threads is not None:
-        if isinstance(cfg.num_threads, bool) or not isinstance(cfg.num_threads, int) or cfg.num_threads < 1:
-            raise UserError(f"num_threads={cfg.num_threads!r} must be a positive whole number, or null (torch's default).")
+        if (
+            isinstance(cfg.num_threads, bool)
+            or not isinstance(cfg.num_threads, int)
+            or cfg.num_threads < 1
+        ):
+            raise UserError(
+                f"num_threads={cfg.num_threads!r} must be a positive whole number, or null (torch's default)."
+            )
         torch.set_num_threads(cfg.num_threads)
     module = load_module(cfg.ckpt_path)
     size = module.hparams.image_size
-    colour(module, Image.new("L", (size, size), "white"))  # the first request's one-off costs, paid here
+    colour(
+        module, Image.new("L", (size, size), "white")
+    )  # the first request's one-off costs, paid here
     with tempfile.TemporaryDirectory(prefix="s2p-app-") as temp:
-        signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop as Ctrl-C does, cleaning up
+        signal.signal(
+            signal.SIGTERM, signal.default_int_handler
+        )  # stop as Ctrl-C does, cleaning up
         os.environ["GRADIO_TEMP_DIR"] = temp  # uploads, results, the examples' copies: nowhere else
         os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-        page = build(module, example_sketches(cfg, Path(temp) / "examples"), cfg.keep_size,
-                     title=f"sketch2photo: {Path(str(cfg.ckpt_path)).name}")
-        logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's requests to itself at startup
+        page = build(
+            module,
+            example_sketches(cfg, Path(temp) / "examples"),
+            cfg.keep_size,
+            title=f"sketch2photo: {Path(str(cfg.ckpt_path)).name}",
+        )
+        logging.getLogger("httpx").setLevel(
+            logging.WARNING
+        )  # Gradio's requests to itself at startup
         try:
-            page.launch(server_name=cfg.host, server_port=cfg.port, share=False, prevent_thread_lock=True, quiet=True,
-                        max_file_size="50mb",
-                        footer_links=["api"], run_history=False, ssr_mode=False, pwa=False, mcp_server=False,
-                        enable_monitoring=False)
+            page.launch(
+                server_name=cfg.host,
+                server_port=cfg.port,
+                share=False,
+                prevent_thread_lock=True,
+                quiet=True,
+                max_file_size="50mb",
+                footer_links=["api"],
+                run_history=False,
+                ssr_mode=False,
+                pwa=False,
+                mcp_server=False,
+                enable_monitoring=False,
+            )
         except OSError as error:
-            raise UserError(f"cannot listen on host={cfg.host} port={cfg.port}: in use, or not an address of this "
-                            f"machine ({error}). Choose another port=, or host=127.0.0.1.") from None
-        log.info("%s (%d px, %s) at http://%s:%d (Ctrl-C stops)", cfg.ckpt_path, size,
-                 "colour hints" if module.takes_hints else "no hints", cfg.host, page.server_port)
+            raise UserError(
+                f"cannot listen on host={cfg.host} port={cfg.port}: in use, or not an address of this "
+                f"machine ({error}). Choose another port=, or host=127.0.0.1."
+            ) from None
+        log.info(
+            "%s (%d px, %s) at http://%s:%d (Ctrl-C stops)",
+            cfg.ckpt_path,
+            size,
+            "colour hints" if module.takes_hints else "no hints",
+            cfg.host,
+            page.server_port,
+        )
         try:
-            while True:  # short naps: a signal delivered to a server thread is handled at the next wake-up
+            while (
+                True
+            ):  # short naps: a signal delivered to a server thread is handled at the next wake-up
                 time.sleep(0.5)
         except KeyboardInterrupt:
             log.info("stopped")

@@ -29,11 +29,19 @@ from sketch2photo.errors import UserError, require_keys
 from sketch2photo.metrics import higher_is_better
 from sketch2photo.runs.record import RECORD_NAME, read_record
 
-DEFAULT_METRICS = ("val/psnr", "val/loss", "train/loss")  # the first one any run has; metric= overrides
+DEFAULT_METRICS = (
+    "val/psnr",
+    "val/loss",
+    "train/loss",
+)  # the first one any run has; metric= overrides
 OUTPUT_NAME = "comparison"
 STAGES = ("val", "train", "test")  # the order of the metric columns, after the chosen metric
 ERROR_WIDTH = 60  # characters of an error in the printed table; the full error follows the table
-RATE_LIKE = ("lr", "learning_rate", "weight_decay")  # keys plotted on a log axis whatever their spread
+RATE_LIKE = (
+    "lr",
+    "learning_rate",
+    "weight_decay",
+)  # keys plotted on a log axis whatever their spread
 
 
 @dataclass
@@ -42,7 +50,9 @@ class Run:
     overrides: dict[str, str]
     status: str
     error: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)  # an eval run's without the subset: "psnr"
+    metrics: dict[str, float] = field(
+        default_factory=dict
+    )  # an eval run's without the subset: "psnr"
     history: list[dict[str, float]] = field(default_factory=list)
     epochs: int | None = None
     wall_time_s: float | None = None
@@ -60,12 +70,16 @@ def is_run_dir(path: Path) -> bool:
 def find_runs(root: Path) -> list[Run]:
     """Every dir under root (root included) that holds .hydra/ or metrics.json."""
     if not root.is_dir():
-        raise UserError(f"dir={root} is not a directory; give a sweep dir (outputs/train-sweeps/<date>) or outputs.")
+        raise UserError(
+            f"dir={root} is not a directory; give a sweep dir (outputs/train-sweeps/<date>) or outputs."
+        )
     dirs = [root, *(path for path in root.rglob("*") if path.is_dir())]
     runs = [read_run(path, root) for path in dirs if is_run_dir(path)]
     if not runs:
-        raise UserError(f"dir={root}: no runs under it; a run dir holds .hydra/ or metrics.json "
-                        "(made by s2p-train, s2p-eval).")
+        raise UserError(
+            f"dir={root}: no runs under it; a run dir holds .hydra/ or metrics.json "
+            "(made by s2p-train, s2p-eval)."
+        )
     return sorted(runs, key=lambda run: natural_key(run.name))
 
 
@@ -73,21 +87,45 @@ def read_run(path: Path, root: Path) -> Run:
     overrides_file = path / ".hydra" / "overrides.yaml"
     lines = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else []
     parsed = OverridesParser.create().parse_overrides(lines or [])
-    overrides = {override.key_or_group: override.get_value_element_as_str() if override.value() is not None else ""
-                 for override in parsed}
+    overrides = {
+        override.key_or_group: override.get_value_element_as_str()
+        if override.value() is not None
+        else ""
+        for override in parsed
+    }
     name = path.relative_to(root).as_posix() if path != root else path.resolve().name
     record = read_record(path)
     if record is None:
-        return Run(name, overrides, "failed", error=error_from_log(path) or "no metrics.json: killed, or still running")
+        return Run(
+            name,
+            overrides,
+            "failed",
+            error=error_from_log(path) or "no metrics.json: killed, or still running",
+        )
     metrics = {key: float(value) for key, value in (record.get("metrics") or {}).items()}
-    if "source" in record:  # written by s2p-eval: its metrics are named after the subset, which has a column
-        return Run(name, overrides, record.get("status", "ok"), record.get("error"),
-                   metrics={measure(key): value for key, value in metrics.items()},
-                   source=str(record["source"]), subset=record.get("subset"))
+    if (
+        "source" in record
+    ):  # written by s2p-eval: its metrics are named after the subset, which has a column
+        return Run(
+            name,
+            overrides,
+            record.get("status", "ok"),
+            record.get("error"),
+            metrics={measure(key): value for key, value in metrics.items()},
+            source=str(record["source"]),
+            subset=record.get("subset"),
+        )
     return Run(
-        name, overrides, record.get("status", "failed"), record.get("error"), metrics,
-        history=[{key: float(value) for key, value in row.items()} for row in record.get("history") or []],
-        epochs=record.get("epochs"), wall_time_s=record.get("wall_time_s"),
+        name,
+        overrides,
+        record.get("status", "failed"),
+        record.get("error"),
+        metrics,
+        history=[
+            {key: float(value) for key, value in row.items()} for row in record.get("history") or []
+        ],
+        epochs=record.get("epochs"),
+        wall_time_s=record.get("wall_time_s"),
     )
 
 
@@ -98,8 +136,12 @@ def measure(metric: str) -> str:
 
 def error_from_log(path: Path) -> str | None:
     """The last ERROR line of the run's Hydra log (train.log), if there is one."""
-    errors = [line for log in sorted(path.glob("*.log")) for line in log.read_text(errors="replace").splitlines()
-              if "][ERROR] - " in line]
+    errors = [
+        line
+        for log in sorted(path.glob("*.log"))
+        for line in log.read_text(errors="replace").splitlines()
+        if "][ERROR] - " in line
+    ]
     return errors[-1].split("][ERROR] - ", 1)[1] if errors else None
 
 
@@ -114,7 +156,9 @@ def choose_metric(runs: list[Run], evals: list[Run], wanted: str | None) -> str:
     measures = {name for run in evals for name in run.metrics}
     if wanted:
         if (found or measures) and wanted not in found and measure(wanted) not in measures:
-            raise UserError(f"metric={wanted}: no run has it. Metrics found: {', '.join(sorted(found | measures))}.")
+            raise UserError(
+                f"metric={wanted}: no run has it. Metrics found: {', '.join(sorted(found | measures))}."
+            )
         return wanted
     return next((name for name in DEFAULT_METRICS if name in found), DEFAULT_METRICS[0])
 
@@ -147,8 +191,15 @@ def table(runs: list[Run], metric: str, short_errors: bool = False) -> tuple[lis
     names = metric_names(runs, metric)
     header = ["run", *keys, *names, "epochs", "wall_time_s", "status", "error"]
     rows = [
-        [run.name, *(run.overrides.get(key, "") for key in keys), *(run.metrics.get(name) for name in names),
-         run.epochs, run.wall_time_s, run.status, one_line(run.error) if short_errors else " ".join((run.error or "").split())]
+        [
+            run.name,
+            *(run.overrides.get(key, "") for key in keys),
+            *(run.metrics.get(name) for name in names),
+            run.epochs,
+            run.wall_time_s,
+            run.status,
+            one_line(run.error) if short_errors else " ".join((run.error or "").split()),
+        ]
         for run in rank(runs, metric)
     ]
     return header, rows
@@ -156,8 +207,13 @@ def table(runs: list[Run], metric: str, short_errors: bool = False) -> tuple[lis
 
 def eval_table(evals: list[Run], by: str) -> tuple[list[str], list[list]]:
     """The eval runs, best `by` ("psnr") first: run, what was scored, on which subset, the metrics."""
-    names = sorted({name for run in evals for name in run.metrics}, key=lambda name: (name != by, name))
-    rows = [[run.name, run.source, run.subset, *(run.metrics.get(name) for name in names)] for run in rank(evals, by)]
+    names = sorted(
+        {name for run in evals for name in run.metrics}, key=lambda name: (name != by, name)
+    )
+    rows = [
+        [run.name, run.source, run.subset, *(run.metrics.get(name) for name in names)]
+        for run in rank(evals, by)
+    ]
     return ["run", "source", "subset", *names], rows
 
 
@@ -198,7 +254,11 @@ def fold_summary(runs: list[Run], metric: str) -> tuple[list[str], list[list]] |
 def mean_std(values: list[float]) -> str:
     if not values:
         return ""
-    return f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}" if len(values) > 1 else f"{values[0]:.4g}"
+    return (
+        f"{statistics.mean(values):.4g} ± {statistics.stdev(values):.2g}"
+        if len(values) > 1
+        else f"{values[0]:.4g}"
+    )
 
 
 def cell(value) -> str:
@@ -210,7 +270,10 @@ def cell(value) -> str:
 def as_text(header: list[str], rows: list[list]) -> str:
     cells = [header, *([cell(value) for value in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    lines = ["  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines = [
+        "  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
 
@@ -219,7 +282,9 @@ def as_markdown(header: list[str], rows: list[list]) -> str:
     def line(values):
         return "| " + " | ".join(cell(value).replace("|", "\\|") for value in values) + " |"
 
-    return "\n".join([line(header), "|" + "---|" * len(header), *(line(row) for row in rows)]) + "\n"
+    return (
+        "\n".join([line(header), "|" + "---|" * len(header), *(line(row) for row in rows)]) + "\n"
+    )
 
 
 def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
@@ -237,15 +302,27 @@ def plot(runs: list[Run], metric: str, title: str) -> Figure:
     keys = swept_keys(done)
     lines: list[tuple[str, list, list]] = []  # label, xs, ys
     if keys:
-        x_key = max(keys, key=lambda key: (len({run.overrides.get(key) for run in done}), all_numbers(done, key)))
+        x_key = max(
+            keys,
+            key=lambda key: (len({run.overrides.get(key) for run in done}), all_numbers(done, key)),
+        )
         numeric = all_numbers(done, x_key)
         categories = sorted({run.overrides.get(x_key, "") for run in done}, key=natural_key)
         series: dict[str, list[tuple[float, float]]] = {}
         for run in done:
-            label = ", ".join(f"{key.rsplit('.', 1)[-1]}={run.overrides.get(key, '')}" for key in keys if key != x_key)
+            label = ", ".join(
+                f"{key.rsplit('.', 1)[-1]}={run.overrides.get(key, '')}"
+                for key in keys
+                if key != x_key
+            )
             raw = run.overrides.get(x_key, "")
-            series.setdefault(label, []).append((float(raw) if numeric else categories.index(raw), run.value(metric)))
-        lines = [(one_line(label), *zip(*sorted(points), strict=True)) for label, points in series.items()]
+            series.setdefault(label, []).append(
+                (float(raw) if numeric else categories.index(raw), run.value(metric))
+            )
+        lines = [
+            (one_line(label), *zip(*sorted(points), strict=True))
+            for label, points in series.items()
+        ]
     else:
         for run in runs:
             points = [(row["epoch"], row[metric]) for row in run.history if metric in row]
@@ -261,8 +338,11 @@ def plot(runs: list[Run], metric: str, title: str) -> Figure:
     for label, xs, ys in lines:
         axes.plot(xs, ys, marker="o" if keys else ".", label=label or None)
     if keys:
-        if numeric and min(float(run.overrides[x_key]) for run in done) > 0 and (
-                rate_like(x_key) or spread(done, x_key) >= 10):
+        if (
+            numeric
+            and min(float(run.overrides[x_key]) for run in done) > 0
+            and (rate_like(x_key) or spread(done, x_key) >= 10)
+        ):
             axes.set_xscale("log")
         if not numeric:
             axes.set_xticks(range(len(categories)), categories)
@@ -273,7 +353,9 @@ def plot(runs: list[Run], metric: str, title: str) -> Figure:
         axes.xaxis.get_major_locator().set_params(integer=True)
         axes.set_ylabel(metric)
     failed = len(runs) - len(done)
-    axes.set_title(title + (f" ({failed} run(s) without {metric} not shown)" if failed else ""), fontsize=9)
+    axes.set_title(
+        title + (f" ({failed} run(s) without {metric} not shown)" if failed else ""), fontsize=9
+    )
     if labels:
         figure.legend(loc="outside lower center", ncols=columns, fontsize=8, frameon=False)
     axes.grid(alpha=0.3)
@@ -297,7 +379,9 @@ def spread(runs: list[Run], key: str) -> float:
     return max(values) / min(values)
 
 
-def compare(root: Path, metric: str | None = None, out: Path | None = None) -> tuple[str, list[Path]]:
+def compare(
+    root: Path, metric: str | None = None, out: Path | None = None
+) -> tuple[str, list[Path]]:
     """Summarise the runs under root; returns the printed text and the files written."""
     found = find_runs(root)
     runs = [run for run in found if run.source is None]
@@ -312,21 +396,36 @@ def compare(root: Path, metric: str | None = None, out: Path | None = None) -> t
         header, rows = table(runs, metric)
         paths += [out / f"{OUTPUT_NAME}.csv", out / f"{OUTPUT_NAME}.png"]
         write_csv(paths[0], header, rows)
-        plot(runs, metric, f"{metric} ({better} is better), {root.resolve().name}").savefig(paths[1], dpi=120)
+        plot(runs, metric, f"{metric} ({better} is better), {root.resolve().name}").savefig(
+            paths[1], dpi=120
+        )
         markdown.append(as_markdown(header, rows))
         failed = [run for run in rank(runs, metric) if run.status != "ok"]
-        text += [f"{len(runs)} run(s) under {root}, {len(failed)} not ok, sorted by {metric} ({better} is better)", "",
-                 as_text(*table(runs, metric, short_errors=True)), ""]
-        errors = [f"  {run.name}: " + run.error.strip().replace("\n", "\n    ") for run in failed if run.error]
+        text += [
+            f"{len(runs)} run(s) under {root}, {len(failed)} not ok, sorted by {metric} ({better} is better)",
+            "",
+            as_text(*table(runs, metric, short_errors=True)),
+            "",
+        ]
+        errors = [
+            f"  {run.name}: " + run.error.strip().replace("\n", "\n    ")
+            for run in failed
+            if run.error
+        ]
         if errors:
             text += ["errors:", *errors, ""]
         folds = fold_summary(runs, metric)
         if folds:
             markdown.append("Mean ± std over the folds (sample std):\n\n" + as_markdown(*folds))
             text += ["mean ± std over the folds (sample std):", "", as_text(*folds), ""]
-        common = {key: value for key, value in runs[0].overrides.items() if key not in swept_keys(runs)}
+        common = {
+            key: value for key, value in runs[0].overrides.items() if key not in swept_keys(runs)
+        }
         if common and len(runs) > 1:
-            text += ["same in every run: " + " ".join(f"{key}={value}" for key, value in common.items()), ""]
+            text += [
+                "same in every run: " + " ".join(f"{key}={value}" for key, value in common.items()),
+                "",
+            ]
     if evals:
         by = eval_measure(evals, metric)
         header, rows = eval_table(evals, by)
@@ -334,7 +433,12 @@ def compare(root: Path, metric: str | None = None, out: Path | None = None) -> t
         write_csv(paths[-1], header, rows)
         order = f"sorted by {by} ({'higher' if higher_is_better(by) else 'lower'} is better)"
         markdown.append(f"## Eval runs (s2p-eval), {order}\n\n" + as_markdown(header, rows))
-        text += [f"{len(evals)} eval run(s) (s2p-eval) under {root}, {order}", "", as_text(header, rows), ""]
+        text += [
+            f"{len(evals)} eval run(s) (s2p-eval) under {root}, {order}",
+            "",
+            as_text(header, rows),
+            "",
+        ]
     paths.append(out / f"{OUTPUT_NAME}.md")
     paths[-1].write_text("\n".join(markdown))
     text.append(f"written to {out}: " + ", ".join(path.name for path in paths))
@@ -344,4 +448,6 @@ def compare(root: Path, metric: str | None = None, out: Path | None = None) -> t
 def main(cfg: DictConfig) -> None:
     require_keys(cfg, USAGES["compare"])
     metric = None if cfg.metric is None else str(cfg.metric)
-    print(compare(Path(str(cfg.dir)), metric, Path(str(cfg.out)) if cfg.out is not None else None)[0])
+    print(
+        compare(Path(str(cfg.dir)), metric, Path(str(cfg.out)) if cfg.out is not None else None)[0]
+    )

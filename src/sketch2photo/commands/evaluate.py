@@ -45,7 +45,12 @@ from sketch2photo.runs.run_dir import typed_overrides
 from sketch2photo.runs.sample_grids import sample_grid
 
 log = logging.getLogger("sketch2photo.eval")
-METRICS = ("psnr", "ssim", "l1", "mse")  # the test step also logs test/loss, which a baseline has no use for
+METRICS = (
+    "psnr",
+    "ssim",
+    "l1",
+    "mse",
+)  # the test step also logs test/loss, which a baseline has no use for
 
 
 class ConstantImage(nn.Module):
@@ -67,7 +72,9 @@ def baseline_module(kind: str, datamodule: PairedSketchDataModule) -> Colorizati
     train = datamodule.sets["train"]
     shape = train.all_photos.shape[1:]
     if kind == "mean":  # a chunk at a time: the float copy of a large set would not fit in RAM
-        image = sum(to_model_range(chunk.photos).sum(dim=0, keepdim=True) for chunk in train.chunks()) / len(train)
+        image = sum(
+            to_model_range(chunk.photos).sum(dim=0, keepdim=True) for chunk in train.chunks()
+        ) / len(train)
     else:
         image = torch.ones(1, *shape)
     return ColorizationModule(net=ConstantImage(image), image_size=shape[-1], channels_last=False)
@@ -81,13 +88,21 @@ class PerImageRows(Callback):
         self.rows: list[dict] = []
         self.grid: tuple[torch.Tensor, ...] | None = None
 
-    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         pairs = trainer.datamodule.sets["test"].pairs
         per_image = per_image_metrics(outputs, batch["photo"])
         for i, index in enumerate(batch["index"].tolist()):
             pair = pairs[index]
-            self.rows.append({"name": pair.name, "sketch": str(pair.sketch), "photo": str(pair.photo),
-                              **{key: float(values[i]) for key, values in per_image.items()}})
+            self.rows.append(
+                {
+                    "name": pair.name,
+                    "sketch": str(pair.sketch),
+                    "photo": str(pair.photo),
+                    **{key: float(values[i]) for key, values in per_image.items()},
+                }
+            )
         if self.grid is None:
             count = self.grid_size
             sketches = batch["sketch"][:count]
@@ -106,16 +121,27 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     datamodule.setup("test")
     stage = "train" if cfg.subset == "all" else cfg.subset
     if not datamodule.has(stage):
-        raise UserError(f"subset={cfg.subset}: the data settings give no {stage} pairs; try subset=all.")
+        raise UserError(
+            f"subset={cfg.subset}: the data settings give no {stage} pairs; try subset=all."
+        )
     datamodule.test_on(stage)
-    model = load_module(cfg.ckpt_path, checkpoint) if checkpoint else baseline_module(cfg.baseline, datamodule)
+    model = (
+        load_module(cfg.ckpt_path, checkpoint)
+        if checkpoint
+        else baseline_module(cfg.baseline, datamodule)
+    )
     counts = hint_counts(cfg)
     if counts:
         require_hint_model(model, f"hints={cfg.hints} for ckpt_path={cfg.ckpt_path}")
-    runs = [(placement, count) for placement in cfg.hint_placements for count in counts] or [(None, 0)]
+    runs = [(placement, count) for placement in cfg.hint_placements for count in counts] or [
+        (None, 0)
+    ]
     # how hints are simulated: s2p-eval's data.hints.* (the defaults unless typed), not the training run's
-    protocol = {key: value for key, value in OmegaConf.to_container(cfg.data.hints, resolve=True).items()
-                if key not in ("enabled", "seed")}
+    protocol = {
+        key: value
+        for key, value in OmegaConf.to_container(cfg.data.hints, resolve=True).items()
+        if key not in ("enabled", "seed")
+    }
 
     hint_rows, image_rows, grid = [], [], None
     for placement, count in runs:
@@ -125,22 +151,40 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         label = {} if placement is None else {"placement": placement, "hints": count}
         hint_rows.append({**label, **{name.split("/")[-1]: value for name, value in means.items()}})
         image_rows += [{**label, **row} for row in rows.rows]
-        grid = rows.grid if grid is None or placement == runs[0][0] else grid  # the first placement's last count
-        log.info("%s%d pairs: %s", f"{placement}, {count} hint(s): " if placement else "", len(rows.rows),
-                 ", ".join(f"{k}={v:.4g}" for k, v in means.items()))
-    means = {f"{cfg.subset}/{name}": value for name, value in hint_rows[0].items() if name in METRICS}
+        grid = (
+            rows.grid if grid is None or placement == runs[0][0] else grid
+        )  # the first placement's last count
+        log.info(
+            "%s%d pairs: %s",
+            f"{placement}, {count} hint(s): " if placement else "",
+            len(rows.rows),
+            ", ".join(f"{k}={v:.4g}" for k, v in means.items()),
+        )
+    means = {
+        f"{cfg.subset}/{name}": value for name, value in hint_rows[0].items() if name in METRICS
+    }
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = {"status": "ok", "source": cfg.ckpt_path or f"baseline={cfg.baseline}", "subset": cfg.subset,
-              "pairs": len(image_rows) // len(runs), "data": settings, "metrics": means}
+    record = {
+        "status": "ok",
+        "source": cfg.ckpt_path or f"baseline={cfg.baseline}",
+        "subset": cfg.subset,
+        "pairs": len(image_rows) // len(runs),
+        "data": settings,
+        "metrics": means,
+    }
     if counts:
         record["hints"], record["hint_protocol"] = hint_rows, protocol
         write_hint_table(out_dir, hint_rows, cfg)
     write_record(out_dir, record)
     write_csv(out_dir / "per_image.csv", image_rows)
     save_image(sample_grid(*grid), out_dir / "grid.png")
-    log.info("wrote %s/{metrics.json,per_image.csv,grid.png%s}", out_dir, ",hints.csv,hints.json,hints.png" if counts else "")
+    log.info(
+        "wrote %s/{metrics.json,per_image.csv,grid.png%s}",
+        out_dir,
+        ",hints.csv,hints.json,hints.png" if counts else "",
+    )
     return means
 
 
@@ -150,11 +194,20 @@ def hint_counts(cfg: DictConfig) -> list[int]:
     return list(cfg.hints) if OmegaConf.is_list(cfg.hints) else [cfg.hints]
 
 
-def score(model: ColorizationModule, datamodule: PairedSketchDataModule, cfg: DictConfig) -> tuple[dict, PerImageRows]:
+def score(
+    model: ColorizationModule, datamodule: PairedSketchDataModule, cfg: DictConfig
+) -> tuple[dict, PerImageRows]:
     """The mean of each metric over the test set, and its per-image rows, through Trainer.test."""
     rows = PerImageRows(cfg.grid_size)
-    trainer = Trainer(accelerator="auto", devices=1, logger=False, callbacks=[rows], enable_checkpointing=False,
-                      enable_model_summary=False, enable_progress_bar=False)
+    trainer = Trainer(
+        accelerator="auto",
+        devices=1,
+        logger=False,
+        callbacks=[rows],
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+    )
     tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
     return {f"{cfg.subset}/{name}": float(tested[f"test/{name}"]) for name in METRICS}, rows
 
@@ -178,7 +231,12 @@ def write_hint_table(out_dir: Path, rows: list[dict], cfg: DictConfig) -> None:
     figure, axes = pyplot.subplots(figsize=(5, 3.5), dpi=120)
     for placement in cfg.hint_placements:
         mine = [row for row in rows if row["placement"] == placement]
-        axes.plot([row["hints"] for row in mine], [row["psnr"] for row in mine], marker="o", label=placement)
+        axes.plot(
+            [row["hints"] for row in mine],
+            [row["psnr"] for row in mine],
+            marker="o",
+            label=placement,
+        )
     axes.set_xscale("symlog", linthresh=1)  # log x that keeps 0 hints
     axes.set_xlabel("simulated hints per image")
     axes.set_ylabel(f"{cfg.subset} PSNR (dB)")

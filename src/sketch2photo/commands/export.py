@@ -54,7 +54,11 @@ def export(ckpt_path: str | Path, format: str, output: str | Path | None = None)
     path = Path(output) if output else Path(ckpt_path).with_suffix(SUFFIXES[format])
     path.parent.mkdir(parents=True, exist_ok=True)
     size = module.hparams.image_size
-    example = hinted_probe(2, size, seed=1) if module.takes_hints else (torch.rand(2, 3, size, size) * 2 - 1,)
+    example = (
+        hinted_probe(2, size, seed=1)
+        if module.takes_hints
+        else (torch.rand(2, 3, size, size) * 2 - 1,)
+    )
     if format == "onnx":
         write_onnx(module.net, example, path, optimize=not module.takes_hints)
     elif format == "torchscript":
@@ -62,7 +66,10 @@ def export(ckpt_path: str | Path, format: str, output: str | Path | None = None)
     else:
         from safetensors.torch import save_file  # the optional `export` extra
 
-        save_file({name: tensor.contiguous() for name, tensor in module.net.state_dict().items()}, str(path))
+        save_file(
+            {name: tensor.contiguous() for name, tensor in module.net.state_dict().items()},
+            str(path),
+        )
     sidecar = path.with_name(path.name + ".json")
     card = model_card(module, path, format, ckpt_path, checkpoint.get(DATA_HPARAMS) or {})
     sidecar.write_text(json.dumps(card, indent=2) + "\n")
@@ -73,15 +80,24 @@ def export(ckpt_path: str | Path, format: str, output: str | Path | None = None)
         expected = module(*probe)
     difference = (run_exported(path, format, *probe) - expected).abs().max().item()
     if difference > TOLERANCE:
-        raise RuntimeError(f"{path} differs from the checkpoint's model by {difference:.2e} (max abs); please report this.")
-    log.info("wrote %s and %s (max abs difference from the checkpoint's model: %.1e)", path, sidecar, difference)
+        raise RuntimeError(
+            f"{path} differs from the checkpoint's model by {difference:.2e} (max abs); please report this."
+        )
+    log.info(
+        "wrote %s and %s (max abs difference from the checkpoint's model: %.1e)",
+        path,
+        sidecar,
+        difference,
+    )
     return path
 
 
 def sketch_like(batch: int, size: int) -> torch.Tensor:
     """Random input like a sketch in [-1, 1]: mostly white paper with marks, so that a U-Net's
     background options have a background to find."""
-    return torch.where(torch.rand(batch, 1, size, size) < 0.8, 1.0, torch.rand(batch, 3, size, size) * 2 - 1)
+    return torch.where(
+        torch.rand(batch, 1, size, size) < 0.8, 1.0, torch.rand(batch, 3, size, size) * 2 - 1
+    )
 
 
 def hinted_probe(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,7 +111,9 @@ def hinted_probe(batch: int, size: int, seed: int = 0) -> tuple[torch.Tensor, to
     return sketches, sampler.draw(photos, sketches, torch.Generator().manual_seed(seed), count=3)
 
 
-def write_onnx(net: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path, optimize: bool = True) -> None:
+def write_onnx(
+    net: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Path, optimize: bool = True
+) -> None:
     """The torch.export-based exporter (the default since torch 2.9), batch axis dynamic, one file.
 
     optimize=False for hint models: their H + W unrolled spreading steps take onnxscript's optimiser
@@ -104,10 +122,19 @@ def write_onnx(net: torch.nn.Module, example: tuple[torch.Tensor, ...], path: Pa
         logging.getLogger(name).setLevel(logging.WARNING)
     batch = torch.export.Dim("batch", min=1)
     with warnings.catch_warnings():  # sketch and hints share the batch axis on purpose
-        warnings.filterwarnings("ignore", message=r"# The axis name: batch will not be used", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"# The axis name: batch will not be used", category=UserWarning
+        )
         torch.onnx.export(
-            net, example, path, input_names=list(input_names(len(example))), output_names=[OUTPUT_NAME],
-            dynamic_shapes=tuple({0: batch} for _ in example), dynamo=True, external_data=False, verbose=False,
+            net,
+            example,
+            path,
+            input_names=list(input_names(len(example))),
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=tuple({0: batch} for _ in example),
+            dynamo=True,
+            external_data=False,
+            verbose=False,
             optimize=optimize,
         )
 
@@ -116,7 +143,9 @@ def write_torchscript(net: torch.nn.Module, example: tuple[torch.Tensor, ...], p
     """Traced: the networks' only data-dependent control flow, the flood fills' early stop, takes a
     fixed H + W steps when traced (regions.py, hints/spread.py)."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)  # deprecated upstream, still supported
+        warnings.filterwarnings(
+            "ignore", message=r"`torch\.jit\.", category=FutureWarning
+        )  # deprecated upstream, still supported
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=DeprecationWarning)
         torch.jit.trace(net, example).save(str(path))
 
@@ -135,9 +164,16 @@ def run_exported(path: Path, format: str, *inputs: torch.Tensor) -> torch.Tensor
         import onnxruntime  # the optional `export` extra
 
         options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3  # errors only: its constant-folding notes on an unoptimised graph are not ours to fix
-        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        feeds = {name: tensor.numpy() for name, tensor in zip(input_names(len(inputs)), inputs, strict=True)}
+        options.log_severity_level = (
+            3  # errors only: its constant-folding notes on an unoptimised graph are not ours to fix
+        )
+        session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+        feeds = {
+            name: tensor.numpy()
+            for name, tensor in zip(input_names(len(inputs)), inputs, strict=True)
+        }
         return torch.from_numpy(session.run([OUTPUT_NAME], feeds)[0])
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.filterwarnings("ignore", message=r"`torch\.jit\.", category=FutureWarning)
@@ -176,9 +212,15 @@ def model_card(module, path: Path, format: str, ckpt_path: str | Path, data: dic
     }
     if module.takes_hints and format != "safetensors":
         card["hints_input"] = {
-            "name": HINTS_NAME, "shape": ["batch", HINT_CHANNELS, size, size], "dtype": "float32",
-            "channels": ["R in [-1, 1], 0 where there is no hint", "G, likewise", "B, likewise",
-                         "mask: 1 where there is a hint, else 0"],
+            "name": HINTS_NAME,
+            "shape": ["batch", HINT_CHANNELS, size, size],
+            "dtype": "float32",
+            "channels": [
+                "R in [-1, 1], 0 where there is no hint",
+                "G, likewise",
+                "B, likewise",
+                "mask: 1 where there is a hint, else 0",
+            ],
             "no_hints": "all zeros",
             "preprocessing": [
                 "a hint layer with the sketch's aspect ratio: pixels with alpha > 0 are hints in their colour",
@@ -192,4 +234,3 @@ def model_card(module, path: Path, format: str, ckpt_path: str | Path, data: dic
 def main(cfg: DictConfig) -> None:
     require_keys(cfg, USAGES["export"])
     export(cfg.ckpt_path, cfg.format, cfg.output)
-

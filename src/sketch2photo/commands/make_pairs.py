@@ -37,15 +37,23 @@ def make_pairs(cfg: DictConfig) -> tuple[int, list[str]]:
     require_keys(cfg, USAGES["make_pairs"])
     photos_dir, out = Path(str(cfg.photos)), Path(str(cfg.out))
     if not photos_dir.is_dir():
-        raise UserError(f"photos={photos_dir} is not a folder; give the folder that holds your images.")
+        raise UserError(
+            f"photos={photos_dir} is not a folder; give the folder that holds your images."
+        )
     paths = image_files(photos_dir)
     if not paths:
-        raise UserError(f"photos={photos_dir} holds no image files ({', '.join(IMAGE_EXTENSIONS)}; subfolders are not read).")
+        raise UserError(
+            f"photos={photos_dir} holds no image files ({', '.join(IMAGE_EXTENSIONS)}; subfolders are not read)."
+        )
     if cfg.size is not None and (not isinstance(cfg.size, int) or cfg.size < 8):
-        raise UserError(f"size={cfg.size!r} must be an integer of at least 8, or null to keep each photo's size.")
+        raise UserError(
+            f"size={cfg.size!r} must be an integer of at least 8, or null to keep each photo's size."
+        )
     extractor = XDoG(**cfg.xdog)
     if extractor.sigma <= 0 or extractor.k <= 0:
-        raise UserError(f"xdog.sigma and xdog.k must be positive (got sigma={extractor.sigma}, k={extractor.k}).")
+        raise UserError(
+            f"xdog.sigma and xdog.k must be positive (got sigma={extractor.sigma}, k={extractor.k})."
+        )
     sketch_dir, photo_dir = prepare_output(out, cfg.overwrite)
 
     names, problems, preview = [], [], []
@@ -73,10 +81,17 @@ def make_pairs(cfg: DictConfig) -> tuple[int, list[str]]:
     log.info(
         "wrote %d pairs to %s (testA/ sketches, testB/ photos, names.csv); look at %s\n"
         "train on them: s2p-train data=sketch2photo data.data_dir=%s",
-        len(names), out, out / "preview.png", out,
+        len(names),
+        out,
+        out / "preview.png",
+        out,
     )
     if problems:
-        log.error("%d file(s) could not be read and were skipped:\n  - %s", len(problems), "\n  - ".join(problems))
+        log.error(
+            "%d file(s) could not be read and were skipped:\n  - %s",
+            len(problems),
+            "\n  - ".join(problems),
+        )
     return len(names), problems
 
 
@@ -85,7 +100,9 @@ def prepare_output(out: Path, overwrite: bool) -> tuple[Path, Path]:
     sketch_dir, photo_dir = out / "testA", out / "testB"
     used = [d for d in (sketch_dir, photo_dir) if d.is_dir() and any(d.iterdir())]
     if used and not overwrite:
-        raise UserError(f"out={out} already holds a dataset ({used[0]} is not empty). Choose a new out= or add overwrite=true.")
+        raise UserError(
+            f"out={out} already holds a dataset ({used[0]} is not empty). Choose a new out= or add overwrite=true."
+        )
     for folder in (sketch_dir, photo_dir):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
@@ -94,16 +111,18 @@ def prepare_output(out: Path, overwrite: bool) -> tuple[Path, Path]:
 
 def write_preview(pairs: list[tuple[torch.Tensor, torch.Tensor]], path: Path) -> None:
     """One row of photos above one row of their sketches, each shown at PREVIEW_SIZE px."""
+
     def thumb(image: torch.Tensor) -> torch.Tensor:
         return F.resize(image.expand(3, -1, -1), [PREVIEW_SIZE, PREVIEW_SIZE], antialias=True)
 
     photos = [thumb(photo) for photo, _ in pairs]
     sketches = [thumb(sketch) for _, sketch in pairs]
-    grid = make_grid(torch.stack(photos + sketches).float() / 255, nrow=len(pairs), padding=2, pad_value=1.0)
+    grid = make_grid(
+        torch.stack(photos + sketches).float() / 255, nrow=len(pairs), padding=2, pad_value=1.0
+    )
     save_image(grid, path)
 
 
 def main(cfg: DictConfig) -> None:
     if make_pairs(cfg)[1]:
         sys.exit(SOME_FILES_FAILED)
-

@@ -60,14 +60,27 @@ def pack(cfg: DictConfig) -> dict:
     info = {
         "image_size": datamodule.hparams.image_size,
         "source": str(datamodule.data_dir),
-        "stages": {stage: {"folder": folder, "pairs": len(datamodule.sets[stage])} for stage, folder in folders.items()},
-        "data": {key: settings[key] for key in DATA_SETTINGS if key in settings and key != "batch_size"},
+        "stages": {
+            stage: {"folder": folder, "pairs": len(datamodule.sets[stage])}
+            for stage, folder in folders.items()
+        },
+        "data": {
+            key: settings[key] for key in DATA_SETTINGS if key in settings and key != "batch_size"
+        },
     }
     write_pack_info(out, info)
     counts = ", ".join(f"{stage} {entry['pairs']}" for stage, entry in info["stages"].items())
-    log.info("packed %s (%s, %dpx) into %s in %.1fs\ntrain on it: s2p-train data=streaming data.input_dir=%s "
-             "data.image_size=%d", info["source"], counts, info["image_size"], out, time.perf_counter() - started,
-             out, info["image_size"])
+    log.info(
+        "packed %s (%s, %dpx) into %s in %.1fs\ntrain on it: s2p-train data=streaming data.input_dir=%s "
+        "data.image_size=%d",
+        info["source"],
+        counts,
+        info["image_size"],
+        out,
+        time.perf_counter() - started,
+        out,
+        info["image_size"],
+    )
     return info
 
 
@@ -79,7 +92,9 @@ def check_output(out: str, overwrite: bool) -> None:
     except UserError:
         return  # nothing finished packed there
     if not overwrite:
-        raise UserError(f"out={out} already holds a pack ({out}/{PACK_INFO}). Choose a new out= or add overwrite=true.")
+        raise UserError(
+            f"out={out} already holds a pack ({out}/{PACK_INFO}). Choose a new out= or add overwrite=true."
+        )
     # From here until the new pack.json is written, out= holds no finished pack: an overwrite that is
     # killed half-way is refused by data=streaming rather than read as the old pack over new chunks.
     if is_remote(out):
@@ -107,4 +122,3 @@ def write_pack_info(out: str, info: dict) -> None:
 
 def main(cfg: DictConfig) -> None:
     pack(cfg)
-

@@ -56,7 +56,13 @@ class SketchFiles(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> dict:
-        item = {"sketch": torch.ones(3, self.size, self.size), "index": index, "width": 0, "height": 0, "error": ""}
+        item = {
+            "sketch": torch.ones(3, self.size, self.size),
+            "index": index,
+            "width": 0,
+            "height": 0,
+            "error": "",
+        }
         hint_file = None
         if self.hint_files is not None:
             hint_file = self.hint_files.get(index)
@@ -68,7 +74,9 @@ class SketchFiles(Dataset):
         item.update(sketch=prepare_sketch(image, self.size), width=image.width, height=image.height)
         if hint_file is not None:
             try:
-                item["hints"] = prepare_hints(hint_file, image.size, self.size, sketch_name=str(self.paths[index]))
+                item["hints"] = prepare_hints(
+                    hint_file, image.size, self.size, sketch_name=str(self.paths[index])
+                )
             except UserError as error:
                 item["error"] = str(error)
         return item
@@ -85,10 +93,18 @@ class ImageWriter(BasePredictionWriter):
         self.previews: list[Path] = []
         self.failed: list[str] = []
 
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0):
+    def write_on_batch_end(
+        self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx=0
+    ):
         hinted = batch["hinted"].tolist() if "hinted" in batch else [False] * len(prediction)
         for number, (index, width, height, error) in enumerate(
-            zip(batch["index"].tolist(), batch["width"].tolist(), batch["height"].tolist(), batch["error"], strict=True)
+            zip(
+                batch["index"].tolist(),
+                batch["width"].tolist(),
+                batch["height"].tolist(),
+                batch["error"],
+                strict=True,
+            )
         ):
             if error:
                 self.failed.append(error)
@@ -99,20 +115,28 @@ class ImageWriter(BasePredictionWriter):
             if hinted[number]:
                 path = target.parent / PREVIEWS / target.name
                 path.parent.mkdir(exist_ok=True)
-                preview(batch["sketch"][number], batch["hints"][number], prediction[number]).save(path)
+                preview(batch["sketch"][number], batch["hints"][number], prediction[number]).save(
+                    path
+                )
                 self.previews.append(path)
 
 
 def list_inputs(input_path: Path) -> list[Path]:
     if input_path.is_file():
         if input_path.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise UserError(f"input={input_path} is not an image file ({', '.join(IMAGE_EXTENSIONS)}).")
+            raise UserError(
+                f"input={input_path} is not an image file ({', '.join(IMAGE_EXTENSIONS)})."
+            )
         return [input_path]
     if not input_path.is_dir():
-        raise UserError(f"input={input_path} does not exist; give a sketch file or a folder of sketches.")
+        raise UserError(
+            f"input={input_path} does not exist; give a sketch file or a folder of sketches."
+        )
     paths = image_files(input_path)
     if not paths:
-        raise UserError(f"input={input_path} holds no image files ({', '.join(IMAGE_EXTENSIONS)}; subfolders are not read).")
+        raise UserError(
+            f"input={input_path} holds no image files ({', '.join(IMAGE_EXTENSIONS)}; subfolders are not read)."
+        )
     return paths
 
 
@@ -126,38 +150,57 @@ def output_paths(paths: list[Path], output: Path, keep_extension: bool) -> list[
             "Use keep_extension=true or rename them."
         )
     if any(p.resolve() == t.resolve() for p, t in zip(paths, targets, strict=True)):
-        raise UserError(f"output={output} would overwrite the input sketches; choose another output folder.")
+        raise UserError(
+            f"output={output} would overwrite the input sketches; choose another output folder."
+        )
     return targets
 
 
-def pair_hints(hints_path: Path, input_path: Path, paths: list[Path]) -> tuple[dict[int, Path], list[str]]:
+def pair_hints(
+    hints_path: Path, input_path: Path, paths: list[Path]
+) -> tuple[dict[int, Path], list[str]]:
     """(sketch index -> its hint file, an error for each hint file that belongs to no sketch).
     A file: the hints of the single input sketch. A folder: <stem>.png or <stem>.json for the sketch <stem>.*."""
     if hints_path.is_file():
         if hints_path.suffix.lower() not in HINT_SUFFIXES:
             raise UserError(f"hints={hints_path} is not {HINT_FILES}.")
         if len(paths) != 1:
-            raise UserError(f"hints={hints_path} is one hint file but input={input_path} holds {len(paths)} sketches; "
-                            "give hints=<folder> with a file named after each sketch (cat.png: hints/cat.png or hints/cat.json).")
+            raise UserError(
+                f"hints={hints_path} is one hint file but input={input_path} holds {len(paths)} sketches; "
+                "give hints=<folder> with a file named after each sketch (cat.png: hints/cat.png or hints/cat.json)."
+            )
         return {0: hints_path}, []
     if not hints_path.is_dir():
-        raise UserError(f"hints={hints_path} does not exist; give {HINT_FILES} or a folder of them.")
+        raise UserError(
+            f"hints={hints_path} does not exist; give {HINT_FILES} or a folder of them."
+        )
     if hints_path.resolve() == input_path.resolve():
-        raise UserError(f"hints={hints_path} is the input folder; put the hint files in a folder of their own, "
-                        "named after the sketches (cat.png: hints/cat.png or hints/cat.json).")
+        raise UserError(
+            f"hints={hints_path} is the input folder; put the hint files in a folder of their own, "
+            "named after the sketches (cat.png: hints/cat.png or hints/cat.json)."
+        )
     by_stem: dict[str, list[Path]] = {}
     for path in sorted(hints_path.iterdir()):
         if path.is_file() and path.suffix.lower() in HINT_SUFFIXES:
             by_stem.setdefault(path.stem, []).append(path)
     if not by_stem:
-        raise UserError(f"hints={hints_path} holds no hint files (.png with transparency or .json; subfolders are not read).")
+        raise UserError(
+            f"hints={hints_path} holds no hint files (.png with transparency or .json; subfolders are not read)."
+        )
     doubles = next((files for files in by_stem.values() if len(files) > 1), None)
     if doubles:
-        raise UserError(f"{' and '.join(map(str, doubles))} both hold the hints of the sketch {doubles[0].stem}; keep one.")
-    pairs = {index: by_stem[path.stem][0] for index, path in enumerate(paths) if path.stem in by_stem}
+        raise UserError(
+            f"{' and '.join(map(str, doubles))} both hold the hints of the sketch {doubles[0].stem}; keep one."
+        )
+    pairs = {
+        index: by_stem[path.stem][0] for index, path in enumerate(paths) if path.stem in by_stem
+    }
     stems = {path.stem for path in paths}
-    orphans = [f"{files[0]}: no sketch named {stem}.* in input={input_path}; hint file skipped"
-               for stem, files in by_stem.items() if stem not in stems]
+    orphans = [
+        f"{files[0]}: no sketch named {stem}.* in input={input_path}; hint file skipped"
+        for stem, files in by_stem.items()
+        if stem not in stems
+    ]
     return pairs, orphans
 
 
@@ -175,8 +218,12 @@ def predict(cfg: DictConfig) -> ImageWriter:
         require_hint_model(module, f"hints={cfg.hints}")
         hint_files, unmatched = pair_hints(Path(str(cfg.hints)), Path(str(cfg.input)), paths)
         if len(hint_files) < len(paths):
-            log.info("%d of %d sketch(es) have no hint file in hints=%s and are coloured without hints",
-                     len(paths) - len(hint_files), len(paths), cfg.hints)
+            log.info(
+                "%d of %d sketch(es) have no hint file in hints=%s and are coloured without hints",
+                len(paths) - len(hint_files),
+                len(paths),
+                cfg.hints,
+            )
     elif module.takes_hints:
         hint_files = {}
     output.mkdir(parents=True, exist_ok=True)
@@ -186,19 +233,31 @@ def predict(cfg: DictConfig) -> ImageWriter:
     writer.failed.extend(unmatched)
     loader = DataLoader(files, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
     trainer = Trainer(
-        accelerator="auto", devices=1, logger=False, callbacks=[writer],
-        enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=len(loader) > 1,
+        accelerator="auto",
+        devices=1,
+        logger=False,
+        callbacks=[writer],
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=len(loader) > 1,
     )
     trainer.predict(module, loader, return_predictions=False)
     log.info("wrote %d of %d image(s) to %s", writer.written, len(paths), output)
     if writer.previews:
-        log.info("%d coloured with hints: previews (sketch and hints | result) in %s", len(writer.previews), output / PREVIEWS)
+        log.info(
+            "%d coloured with hints: previews (sketch and hints | result) in %s",
+            len(writer.previews),
+            output / PREVIEWS,
+        )
     if writer.failed:
-        log.error("%d file(s) could not be used and were skipped:\n  - %s", len(writer.failed), "\n  - ".join(writer.failed))
+        log.error(
+            "%d file(s) could not be used and were skipped:\n  - %s",
+            len(writer.failed),
+            "\n  - ".join(writer.failed),
+        )
     return writer
 
 
 def main(cfg: DictConfig) -> None:
     if predict(cfg).failed:
         sys.exit(SOME_FILES_FAILED)
-

@@ -44,11 +44,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
         model = instantiate(cfg.model, _recursive_=False, _convert_="all")
         wanted_net = OmegaConf.to_container(cfg.model.net, resolve=True)
         if ckpt_path and str(ckpt_path).endswith(".safetensors"):
-            raise UserError(f"ckpt_path={ckpt_path}: a safetensors export holds the network's weights only, not a "
-                            f"training state to continue; start from it with init_from={ckpt_path}.")
-        if ckpt_path:  # Lightning restores it in fit(); check first that it is ours and the same network
+            raise UserError(
+                f"ckpt_path={ckpt_path}: a safetensors export holds the network's weights only, not a "
+                f"training state to continue; start from it with init_from={ckpt_path}."
+            )
+        if (
+            ckpt_path
+        ):  # Lightning restores it in fit(); check first that it is ours and the same network
             check_network_matches(read_checkpoint(ckpt_path), wanted_net, ckpt_path)
-        elif cfg.get("init_from"):  # fine-tuning: the network's weights only; optimizer and epochs start afresh
+        elif cfg.get(
+            "init_from"
+        ):  # fine-tuning: the network's weights only; optimizer and epochs start afresh
             start = read_checkpoint(cfg.init_from, key="init_from")
             check_network_matches(start, wanted_net, cfg.init_from, key="init_from")
             model.net.load_state_dict(network_weights(start))
@@ -60,24 +66,39 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         record.history = history = MetricHistory()
         record.trainer = trainer = instantiate(
-            cfg.trainer, callbacks=[*instantiate_all(cfg.get("callbacks")), history],
-            logger=instantiate_all(cfg.get("logger")) or False, plugins=[AtomicCheckpointIO()],
-            default_root_dir=cfg.paths.run_dir, **trainer_overrides,
+            cfg.trainer,
+            callbacks=[*instantiate_all(cfg.get("callbacks")), history],
+            logger=instantiate_all(cfg.get("logger")) or False,
+            plugins=[AtomicCheckpointIO()],
+            default_root_dir=cfg.paths.run_dir,
+            **trainer_overrides,
         )
         log_model_line(model, trainer)
         with keep_ddp_children_in_this_run(trainer):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
             # a resumed run that had already finished logs nothing new: keep its last epoch's metrics
-            last_epoch = {k: v for k, v in (history.rows[-1] if history.rows else {}).items() if k != "epoch"}
+            last_epoch = {
+                k: v for k, v in (history.rows[-1] if history.rows else {}).items() if k != "epoch"
+            }
             record.metrics = metrics = {**last_epoch, **epoch_metrics(trainer.callback_metrics)}
             record.best = best = best_epoch(trainer, history)
             last = f"last epoch, {trainer.current_epoch}"
             record.weights = weights = {"train": last, "val": last}
             if cfg.get("test") and datamodule.has("test"):
                 tested_on = test_weights(trainer, datamodule)
-                tested = trainer.test(model, datamodule=datamodule, ckpt_path=tested_on, weights_only=True, verbose=False)
+                tested = trainer.test(
+                    model,
+                    datamodule=datamodule,
+                    ckpt_path=tested_on,
+                    weights_only=True,
+                    verbose=False,
+                )
                 metrics.update(epoch_metrics(tested[0]))
-                weights["test"] = f"best.ckpt, epoch {best.get('epoch')}" if tested_on else f"final weights, {last}"
+                weights["test"] = (
+                    f"best.ckpt, epoch {best.get('epoch')}"
+                    if tested_on
+                    else f"final weights, {last}"
+                )
         if trainer.is_global_zero:
             log_hyperparameters(trainer, cfg, metrics)
     print_summary(run_dir, metrics, weights, dry_run=bool(trainer.fast_dev_run))
@@ -86,11 +107,15 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
 def best_epoch(trainer, history: MetricHistory) -> dict:
     """The epoch best.ckpt holds and its monitored value, e.g. {"epoch": 27, "val/psnr": 16.1}."""
-    checkpoint = next((c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)), None)
+    checkpoint = next(
+        (c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)), None
+    )
     if checkpoint is None or checkpoint.best_model_score is None:
         return {}
     score = float(checkpoint.best_model_score)
-    epoch = next((row["epoch"] for row in history.rows if row.get(checkpoint.monitor) == score), None)
+    epoch = next(
+        (row["epoch"] for row in history.rows if row.get(checkpoint.monitor) == score), None
+    )
     return {"epoch": epoch, checkpoint.monitor: score}
 
 
@@ -113,7 +138,11 @@ def monitor_train_loss_instead(cfg: DictConfig) -> None:
             if "ModelCheckpoint" in callback._target_:
                 callback.monitor, callback.mode = "train/loss", "min"
             else:
-                log.warning("callbacks.%s monitors %s but there is no validation split: disabled", name, callback.monitor)
+                log.warning(
+                    "callbacks.%s monitors %s but there is no validation split: disabled",
+                    name,
+                    callback.monitor,
+                )
                 cfg.callbacks[name] = None
 
 
@@ -124,7 +153,9 @@ def instantiate_all(group: DictConfig | None) -> list:
 def test_weights(trainer, datamodule) -> str | None:
     """The best checkpoint when the test split is separate from validation. When they are the same
     pairs (cross-validation folds), picking by them would be optimistic: the final weights."""
-    best = next((c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)), "")
+    best = next(
+        (c.best_model_path for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None)), ""
+    )
     separate = datamodule.sets.get("test") is not datamodule.sets.get("val")
     return best if best and separate and datamodule.has("val") else None
 
@@ -132,4 +163,3 @@ def test_weights(trainer, datamodule) -> str | None:
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric") or "", None)
-

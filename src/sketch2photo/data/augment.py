@@ -25,17 +25,31 @@ class PairedAugment:
         are, so the model ends on the image scale it will be used at.
     """
 
-    def __init__(self, image_size: int, flip: bool = True, min_scale: float = 0.8, degrees: float = 0.0,
-                 translate: float = 0.0, p: float = 1.0, stop_after: float = 1.0):
+    def __init__(
+        self,
+        image_size: int,
+        flip: bool = True,
+        min_scale: float = 0.8,
+        degrees: float = 0.0,
+        translate: float = 0.0,
+        p: float = 1.0,
+        stop_after: float = 1.0,
+    ):
         check_augment(min_scale, degrees, translate, p, stop_after)
         self.stop_after = stop_after
         steps = []
         if flip:
             steps.append(v2.RandomHorizontalFlip(p=0.5))
         if degrees or translate:
-            steps.append(v2.RandomAffine(degrees=degrees, translate=(translate, translate), fill=WHITE))
+            steps.append(
+                v2.RandomAffine(degrees=degrees, translate=(translate, translate), fill=WHITE)
+            )
         if min_scale < 1.0:
-            steps.append(v2.RandomResizedCrop(image_size, scale=(min_scale, 1.0), ratio=(1.0, 1.0), antialias=True))
+            steps.append(
+                v2.RandomResizedCrop(
+                    image_size, scale=(min_scale, 1.0), ratio=(1.0, 1.0), antialias=True
+                )
+            )
         self.transform = None
         if steps and p > 0:
             self.transform = v2.Compose(steps) if p == 1.0 else v2.RandomApply(steps, p=p)
@@ -44,10 +58,14 @@ class PairedAugment:
         """Whether `epoch` (0-based) is one of the augmented epochs."""
         return max_epochs is None or max_epochs < 0 or epoch < self.stop_after * max_epochs
 
-    def __call__(self, sketches: torch.Tensor, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, sketches: torch.Tensor, photos: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.transform is None:
             return sketches, photos
         out_sketches, out_photos = torch.empty_like(sketches), torch.empty_like(photos)
         for i in range(sketches.shape[0]):
-            out_sketches[i], out_photos[i] = self.transform(tv_tensors.Image(sketches[i]), tv_tensors.Image(photos[i]))
+            out_sketches[i], out_photos[i] = self.transform(
+                tv_tensors.Image(sketches[i]), tv_tensors.Image(photos[i])
+            )
         return out_sketches, out_photos

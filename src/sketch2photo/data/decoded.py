@@ -40,7 +40,9 @@ class CachedPairs(Dataset):
     all_photos: torch.Tensor
     pairs: list[Pair]
     rows: torch.Tensor  # long (len(pairs),)
-    about_to_read: Callable[[torch.Tensor], object] | None = None  # told the rows of a batch first (disk_cache)
+    about_to_read: Callable[[torch.Tensor], object] | None = (
+        None  # told the rows of a batch first (disk_cache)
+    )
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -56,8 +58,13 @@ class CachedPairs(Dataset):
         return [self[index] for index in indices]
 
     def subset(self, indices: list[int]) -> CachedPairs:
-        return CachedPairs(self.all_sketches, self.all_photos, [self.pairs[i] for i in indices], self.rows[indices],
-                           self.about_to_read)
+        return CachedPairs(
+            self.all_sketches,
+            self.all_photos,
+            [self.pairs[i] for i in indices],
+            self.rows[indices],
+            self.about_to_read,
+        )
 
     # Gathered copies, for small sets and a chunk at a time: a 50k-pair set is 13 GB at 256 px.
     @property
@@ -73,28 +80,49 @@ class CachedPairs(Dataset):
             yield self.subset(list(range(start, min(start + size, len(self)))))
 
 
-def all_rows(sketches: torch.Tensor, photos: torch.Tensor, pairs: list[Pair], bad: set[int],
-             about_to_read: Callable[[torch.Tensor], object] | None = None) -> CachedPairs:
+def all_rows(
+    sketches: torch.Tensor,
+    photos: torch.Tensor,
+    pairs: list[Pair],
+    bad: set[int],
+    about_to_read: Callable[[torch.Tensor], object] | None = None,
+) -> CachedPairs:
     """The pairs that decoded: every row but the `bad` ones."""
     good = [i for i in range(len(pairs)) if i not in bad]
-    return CachedPairs(sketches, photos, [pairs[i] for i in good], torch.as_tensor(good, dtype=torch.long),
-                       about_to_read)
+    return CachedPairs(
+        sketches,
+        photos,
+        [pairs[i] for i in good],
+        torch.as_tensor(good, dtype=torch.long),
+        about_to_read,
+    )
 
 
-def decode_in_chunks(pairs: list[Pair], size: int, ab_order: str, threads: int | None, what: str
-                     ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, list[str | None]]]:
+def decode_in_chunks(
+    pairs: list[Pair], size: int, ab_order: str, threads: int | None, what: str
+) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, list[str | None]]]:
     """(first row, sketches uint8 (c, 1, H, W), photos uint8 (c, 3, H, W), per pair None or what went wrong),
     CHUNK pairs at a time, in order. A pair that failed has zero rows. The tensors are reused for the
     next chunk: use them before asking for it."""
     sketch_side = "left" if ab_order == "sketch_left" else "right"
     sketches = torch.empty(min(CHUNK, len(pairs)), 1, size, size, dtype=torch.uint8)
     photos = torch.empty(min(CHUNK, len(pairs)), 3, size, size, dtype=torch.uint8)
-    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool, \
-            tqdm(total=len(pairs), desc=f"decoding {what}", unit="pair", delay=PROGRESS_AFTER_S, leave=False) as bar:
+    with (
+        ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool,
+        tqdm(
+            total=len(pairs),
+            desc=f"decoding {what}",
+            unit="pair",
+            delay=PROGRESS_AFTER_S,
+            leave=False,
+        ) as bar,
+    ):
         for start in range(0, len(pairs), CHUNK):
-            chunk = pairs[start:start + CHUNK]
+            chunk = pairs[start : start + CHUNK]
 
-            def decode(index: int, chunk: list[Pair] = chunk) -> str | None:  # this chunk's, in pool.map below
+            def decode(
+                index: int, chunk: list[Pair] = chunk
+            ) -> str | None:  # this chunk's, in pool.map below
                 try:
                     sketches[index], photos[index] = _decode(chunk[index], size, sketch_side)
                 except BadImageError as error:
@@ -104,7 +132,7 @@ def decode_in_chunks(pairs: list[Pair], size: int, ab_order: str, threads: int |
 
             errors = list(pool.map(decode, range(len(chunk))))
             bar.update(len(chunk))
-            yield start, sketches[:len(chunk)], photos[:len(chunk)], errors
+            yield start, sketches[: len(chunk)], photos[: len(chunk)], errors
 
 
 def _decode(pair: Pair, size: int, sketch_side: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,26 +141,37 @@ def _decode(pair: Pair, size: int, sketch_side: str) -> tuple[torch.Tensor, torc
     else:
         sketch, photo = open_image(pair.sketch), open_image(pair.photo)
         if not same_aspect(sketch.size, photo.size):
-            raise BadImageError(pair.sketch, (
-                f"{sketch.size[0]}x{sketch.size[1]}, but {pair.photo} is {photo.size[0]}x{photo.size[1]}: "
-                "a pair must have the same aspect ratio to stay aligned"))
+            raise BadImageError(
+                pair.sketch,
+                (
+                    f"{sketch.size[0]}x{sketch.size[1]}, but {pair.photo} is {photo.size[0]}x{photo.size[1]}: "
+                    "a pair must have the same aspect ratio to stay aligned"
+                ),
+            )
     return sketch_tensor(sketch, size), photo_tensor(photo, size)
 
 
-def decode_pairs(pairs: list[Pair], size: int, ab_order: str = "sketch_left",
-                 threads: int | None = None) -> tuple[CachedPairs, list[str]]:
+def decode_pairs(
+    pairs: list[Pair], size: int, ab_order: str = "sketch_left", threads: int | None = None
+) -> tuple[CachedPairs, list[str]]:
     """Decode into RAM: (the pairs that decoded, resized to size x size; one message per pair that did not)."""
     sketches = torch.empty(len(pairs), 1, size, size, dtype=torch.uint8)
     photos = torch.empty(len(pairs), 3, size, size, dtype=torch.uint8)
     problems: dict[int, str] = {}
-    for start, chunk_sketches, chunk_photos, errors in decode_in_chunks(pairs, size, ab_order, threads, "pairs"):
-        sketches[start:start + len(errors)], photos[start:start + len(errors)] = chunk_sketches, chunk_photos
+    for start, chunk_sketches, chunk_photos, errors in decode_in_chunks(
+        pairs, size, ab_order, threads, "pairs"
+    ):
+        sketches[start : start + len(errors)], photos[start : start + len(errors)] = (
+            chunk_sketches,
+            chunk_photos,
+        )
         problems.update({start + i: error for i, error in enumerate(errors) if error is not None})
     return all_rows(sketches, photos, pairs, set(problems)), list(problems.values())
 
 
-def decode_listing(listing: Listing, size: int, ab_order: str, threads: int | None
-                   ) -> tuple[dict[str, CachedPairs], list[str]]:
+def decode_listing(
+    listing: Listing, size: int, ab_order: str, threads: int | None
+) -> tuple[dict[str, CachedPairs], list[str]]:
     """data.cache=memory: every folder of the listing decoded into RAM, and the problems found."""
     decoded, problems = {}, []
     for folder, pairs in listing.splits.items():

@@ -46,8 +46,14 @@ log = logging.getLogger(__name__)
 PREPROCESSING_VERSION = 1
 
 
-def open_disk_cache(listing: Listing, data_dir: Path, size: int, ab_order: str, cache_dir: Path,
-                    threads: int | None = None) -> tuple[dict[str, CachedPairs], list[str]]:
+def open_disk_cache(
+    listing: Listing,
+    data_dir: Path,
+    size: int,
+    ab_order: str,
+    cache_dir: Path,
+    threads: int | None = None,
+) -> tuple[dict[str, CachedPairs], list[str]]:
     """Every folder of the listing, memory-mapped from the cache (built first if needed), and the
     problems of the pairs that failed to decode, as recorded when the cache was built."""
     key = cache_key(data_dir, size, listing.layout, ab_order)
@@ -60,17 +66,26 @@ def open_disk_cache(listing: Listing, data_dir: Path, size: int, ab_order: str, 
             build(listing, where, size, ab_order, threads, fingerprint)
             manifest, why = read_manifest(where, fingerprint)
             if manifest is None:
-                raise UserError(f"the decoded cache just built at {where} does not read back ({why}); "
-                                "check the disk, or set data.cache=memory.")
+                raise UserError(
+                    f"the decoded cache just built at {where} does not read back ({why}); "
+                    "check the disk, or set data.cache=memory."
+                )
         # Mapped under the lock: a process rebuilding the cache later replaces the files, and the
         # mapped ones stay readable, unchanged, until this process exits.
         sets, problems = {}, []
         for folder, pairs in listing.splits.items():
             entry = manifest["folders"][folder]
-            sketches, photos = (MappedRows(where / entry[kind]["file"], (len(pairs), channels, size, size))
-                                for kind, channels in (("sketches", 1), ("photos", 3)))
-            sets[folder] = all_rows(sketches.tensor, photos.tensor, pairs, set(entry["bad_rows"]),
-                                    about_to_read=partial(will_read, (sketches, photos)))
+            sketches, photos = (
+                MappedRows(where / entry[kind]["file"], (len(pairs), channels, size, size))
+                for kind, channels in (("sketches", 1), ("photos", 3))
+            )
+            sets[folder] = all_rows(
+                sketches.tensor,
+                photos.tensor,
+                pairs,
+                set(entry["bad_rows"]),
+                about_to_read=partial(will_read, (sketches, photos)),
+            )
             problems += entry["problems"]
     return sets, problems
 
@@ -93,15 +108,21 @@ class MappedRows:
             np.lib.format.read_magic(file)
             found, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
             if found != shape or dtype != np.uint8 or fortran_order:
-                raise UserError(f"the decoded cache file {path} holds {dtype} {found}, not uint8 {shape}: "
-                                f"delete {path.parent} and run again.")
+                raise UserError(
+                    f"the decoded cache file {path} holds {dtype} {found}, not uint8 {shape}: "
+                    f"delete {path.parent} and run again."
+                )
             self.offset, self.row_bytes = file.tell(), math.prod(shape[1:])
             if math.prod(shape) == 0:
                 self.mapping, self.tensor = None, torch.empty(shape, dtype=torch.uint8)
                 return
-            self.mapping = mmap.mmap(file.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            self.mapping = mmap.mmap(
+                file.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE
+            )
         self.mapping.madvise(mmap.MADV_RANDOM)
-        array = np.frombuffer(self.mapping, dtype=np.uint8, count=math.prod(shape), offset=self.offset)
+        array = np.frombuffer(
+            self.mapping, dtype=np.uint8, count=math.prod(shape), offset=self.offset
+        )
         self.tensor = torch.from_numpy(array.reshape(shape))
 
     def will_read(self, rows: torch.Tensor) -> None:
@@ -115,7 +136,9 @@ def cache_key(data_dir: Path, size: int, layout: str, ab_order: str) -> str:
     """A readable name that is unique per dataset path and decoding settings."""
     where = str(Path(data_dir).resolve())
     name = re.sub(r"[^A-Za-z0-9._-]", "_", Path(where).name) or "data"
-    order = f"-{ab_order}" if layout == "aligned" else ""  # which half is the sketch: aligned files only
+    order = (
+        f"-{ab_order}" if layout == "aligned" else ""
+    )  # which half is the sketch: aligned files only
     return f"{name}-{size}px-{layout}{order}-{hashlib.sha256(where.encode()).hexdigest()[:12]}"
 
 
@@ -129,11 +152,15 @@ def files_fingerprint(listing: Listing) -> str:
             lines.append(f"[{split}]")
             for pair in pairs:
                 for folder, name in pair.files():
-                    if folder not in folders:  # stat by name within an open folder: 25% faster than by path
+                    if (
+                        folder not in folders
+                    ):  # stat by name within an open folder: 25% faster than by path
                         folders[folder] = os.open(folder, os.O_RDONLY)
                     try:
                         stat = os.stat(name, dir_fd=folders[folder])
-                        lines.append(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}")
+                        lines.append(
+                            f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}"
+                        )
                     except OSError:
                         lines.append(f"{name}\0missing")  # decoding will report it
     finally:
@@ -153,9 +180,17 @@ def read_manifest(where: Path, fingerprint: str) -> tuple[dict | None, str]:
     if not isinstance(manifest, dict):
         return None, "its manifest.json is malformed"
     if manifest.get("version") != PREPROCESSING_VERSION:
-        return None, f"built by preprocessing version {manifest.get('version')}, this is version {PREPROCESSING_VERSION}"
-    if manifest.get("pillow") != PIL.__version__:  # its decoders and resampling filters are the preprocessing too
-        return None, f"decoded with Pillow {manifest.get('pillow')}, this is Pillow {PIL.__version__}"
+        return (
+            None,
+            f"built by preprocessing version {manifest.get('version')}, this is version {PREPROCESSING_VERSION}",
+        )
+    if (
+        manifest.get("pillow") != PIL.__version__
+    ):  # its decoders and resampling filters are the preprocessing too
+        return (
+            None,
+            f"decoded with Pillow {manifest.get('pillow')}, this is Pillow {PIL.__version__}",
+        )
     if manifest.get("fingerprint") != fingerprint:
         return None, "files in the dataset were added, removed or changed since it was built"
     try:
@@ -164,34 +199,60 @@ def read_manifest(where: Path, fingerprint: str) -> tuple[dict | None, str]:
                 path = where / entry[kind]["file"]
                 actual = path.stat().st_size if path.exists() else 0
                 if actual != entry[kind]["bytes"]:
-                    return None, f"{path.name} is {actual} bytes, not {entry[kind]['bytes']}: truncated or damaged"
+                    return (
+                        None,
+                        f"{path.name} is {actual} bytes, not {entry[kind]['bytes']}: truncated or damaged",
+                    )
     except (KeyError, TypeError, AttributeError):
         return None, "its manifest.json is malformed"
     return manifest, ""
 
 
-def build(listing: Listing, where: Path, size: int, ab_order: str, threads: int | None, fingerprint: str) -> None:
+def build(
+    listing: Listing, where: Path, size: int, ab_order: str, threads: int | None, fingerprint: str
+) -> None:
     """Decode every folder into a temporary dir beside `where`, then rename it into place."""
     staging = where.with_name(f".{where.name}.building-{os.getpid()}")
-    needed = sum(len(pairs) for pairs in listing.splits.values()) * 4 * size * size  # sketch 1 + photo 3 channels
+    needed = (
+        sum(len(pairs) for pairs in listing.splits.values()) * 4 * size * size
+    )  # sketch 1 + photo 3 channels
     free = shutil.disk_usage(where.parent).free
     if needed > free:
         raise UserError(
             f"the decoded cache needs {needed / 1e9:.1f} GB at {where.parent} and only {free / 1e9:.1f} GB are free.\n"
-            "Free some space, point paths.cache_dir at a disk with room for it, or set data.cache=memory.")
+            "Free some space, point paths.cache_dir at a disk with room for it, or set data.cache=memory."
+        )
     started, total_bytes = time.perf_counter(), 0
-    manifest = {"version": PREPROCESSING_VERSION, "pillow": PIL.__version__, "fingerprint": fingerprint, "image_size": size,
-                "layout": listing.layout, "ab_order": ab_order, "folders": {}}
+    manifest = {
+        "version": PREPROCESSING_VERSION,
+        "pillow": PIL.__version__,
+        "fingerprint": fingerprint,
+        "image_size": size,
+        "layout": listing.layout,
+        "ab_order": ab_order,
+        "folders": {},
+    }
     try:
         staging.mkdir()
         for folder, pairs in listing.splits.items():
             entry = {"pairs": len(pairs), "bad_rows": [], "problems": []}
             files = {kind: staging / f"{folder}_{kind}.npy" for kind in ("sketches", "photos")}
-            with open(files["sketches"], "wb") as sketch_file, open(files["photos"], "wb") as photo_file:
+            with (
+                open(files["sketches"], "wb") as sketch_file,
+                open(files["photos"], "wb") as photo_file,
+            ):
                 for out, channels in ((sketch_file, 1), (photo_file, 3)):
-                    np.lib.format.write_array_header_1_0(out, {
-                        "descr": "|u1", "fortran_order": False, "shape": (len(pairs), channels, size, size)})
-                for start, sketches, photos, errors in decode_in_chunks(pairs, size, ab_order, threads, str(folder)):
+                    np.lib.format.write_array_header_1_0(
+                        out,
+                        {
+                            "descr": "|u1",
+                            "fortran_order": False,
+                            "shape": (len(pairs), channels, size, size),
+                        },
+                    )
+                for start, sketches, photos, errors in decode_in_chunks(
+                    pairs, size, ab_order, threads, str(folder)
+                ):
                     sketch_file.write(sketches.numpy().data)  # the tensor's own bytes, no copy
                     photo_file.write(photos.numpy().data)
                     for i, error in enumerate(errors):
@@ -211,13 +272,20 @@ def build(listing: Listing, where: Path, size: int, ab_order: str, threads: int 
         raise UserError(
             f"could not write the decoded cache to {where} ({error}).\n"
             "Free some space or point paths.cache_dir at a writable disk with room for it, "
-            "or set data.cache=memory to decode into RAM instead.") from None
+            "or set data.cache=memory to decode into RAM instead."
+        ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     pairs = sum(len(p) for p in listing.splits.values())
     seconds = time.perf_counter() - started
-    log.info("decoded cache built: %d pairs in %.1f s (%.0f pairs/s), %.2f GB at %s",
-             pairs, seconds, pairs / max(seconds, 1e-9), total_bytes / 1e9, where)
+    log.info(
+        "decoded cache built: %d pairs in %.1f s (%.0f pairs/s), %.2f GB at %s",
+        pairs,
+        seconds,
+        pairs / max(seconds, 1e-9),
+        total_bytes / 1e9,
+        where,
+    )
 
 
 def replace_dir(new: Path, where: Path) -> None:
@@ -235,7 +303,9 @@ def build_lock(cache_dir: Path, key: str):
     try:
         import fcntl  # POSIX only
     except ImportError:
-        raise UserError("data.cache=disk needs file locks this system lacks; set data.cache=memory.") from None
+        raise UserError(
+            "data.cache=disk needs file locks this system lacks; set data.cache=memory."
+        ) from None
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         lock = open(cache_dir / f".{key}.lock", "a")
@@ -243,16 +313,23 @@ def build_lock(cache_dir: Path, key: str):
         raise UserError(
             f"paths.cache_dir={cache_dir} is not a writable folder ({error.strerror or error}).\n"
             "Set paths.cache_dir=<a writable folder> (or the S2P_CACHE_DIR environment variable), "
-            "or data.cache=memory to decode into RAM instead.") from None
+            "or data.cache=memory to decode into RAM instead."
+        ) from None
     with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            log.info("waiting for another process that is building the decoded cache %s", cache_dir / key)
+            log.info(
+                "waiting for another process that is building the decoded cache %s", cache_dir / key
+            )
             fcntl.flock(lock, fcntl.LOCK_EX)
         except OSError as error:  # some network file systems have no locks
-            raise UserError(f"paths.cache_dir={cache_dir} cannot be locked ({error.strerror or error}): "
-                            "put it on a local disk, or set data.cache=memory.") from None
-        for leftover in cache_dir.glob(f".{key}.*-*"):  # from a builder that was killed: we hold the lock
+            raise UserError(
+                f"paths.cache_dir={cache_dir} cannot be locked ({error.strerror or error}): "
+                "put it on a local disk, or set data.cache=memory."
+            ) from None
+        for leftover in cache_dir.glob(
+            f".{key}.*-*"
+        ):  # from a builder that was killed: we hold the lock
             shutil.rmtree(leftover, ignore_errors=True)
         yield

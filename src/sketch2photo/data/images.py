@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-RESAMPLE = Image.Resampling.BICUBIC  # Pillow's default for resize(), which the reference experiment used
+RESAMPLE = (
+    Image.Resampling.BICUBIC
+)  # Pillow's default for resize(), which the reference experiment used
 
 
 class BadImageError(Exception):
@@ -41,7 +43,9 @@ def open_image(path: Path) -> Image.Image:
     except Image.DecompressionBombError as error:
         raise BadImageError(path, f"too large to decode safely ({error})") from None
     except UnidentifiedImageError:
-        raise BadImageError(path, "not an image Pillow can read (wrong extension or corrupt file)") from None
+        raise BadImageError(
+            path, "not an image Pillow can read (wrong extension or corrupt file)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as error:
         raise BadImageError(path, f"unreadable or truncated image ({error})") from None
 
@@ -70,7 +74,9 @@ def flatten_modes(image: Image.Image) -> Image.Image:
     return image.convert("RGB")  # CMYK, YCbCr, LAB, HSV
 
 
-def split_aligned(image: Image.Image, path: Path, sketch_side: str) -> tuple[Image.Image, Image.Image]:
+def split_aligned(
+    image: Image.Image, path: Path, sketch_side: str
+) -> tuple[Image.Image, Image.Image]:
     """Cut a pix2pix 'aligned' image (two halves side by side) into (sketch, photo)."""
     width, height = image.size
     if width < 2 or width % 2:

@@ -81,7 +81,9 @@ class Listing:
 
 
 def is_image_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+    return (
+        path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTENSIONS
+    )
 
 
 def natural_key(text: str) -> list:
@@ -91,19 +93,26 @@ def natural_key(text: str) -> list:
 
 def natural_sorted(names) -> list[str]:
     names = list(names)
-    if all(name.isdecimal() for name in names):  # the usual <N>_A.jpg names: the same order, 5x faster
+    if all(
+        name.isdecimal() for name in names
+    ):  # the usual <N>_A.jpg names: the same order, 5x faster
         return sorted(names, key=lambda name: (int(name), name))
     return sorted(names, key=lambda name: (natural_key(name), name))
 
 
 def image_files(folder: Path) -> list[Path]:
     """The image files directly in `folder` (not in its subfolders), in natural order of their names."""
-    return sorted((path for path in Path(folder).iterdir() if is_image_file(path)), key=lambda path: natural_key(path.name))
+    return sorted(
+        (path for path in Path(folder).iterdir() if is_image_file(path)),
+        key=lambda path: natural_key(path.name),
+    )
 
 
 def check_layout(layout: str, ab_order: str = "sketch_left") -> None:
     if layout not in LAYOUTS:
-        raise UserError(f"data.layout={layout!r} is not one of {', '.join(LAYOUTS)}.\n{LAYOUT_HELP}")
+        raise UserError(
+            f"data.layout={layout!r} is not one of {', '.join(LAYOUTS)}.\n{LAYOUT_HELP}"
+        )
     if ab_order not in AB_ORDERS:
         raise UserError(f"data.ab_order={ab_order!r} must be sketch_left or photo_left.")
 
@@ -139,27 +148,36 @@ def _find_pairs(data_dir: Path, layout: str) -> Listing:
 def _find_folder_pairs(data_dir: Path) -> Listing:
     listing = Listing("folders", {})
     present = {split: (data_dir / a, data_dir / b) for split, (a, b) in SPLIT_FOLDERS.items()}
-    present = {split: dirs for split, dirs in present.items() if dirs[0].is_dir() or dirs[1].is_dir()}
+    present = {
+        split: dirs for split, dirs in present.items() if dirs[0].is_dir() or dirs[1].is_dir()
+    }
     if not present:
         raise UserError(f"{data_dir} has no testA/ or trainA/ folder.\n{LAYOUT_HELP}")
     for split, (sketch_dir, photo_dir) in present.items():
         for folder in (sketch_dir, photo_dir):
             if not folder.is_dir():
-                raise UserError(f"{folder} is missing: {folder.name[:-1]}A/ and {folder.name[:-1]}B/ come together.\n{LAYOUT_HELP}")
+                raise UserError(
+                    f"{folder} is missing: {folder.name[:-1]}A/ and {folder.name[:-1]}B/ come together.\n{LAYOUT_HELP}"
+                )
         sketches = _index_folder(sketch_dir, "A", listing)
         photos = _index_folder(photo_dir, "B", listing)
         for name in natural_sorted(sketches.keys() - photos.keys()):
-            listing.problems.append(f"{sketch_dir / sketches[name][0]}: sketch without a photo "
-                                    f"(expected {photo_dir}/{name}_B.<jpg|png>)")
+            listing.problems.append(
+                f"{sketch_dir / sketches[name][0]}: sketch without a photo "
+                f"(expected {photo_dir}/{name}_B.<jpg|png>)"
+            )
         for name in natural_sorted(photos.keys() - sketches.keys()):
-            listing.problems.append(f"{photo_dir / photos[name][0]}: photo without a sketch "
-                                    f"(expected {sketch_dir}/{name}_A.<jpg|png>)")
+            listing.problems.append(
+                f"{photo_dir / photos[name][0]}: photo without a sketch "
+                f"(expected {sketch_dir}/{name}_A.<jpg|png>)"
+            )
         names = natural_sorted(sketches.keys() & photos.keys())
         sketch_folder, photo_folder = str(sketch_dir), str(photo_dir)
         listing.splits["all" if split == "test" and len(present) == 1 else split] = [
             Pair(name, sketch_folder, sketches[name][0], photo_folder, photos[name][0])
             for name in names
-            if not _duplicated(name, sketch_dir, sketches, listing) | _duplicated(name, photo_dir, photos, listing)
+            if not _duplicated(name, sketch_dir, sketches, listing)
+            | _duplicated(name, photo_dir, photos, listing)
         ]
     return listing
 
@@ -167,12 +185,19 @@ def _find_folder_pairs(data_dir: Path) -> Listing:
 def _index_folder(folder: Path, suffix: str | None, listing: Listing) -> dict[str, list[str]]:
     """Map pair name to its file names: '3_A.jpg' -> '3' for suffix 'A'. A name without the suffix is used as is."""
     by_name: dict[str, list[str]] = defaultdict(list)
-    with os.scandir(folder) as listed:  # DirEntry.is_file() needs no stat: a 100k-file folder lists in a blink
+    with os.scandir(
+        folder
+    ) as listed:  # DirEntry.is_file() needs no stat: a 100k-file folder lists in a blink
         entries = list(listed)
     for entry in entries:  # in directory order: the pairs are sorted by name afterwards
         stem, dot, extension = entry.name.rpartition(".")
-        if not dot or not stem or not entry.is_file() or f".{extension.lower()}" not in IMAGE_EXTENSIONS \
-                or entry.name.startswith("."):
+        if (
+            not dot
+            or not stem
+            or not entry.is_file()
+            or f".{extension.lower()}" not in IMAGE_EXTENSIONS
+            or entry.name.startswith(".")
+        ):
             listing.ignored.append(folder / entry.name)
             continue
         name = stem[:-2] if suffix and stem[-2:].upper() == f"_{suffix}" else stem
@@ -184,7 +209,9 @@ def _duplicated(name: str, folder: Path, index: dict[str, list[str]], listing: L
     """Several files claim the same pair (3_A.jpg and 3_A.png): report it and use neither."""
     files = index[name]
     if len(files) > 1:
-        listing.problems.append(f"{folder}: several files for pair {name!r} ({', '.join(sorted(files))}); keep one")
+        listing.problems.append(
+            f"{folder}: several files for pair {name!r} ({', '.join(sorted(files))}); keep one"
+        )
     return len(files) > 1
 
 

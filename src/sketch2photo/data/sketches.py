@@ -39,7 +39,9 @@ class XDoG:
         wide = _blur(photos, self.sigma * self.k)
         difference = narrow - self.tau * wide
         soft = 1.0 + torch.tanh(self.phi * (difference - self.epsilon))
-        return torch.where(difference >= self.epsilon, torch.ones_like(difference), soft).clamp_(0.0, 1.0)
+        return torch.where(difference >= self.epsilon, torch.ones_like(difference), soft).clamp_(
+            0.0, 1.0
+        )
 
 
 def _blur(images: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -33,7 +33,9 @@ def split_indices(
     order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
     if folds:
         if folds > n:
-            raise UserError(f"data.folds={folds} is more than the {n} pairs available; use at most {n}.")
+            raise UserError(
+                f"data.folds={folds} is more than the {n} pairs available; use at most {n}."
+            )
         held_out = sorted(order[fold::folds])
         train = sorted(set(range(n)) - set(held_out))
         return {"train": train, "val": held_out, **({} if "test" in given else {"test": held_out})}

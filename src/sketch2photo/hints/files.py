@@ -27,44 +27,80 @@ HintSource = Path | str | Image.Image | list | Tensor | None
 HINT_LIST_FORMAT = '[{"x": .., "y": .., "color": "#rrggbb", "radius": ..}] in the sketch\'s pixels'
 
 
-def read_hint_file(path: Path, sketch_size: tuple[int, int], image_size: int, sketch_path: Path | None = None) -> Tensor:
+def read_hint_file(
+    path: Path, sketch_size: tuple[int, int], image_size: int, sketch_path: Path | None = None
+) -> Tensor:
     """A user's hint PNG or JSON -> (4, image_size, image_size) hint map for a sketch of
     `sketch_size` (width, height) pixels. UserError names the file when it cannot be used."""
     path = Path(path)
     if path.suffix.lower() == ".json":
         try:
             points = json.loads(path.read_text())
-        except (OSError, ValueError, RecursionError) as error:  # RecursionError: JSON nested thousands deep
-            raise UserError(f"{path}: not readable JSON ({error}). Expected {HINT_LIST_FORMAT}.") from None
+        except (
+            OSError,
+            ValueError,
+            RecursionError,
+        ) as error:  # RecursionError: JSON nested thousands deep
+            raise UserError(
+                f"{path}: not readable JSON ({error}). Expected {HINT_LIST_FORMAT}."
+            ) from None
         return hints_from_points(points, sketch_size, image_size, source=str(path))
     try:
         with Image.open(path) as image:
             image.load()
             image = ImageOps.exif_transpose(image)  # as open_image turns its sketch
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        raise UserError(f"{path}: not a readable hint image ({error}). Give a PNG with transparency, or JSON.") from None
-    return hints_from_image(image, sketch_size, image_size, source=str(path),
-                            sketch_name=None if sketch_path is None else str(sketch_path))
+    except (
+        UnidentifiedImageError,
+        OSError,
+        SyntaxError,
+        ValueError,
+        Image.DecompressionBombError,
+    ) as error:
+        raise UserError(
+            f"{path}: not a readable hint image ({error}). Give a PNG with transparency, or JSON."
+        ) from None
+    return hints_from_image(
+        image,
+        sketch_size,
+        image_size,
+        source=str(path),
+        sketch_name=None if sketch_path is None else str(sketch_path),
+    )
 
 
-def hints_from_image(image: Image.Image, sketch_size: tuple[int, int], image_size: int,
-                     source: str = "the hint image", sketch_name: str | None = None) -> Tensor:
+def hints_from_image(
+    image: Image.Image,
+    sketch_size: tuple[int, int],
+    image_size: int,
+    source: str = "the hint image",
+    sketch_name: str | None = None,
+) -> Tensor:
     """A hint layer whose pixels with alpha > 0 are hints in their colour, of any size with the
     sketch's aspect ratio -> (4, image_size, image_size). `source` and `sketch_name` name them in errors."""
-    if image.mode in ("LA", "La", "PA", "RGBa") or image.mode in ("P", "L", "RGB") and "transparency" in image.info:
+    if (
+        image.mode in ("LA", "La", "PA", "RGBa")
+        or image.mode in ("P", "L", "RGB")
+        and "transparency" in image.info
+    ):
         image = image.convert("RGBA")
     if image.mode != "RGBA":
-        raise UserError(f"{source}: a hint image needs transparency (mode {image.mode} has none): its transparent "
-                        "pixels are 'no hint'. Save it as a PNG with alpha, or give the hints as JSON "
-                        f"{HINT_LIST_FORMAT}.")
+        raise UserError(
+            f"{source}: a hint image needs transparency (mode {image.mode} has none): its transparent "
+            "pixels are 'no hint'. Save it as a PNG with alpha, or give the hints as JSON "
+            f"{HINT_LIST_FORMAT}."
+        )
     if not _same_aspect(image.size, sketch_size):
         sketch = f"its sketch {sketch_name}" if sketch_name else "the sketch"
-        raise UserError(f"{source} is {image.width}x{image.height} but {sketch} is {sketch_size[0]}x{sketch_size[1]}: "
-                        "a hint image must have the sketch's aspect ratio (scale it, do not crop or stretch it).")
+        raise UserError(
+            f"{source} is {image.width}x{image.height} but {sketch} is {sketch_size[0]}x{sketch_size[1]}: "
+            "a hint image must have the sketch's aspect ratio (scale it, do not crop or stretch it)."
+        )
     return _at_model_size(np.asarray(image), image_size)
 
 
-def hints_from_points(points, sketch_size: tuple[int, int], image_size: int, source: str = "the hint list") -> Tensor:
+def hints_from_points(
+    points, sketch_size: tuple[int, int], image_size: int, source: str = "the hint list"
+) -> Tensor:
     """A JSON-like list of {"x", "y", "color", "radius" (default 2)} in the sketch's pixels -> (4, S, S)."""
     width, height = sketch_size
     try:
@@ -81,14 +117,22 @@ def hints_from_points(points, sketch_size: tuple[int, int], image_size: int, sou
             x, y, radius = float(hint["x"]), float(hint["y"]), float(hint.get("radius", 2))
             colour = (*ImageColor.getrgb(hint["color"])[:3], 255)
             if not (0 <= x < width and 0 <= y < height):
-                raise ValueError(f"hint {number} at ({x:g}, {y:g}) is outside the {width}x{height} sketch")
+                raise ValueError(
+                    f"hint {number} at ({x:g}, {y:g}) is outside the {width}x{height} sketch"
+                )
             if not 0 <= radius < math.inf:
                 raise ValueError(f"hint {number}: radius {radius:g} is not a size in pixels")
-            radius = min(radius, max(width, height))  # larger covers the sketch all the same, and takes Pillow seconds
+            radius = min(
+                radius, max(width, height)
+            )  # larger covers the sketch all the same, and takes Pillow seconds
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
-            draw.point((round(x), round(y)), fill=colour)  # Pillow draws no ellipse under 1 px: a hint is never empty
+            draw.point(
+                (round(x), round(y)), fill=colour
+            )  # Pillow draws no ellipse under 1 px: a hint is never empty
     except (ValueError, TypeError) as error:
-        raise UserError(f"{source}: not a hint list ({error}). Expected {HINT_LIST_FORMAT}.") from None
+        raise UserError(
+            f"{source}: not a hint list ({error}). Expected {HINT_LIST_FORMAT}."
+        ) from None
     return _at_model_size(np.asarray(canvas), image_size)
 
 
@@ -96,7 +140,10 @@ def _same_aspect(size: tuple[int, int], sketch_size: tuple[int, int]) -> bool:
     """Within 1%, or half a pixel of rounding on each side (a hint layer scaled down from the sketch)."""
     (width, height), (sketch_width, sketch_height) = size, sketch_size
     cross, sketch_cross = width * sketch_height, height * sketch_width
-    return abs(cross - sketch_cross) <= max(cross, sketch_cross) / 100 + (sketch_width + sketch_height) / 2
+    return (
+        abs(cross - sketch_cross)
+        <= max(cross, sketch_cross) / 100 + (sketch_width + sketch_height) / 2
+    )
 
 
 def _at_model_size(rgba: np.ndarray, image_size: int) -> Tensor:
@@ -119,8 +166,9 @@ def hint_image(hints: Tensor) -> Image.Image:
     return Image.fromarray(torch.cat([rgb, alpha]).permute(1, 2, 0).numpy(), mode="RGBA")
 
 
-def prepare_hints(source: HintSource, sketch_size: tuple[int, int], size: int,
-                  sketch_name: str | None = None) -> Tensor | None:
+def prepare_hints(
+    source: HintSource, sketch_size: tuple[int, int], size: int, sketch_name: str | None = None
+) -> Tensor | None:
     """Hints in any of the forms above, or a ready (4, size, size) hint map -> (4, size, size), or
     None for no hints. sketch_size is the sketch's own (width, height), which the hints' coordinates
     refer to."""
@@ -128,8 +176,10 @@ def prepare_hints(source: HintSource, sketch_size: tuple[int, int], size: int,
         return None
     if isinstance(source, Tensor):
         if source.shape != (HINT_CHANNELS, size, size):
-            raise UserError(f"a hint map must be ({HINT_CHANNELS}, {size}, {size}) at the model's size, "
-                            f"not {tuple(source.shape)}.")
+            raise UserError(
+                f"a hint map must be ({HINT_CHANNELS}, {size}, {size}) at the model's size, "
+                f"not {tuple(source.shape)}."
+            )
         return source.float()
     if isinstance(source, Image.Image):
         return hints_from_image(source, sketch_size, size, sketch_name=sketch_name)
@@ -137,7 +187,9 @@ def prepare_hints(source: HintSource, sketch_size: tuple[int, int], size: int,
         return hints_from_points(source, sketch_size, size)
     if isinstance(source, (str, Path)):
         return read_hint_file(Path(source), sketch_size, size, sketch_name)
-    raise TypeError(f"hints must be a path, a PIL image, a list of dots, a tensor or None, not {type(source).__name__}")
+    raise TypeError(
+        f"hints must be a path, a PIL image, a list of dots, a tensor or None, not {type(source).__name__}"
+    )
 
 
 def empty_hints(size: int) -> Tensor:

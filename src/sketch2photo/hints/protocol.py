@@ -34,27 +34,41 @@ class HintDraws:
         return cls(HintSampler(**settings)) if settings.get("enabled") else None
 
     @classmethod
-    def for_evaluation(cls, count: int, placement: str = "random", seed: int = 0,
-                       settings: dict | None = None) -> HintDraws:
+    def for_evaluation(
+        cls, count: int, placement: str = "random", seed: int = 0, settings: dict | None = None
+    ) -> HintDraws:
         """Exactly `count` hints an image, placed by `placement`, drawn as data.hints.* `settings` say
         (patch sizes, within_region; HintSampler's defaults without)."""
         if placement not in PLACEMENTS:
             raise UserError(f"hint placement {placement!r} must be one of {', '.join(PLACEMENTS)}.")
-        return cls(HintSampler(**{**(settings or {}), "enabled": True, "seed": seed}), count, placement)
+        return cls(
+            HintSampler(**{**(settings or {}), "enabled": True, "seed": seed}), count, placement
+        )
 
-    def training(self, sketches: Tensor, photos: Tensor, rank: int, batch: int) -> tuple[Tensor, Tensor]:
+    def training(
+        self, sketches: Tensor, photos: Tensor, rank: int, batch: int
+    ) -> tuple[Tensor, Tensor]:
         """(hint map, the hue-jittered target) for training batch number `batch` on DDP rank `rank`."""
         sampler = self.sampler
-        rng = torch.Generator(photos.device).manual_seed(hash((sampler.seed, rank, batch)) & 0xFFFF_FFFF_FFFF)
+        rng = torch.Generator(photos.device).manual_seed(
+            hash((sampler.seed, rank, batch)) & 0xFFFF_FFFF_FFFF
+        )
         photos = sampler.jitter_hue(photos, rng)
         return sampler.draw(photos, sketches, rng), photos
 
     def evaluation(self, sketches: Tensor, photos: Tensor, index: Tensor) -> Tensor:
         """The hint map of each image, seeded by (seed, its index in its set)."""
         sampler = self.sampler
-        maps = [sampler.draw(photos[i:i + 1].cpu(), sketches[i:i + 1].cpu(),
-                             torch.Generator().manual_seed(sampler.seed * 1_000_003 + image), self.count, self.placement)
-                for i, image in enumerate(index.tolist())]
+        maps = [
+            sampler.draw(
+                photos[i : i + 1].cpu(),
+                sketches[i : i + 1].cpu(),
+                torch.Generator().manual_seed(sampler.seed * 1_000_003 + image),
+                self.count,
+                self.placement,
+            )
+            for i, image in enumerate(index.tolist())
+        ]
         return torch.cat(maps).to(photos.device)
 
     def fixed(self, sketches: Tensor, photos: Tensor) -> Tensor:

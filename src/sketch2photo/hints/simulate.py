@@ -34,18 +34,36 @@ class HintSampler:
     seed: seeds the generator of training hints; validation draws the same hints every epoch.
     """
 
-    def __init__(self, enabled: bool = False, p: float = 0.125, max_hints: int = 32, min_size: int = 1,
-                 max_size: int = 9, hue_jitter: float = 0.0, within_region: bool = False, threshold: float = 0.9,
-                 seed: int = 0):
+    def __init__(
+        self,
+        enabled: bool = False,
+        p: float = 0.125,
+        max_hints: int = 32,
+        min_size: int = 1,
+        max_size: int = 9,
+        hue_jitter: float = 0.0,
+        within_region: bool = False,
+        threshold: float = 0.9,
+        seed: int = 0,
+    ):
         check_hints(p, max_hints, min_size, max_size, hue_jitter, within_region)
         self.enabled, self.p, self.max_hints = enabled, p, max_hints
-        self.min_size, self.max_size, self.hue_jitter, self.within_region = min_size, max_size, hue_jitter, within_region
+        self.min_size, self.max_size, self.hue_jitter, self.within_region = (
+            min_size,
+            max_size,
+            hue_jitter,
+            within_region,
+        )
         self.threshold, self.seed = threshold, seed
 
     def counts(self, batch: int, generator: torch.Generator, device: torch.device) -> Tensor:
         """(B,) int64: geometric on 0, 1, 2, ... by inverting its CDF, capped at max_hints."""
         uniform = torch.rand(batch, generator=generator, device=device).clamp_min(1e-12)
-        return torch.floor(torch.log(uniform) / math.log(1.0 - self.p)).clamp_(max=self.max_hints).long()
+        return (
+            torch.floor(torch.log(uniform) / math.log(1.0 - self.p))
+            .clamp_(max=self.max_hints)
+            .long()
+        )
 
     def jitter_hue(self, photos: Tensor, generator: torch.Generator) -> Tensor:
         """Turn the hue of a hue_jitter share of (B, 3, H, W) photos in [-1, 1] by a random angle."""
@@ -54,11 +72,22 @@ class HintSampler:
         batch = len(photos)
         chosen = torch.rand(batch, generator=generator, device=photos.device) < self.hue_jitter
         angles = torch.rand(batch, generator=generator, device=photos.device) - 0.5
-        turned = torch.stack([adjust_hue((photo + 1) / 2, angle) for photo, angle in zip(photos, angles.tolist(), strict=True)])
+        turned = torch.stack(
+            [
+                adjust_hue((photo + 1) / 2, angle)
+                for photo, angle in zip(photos, angles.tolist(), strict=True)
+            ]
+        )
         return torch.where(chosen[:, None, None, None], turned * 2 - 1, photos)
 
-    def draw(self, photos: Tensor, sketches: Tensor, generator: torch.Generator, count: int | None = None,
-             placement: str = "random") -> Tensor:
+    def draw(
+        self,
+        photos: Tensor,
+        sketches: Tensor,
+        generator: torch.Generator,
+        count: int | None = None,
+        placement: str = "random",
+    ) -> Tensor:
         """(B, 3, H, W) targets and (B, 3, H, W) sketches in [-1, 1] -> (B, 4, H, W) hint map.
 
         count: every image gets exactly this many (evaluation); None draws the training count.
@@ -71,21 +100,41 @@ class HintSampler:
         slots = self.max_hints if count is None else count
         if slots == 0:
             return photos.new_zeros(batch, HINT_CHANNELS, height, width)
-        counts = self.counts(batch, generator, device) if count is None else torch.full((batch,), count, device=device)
+        counts = (
+            self.counts(batch, generator, device)
+            if count is None
+            else torch.full((batch,), count, device=device)
+        )
         # uniform over the figure's paper; an image without any (a blank sketch) falls back to everywhere
         weights = regions.flatten(1).float()
         weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, torch.ones_like(weights))
-        positions = torch.multinomial(weights, slots, replacement=True, generator=generator)  # (B, K)
+        positions = torch.multinomial(
+            weights, slots, replacement=True, generator=generator
+        )  # (B, K)
         if placement == "regions":
             centres = region_centres(regions, slots)
             positions = torch.where(centres >= 0, centres, positions)
-        sizes = torch.randint(self.min_size, self.max_size + 1, (batch, slots), generator=generator, device=device)
-        return paint_patches(photos, positions // width, positions % width, sizes, counts,
-                             paper=regions if self.within_region else None)
+        sizes = torch.randint(
+            self.min_size, self.max_size + 1, (batch, slots), generator=generator, device=device
+        )
+        return paint_patches(
+            photos,
+            positions // width,
+            positions % width,
+            sizes,
+            counts,
+            paper=regions if self.within_region else None,
+        )
 
 
-def paint_patches(photos: Tensor, rows: Tensor, cols: Tensor, sizes: Tensor, counts: Tensor,
-                  paper: Tensor | None = None) -> Tensor:
+def paint_patches(
+    photos: Tensor,
+    rows: Tensor,
+    cols: Tensor,
+    sizes: Tensor,
+    counts: Tensor,
+    paper: Tensor | None = None,
+) -> Tensor:
     """Square patches of side `sizes` centred on (rows, cols), all (B, K), the first counts[b] of each
     image used, each painted with the mean of `photos` (B, 3, H, W) over it; later ones on top.
 
@@ -99,23 +148,40 @@ def paint_patches(photos: Tensor, rows: Tensor, cols: Tensor, sizes: Tensor, cou
     slots = rows.shape[1]
     used = torch.arange(slots, device=photos.device)[None, :] < counts[:, None]  # (B, K)
     ys, xs = torch.arange(height, device=photos.device), torch.arange(width, device=photos.device)
-    inside = ((ys[None, None, :, None] >= top[..., None, None]) & (ys[None, None, :, None] < bottom[..., None, None])
-              & (xs[None, None, None, :] >= left[..., None, None]) & (xs[None, None, None, :] < right[..., None, None])
-              & used[..., None, None])  # (B, K, H, W)
-    if paper is None:  # squares: their means from an integral image, four lookups per patch, whatever its size
-        integral = F.pad(photos.double().cumsum(2).cumsum(3), (1, 0, 1, 0)).flatten(2)  # (B, 3, (H + 1) * (W + 1))
+    inside = (
+        (ys[None, None, :, None] >= top[..., None, None])
+        & (ys[None, None, :, None] < bottom[..., None, None])
+        & (xs[None, None, None, :] >= left[..., None, None])
+        & (xs[None, None, None, :] < right[..., None, None])
+        & used[..., None, None]
+    )  # (B, K, H, W)
+    if (
+        paper is None
+    ):  # squares: their means from an integral image, four lookups per patch, whatever its size
+        integral = F.pad(photos.double().cumsum(2).cumsum(3), (1, 0, 1, 0)).flatten(
+            2
+        )  # (B, 3, (H + 1) * (W + 1))
 
         def corner(y: Tensor, x: Tensor) -> Tensor:
-            return integral.gather(2, (y * (width + 1) + x)[:, None, :].expand(-1, 3, -1))  # (B, 3, K)
+            return integral.gather(
+                2, (y * (width + 1) + x)[:, None, :].expand(-1, 3, -1)
+            )  # (B, 3, K)
 
         sums = corner(bottom, right) - corner(top, right) - corner(bottom, left) + corner(top, left)
-        colours = (sums / ((bottom - top) * (right - left)).clamp_min(1)[:, None, :]).to(photos.dtype)  # (B, 3, K)
+        colours = (sums / ((bottom - top) * (right - left)).clamp_min(1)[:, None, :]).to(
+            photos.dtype
+        )  # (B, 3, K)
     else:  # cut shapes: the mean over each patch's own pixels
         inside = keep_to_centre_region(inside, rows * width + cols, paper, int(sizes.max()))
         weights = inside.flatten(2).to(photos.dtype)  # (B, K, H * W)
-        colours = torch.einsum("bcn,bkn->bck", photos.flatten(2), weights) / weights.sum(2).clamp_min(1)[:, None, :]
+        colours = (
+            torch.einsum("bcn,bkn->bck", photos.flatten(2), weights)
+            / weights.sum(2).clamp_min(1)[:, None, :]
+        )
     # the last patch covering a pixel wins: its number (1-based) is the max over patches
-    numbers = torch.arange(1, slots + 1, device=photos.device, dtype=torch.int16)[None, :, None, None]
+    numbers = torch.arange(1, slots + 1, device=photos.device, dtype=torch.int16)[
+        None, :, None, None
+    ]
     topmost = torch.where(inside, numbers, 0).amax(1)  # (B, H, W); 0: no hint
     mask = (topmost > 0)[:, None]
     index = (topmost.long() - 1).clamp_min(0).flatten(1)[:, None, :].expand(-1, 3, -1)
@@ -128,12 +194,20 @@ def keep_to_centre_region(squares: Tensor, centres: Tensor, paper: Tensor, large
     to the paper 4-connected to its centre inside it; squares whose centre is not paper stay whole.
     `largest`: the largest side, which bounds the growth."""
     allowed = squares & paper
-    grown = torch.zeros_like(squares).flatten(2).scatter_(2, centres[..., None], True).view_as(squares) & allowed
+    grown = (
+        torch.zeros_like(squares).flatten(2).scatter_(2, centres[..., None], True).view_as(squares)
+        & allowed
+    )
     # s - 1 steps reach every pixel of a square of side s from its centre; twice that allows a detour round a line
     for _ in range(2 * (largest - 1)):
         padded = F.pad(grown, (1, 1, 1, 1))
-        grown = (grown | padded[..., :-2, 1:-1] | padded[..., 2:, 1:-1] | padded[..., 1:-1, :-2]
-                 | padded[..., 1:-1, 2:]) & allowed
+        grown = (
+            grown
+            | padded[..., :-2, 1:-1]
+            | padded[..., 2:, 1:-1]
+            | padded[..., 1:-1, :-2]
+            | padded[..., 1:-1, 2:]
+        ) & allowed
     centre_on_paper = grown.flatten(2).any(2)[..., None, None]  # (B, K, 1, 1)
     return torch.where(centre_on_paper, grown, squares)
 
@@ -143,17 +217,26 @@ def region_centres(regions: Tensor, count: int) -> Tensor:
     4-connected regions, largest first, its pixel nearest the region's centroid; -1 past the last.
     For evaluation only: labels spread until stable, a few hundred steps at 128 px."""
     batch, _, height, width = regions.shape
-    labels = torch.where(regions[:, 0], torch.arange(1, height * width + 1, device=regions.device).view(height, width), 0)
+    labels = torch.where(
+        regions[:, 0],
+        torch.arange(1, height * width + 1, device=regions.device).view(height, width),
+        0,
+    )
     while True:
         padded = F.pad(labels, (1, 1, 1, 1))
-        neighbours = torch.stack([padded[:, :-2, 1:-1], padded[:, 2:, 1:-1], padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]])
+        neighbours = torch.stack(
+            [padded[:, :-2, 1:-1], padded[:, 2:, 1:-1], padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]]
+        )
         grown = torch.where(regions[:, 0], torch.maximum(labels, neighbours.amax(0)), 0)
         if torch.equal(grown, labels):
             break
         labels = grown
     centres = torch.full((batch, count), -1, dtype=torch.long, device=regions.device)
-    ys, xs = torch.meshgrid(torch.arange(height, device=regions.device), torch.arange(width, device=regions.device),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(height, device=regions.device),
+        torch.arange(width, device=regions.device),
+        indexing="ij",
+    )
     for image in range(batch):
         flat = labels[image].flatten()
         names, sizes = flat[flat > 0].unique(return_counts=True)
@@ -167,13 +250,19 @@ def region_centres(regions: Tensor, count: int) -> Tensor:
 
 def check_hints(p, max_hints, min_size, max_size, hue_jitter, within_region) -> None:
     if not isinstance(p, (int, float)) or not 0.0 < p < 1.0:
-        raise UserError(f"data.hints.p={p!r} must be in (0, 1): the geometric count's parameter (mean (1 - p) / p).")
+        raise UserError(
+            f"data.hints.p={p!r} must be in (0, 1): the geometric count's parameter (mean (1 - p) / p)."
+        )
     if not isinstance(max_hints, int) or not 0 <= max_hints <= 255:
         raise UserError(f"data.hints.max_hints={max_hints!r} must be an integer from 0 to 255.")
     if not (isinstance(min_size, int) and isinstance(max_size, int) and 1 <= min_size <= max_size):
-        raise UserError(f"data.hints.min_size={min_size!r} and max_size={max_size!r} must be integers, "
-                        "1 <= min_size <= max_size (patch sides in pixels).")
+        raise UserError(
+            f"data.hints.min_size={min_size!r} and max_size={max_size!r} must be integers, "
+            "1 <= min_size <= max_size (patch sides in pixels)."
+        )
     if not isinstance(hue_jitter, (int, float)) or not 0.0 <= hue_jitter <= 1.0:
-        raise UserError(f"data.hints.hue_jitter={hue_jitter!r} must be in [0, 1]: the share of targets hue-turned.")
+        raise UserError(
+            f"data.hints.hue_jitter={hue_jitter!r} must be in [0, 1]: the share of targets hue-turned."
+        )
     if not isinstance(within_region, bool):
         raise UserError(f"data.hints.within_region={within_region!r} must be true or false.")

@@ -13,8 +13,10 @@ from sketch2photo.nets.autoencoder import SeedAutoencoder
 from sketch2photo.nets.conditioning import GENERATORS, ConditionedGenerator
 from sketch2photo.nets.unet import UNet
 
-NETWORKS = {f"{network.__module__}.{network.__qualname__}": network
-            for network in (SeedAutoencoder, UNet, ConditionedGenerator)}
+NETWORKS = {
+    f"{network.__module__}.{network.__qualname__}": network
+    for network in (SeedAutoencoder, UNet, ConditionedGenerator)
+}
 
 
 def network_name(net: dict) -> str:
@@ -35,11 +37,17 @@ def network_defaults(net: dict) -> dict:
     defaults = _defaults(network)
     if network is ConditionedGenerator and net.get("generator", "unet") in GENERATORS:
         generator = _defaults(GENERATORS[net.get("generator", "unet")])
-        defaults = {**{k: v for k, v in generator.items() if k not in ("in_channels", "out_channels")}, **defaults}
+        defaults = {
+            **{k: v for k, v in generator.items() if k not in ("in_channels", "out_channels")},
+            **defaults,
+        }
     return {**defaults, **net}
 
 
 def _defaults(network: type) -> dict:
     parameters = inspect.signature(network).parameters.values()
-    return {p.name: p.default for p in parameters
-            if p.default is not inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD}
+    return {
+        p.name: p.default
+        for p in parameters
+        if p.default is not inspect.Parameter.empty and p.kind is not p.VAR_KEYWORD
+    }

@@ -22,7 +22,9 @@ from sketch2photo.hints.spread import spread_hints
 from sketch2photo.nets.unet import UNet
 from sketch2photo.regions import background_mask, regions_of
 
-GENERATORS = {"unet": UNet}  # model.net.generator: a name, never an import path, so a checkpoint can name only these
+GENERATORS = {
+    "unet": UNet
+}  # model.net.generator: a name, never an import path, so a checkpoint can name only these
 
 
 class ConditionedGenerator(nn.Module):
@@ -35,27 +37,49 @@ class ConditionedGenerator(nn.Module):
     largest correction where a hint reached (elsewhere 2, the whole range): small values make the
     network keep the colours it is given."""
 
-    def __init__(self, generator: str = "unet", background_input: bool = False, background_fill: bool = False,
-                 background_threshold: float = 0.9, hint_input: bool = False, hint_spread: bool = True,
-                 hint_residual: bool = False, hint_correction: float = 2.0, **generator_args):
+    def __init__(
+        self,
+        generator: str = "unet",
+        background_input: bool = False,
+        background_fill: bool = False,
+        background_threshold: float = 0.9,
+        hint_input: bool = False,
+        hint_spread: bool = True,
+        hint_residual: bool = False,
+        hint_correction: float = 2.0,
+        **generator_args,
+    ):
         super().__init__()
         if generator not in GENERATORS:
-            raise UserError(f"model.net.generator={generator!r} must be one of {', '.join(GENERATORS)}.")
-        if not isinstance(background_threshold, (int, float)) or not 0.0 < background_threshold < 1.0:
-            raise UserError(f"model.net.background_threshold={background_threshold!r} must be in (0, 1): "
-                            "the brightness above which a sketch pixel counts as paper.")
+            raise UserError(
+                f"model.net.generator={generator!r} must be one of {', '.join(GENERATORS)}."
+            )
+        if (
+            not isinstance(background_threshold, (int, float))
+            or not 0.0 < background_threshold < 1.0
+        ):
+            raise UserError(
+                f"model.net.background_threshold={background_threshold!r} must be in (0, 1): "
+                "the brightness above which a sketch pixel counts as paper."
+            )
         if hint_residual and not hint_input:
-            raise UserError("model.net.hint_residual=true corrects the spread hints, so it needs "
-                            "model.net.hint_input=true; set both, or neither.")
+            raise UserError(
+                "model.net.hint_residual=true corrects the spread hints, so it needs "
+                "model.net.hint_input=true; set both, or neither."
+            )
         if hint_correction != 2.0 and not hint_residual:
-            raise UserError(f"model.net.hint_correction={hint_correction} bounds the correction of "
-                            "model.net.hint_residual=true, which is off; set it too, or drop hint_correction.")
+            raise UserError(
+                f"model.net.hint_correction={hint_correction} bounds the correction of "
+                "model.net.hint_residual=true, which is off; set it too, or drop hint_correction."
+            )
         self.background_input, self.background_fill = background_input, background_fill
         self.background_threshold = background_threshold
         self.hint_input, self.hint_spread = hint_input, hint_spread
         self.hint_residual, self.hint_correction = hint_residual, hint_correction
         in_channels = 3 + background_input + HINT_CHANNELS * hint_input
-        self.generator = GENERATORS[generator](in_channels=in_channels, out_channels=3, **generator_args)
+        self.generator = GENERATORS[generator](
+            in_channels=in_channels, out_channels=3, **generator_args
+        )
 
     @property
     def size_multiple(self) -> int:
@@ -77,10 +101,15 @@ class ConditionedGenerator(nn.Module):
             if hints is None:
                 hints = sketch.new_zeros(sketch.shape[0], HINT_CHANNELS, *sketch.shape[2:])
             if spread:
-                hints = spread_hints(hints.to(sketch.dtype), regions_of(sketch, background, self.background_threshold))
+                hints = spread_hints(
+                    hints.to(sketch.dtype),
+                    regions_of(sketch, background, self.background_threshold),
+                )
             inputs.append(hints)
         output = self.generator(torch.cat(inputs, dim=1) if len(inputs) > 1 else sketch)
         if self.hint_input and self.hint_residual:  # the colours are 0 where there is no hint
-            scale = torch.where(hints[:, 3:] == 1, self.hint_correction, 2.0)  # 2: tanh's range, anything
+            scale = torch.where(
+                hints[:, 3:] == 1, self.hint_correction, 2.0
+            )  # 2: tanh's range, anything
             output = (hints[:, :3] + scale * output).clamp(-1, 1)
         return torch.where(background, 1.0, output) if self.background_fill else output

@@ -45,11 +45,22 @@ class UNet(nn.Module):
 
     takes_hints = False
 
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, depth: int = 5, width: int = 32,
-                 norm: str = "batch", max_width: int = 256, dropout: float = 0.0, upsample: str = "transpose"):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        depth: int = 5,
+        width: int = 32,
+        norm: str = "batch",
+        max_width: int = 256,
+        dropout: float = 0.0,
+        upsample: str = "transpose",
+    ):
         super().__init__()
         if upsample not in UPSAMPLES:
-            raise UserError(f"model.net.upsample={upsample!r} must be one of {', '.join(UPSAMPLES)}.")
+            raise UserError(
+                f"model.net.upsample={upsample!r} must be one of {', '.join(UPSAMPLES)}."
+            )
         if norm not in NORMS:
             raise UserError(f"model.net.norm={norm!r} must be one of {', '.join(NORMS)}.")
         if not isinstance(depth, int) or depth < 1:
@@ -61,20 +72,35 @@ class UNet(nn.Module):
         bias = norm == "none"
         self.down = nn.ModuleList()
         for level, channels in enumerate(widths):
-            layers = [nn.Conv2d(in_channels if level == 0 else widths[level - 1], channels, 4, stride=2, padding=1,
-                                bias=bias or level == 0)]
+            layers = [
+                nn.Conv2d(
+                    in_channels if level == 0 else widths[level - 1],
+                    channels,
+                    4,
+                    stride=2,
+                    padding=1,
+                    bias=bias or level == 0,
+                )
+            ]
             if 0 < level < depth - 1:
                 layers.append(_norm(norm, channels))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             self.down.append(nn.Sequential(*layers))
         self.up = nn.ModuleList()
         for level in reversed(range(depth)):
-            channels = widths[level] * (1 if level == depth - 1 else 2)  # innermost has no skip to merge
+            channels = widths[level] * (
+                1 if level == depth - 1 else 2
+            )  # innermost has no skip to merge
             if level == 0:
-                self.up.append(nn.Sequential(_upsample(upsample, channels, out_channels, bias=True), nn.Tanh()))
+                self.up.append(
+                    nn.Sequential(_upsample(upsample, channels, out_channels, bias=True), nn.Tanh())
+                )
                 continue
-            layers = [_upsample(upsample, channels, widths[level - 1], bias), _norm(norm, widths[level - 1]),
-                      nn.ReLU(inplace=True)]
+            layers = [
+                _upsample(upsample, channels, widths[level - 1], bias),
+                _norm(norm, widths[level - 1]),
+                nn.ReLU(inplace=True),
+            ]
             if dropout and level >= depth - 3:
                 layers.append(nn.Dropout(dropout))
             self.up.append(nn.Sequential(*layers))

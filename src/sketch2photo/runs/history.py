@@ -14,7 +14,9 @@ class MetricHistory(Callback):
         self.rows: list[dict[str, float]] = []
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.rows.append({"epoch": trainer.current_epoch + 1, **epoch_metrics(trainer.callback_metrics)})
+        self.rows.append(
+            {"epoch": trainer.current_epoch + 1, **epoch_metrics(trainer.callback_metrics)}
+        )
 
     def state_dict(self) -> dict:
         return {"rows": self.rows}

@@ -53,34 +53,53 @@ class RunRecord:
         )
 
         status, message = "ok", None
-        if isinstance(error, SystemExit):  # Lightning exits after Ctrl-C, and on SIGTERM, once the interrupt checkpoint is saved
-            status = "interrupted" if self.trainer is not None and self.trainer.interrupted else "failed"
-        elif isinstance(error, KeyboardInterrupt):  # before fit started; Lightning handles it during fit
+        if isinstance(
+            error, SystemExit
+        ):  # Lightning exits after Ctrl-C, and on SIGTERM, once the interrupt checkpoint is saved
+            status = (
+                "interrupted" if self.trainer is not None and self.trainer.interrupted else "failed"
+            )
+        elif isinstance(
+            error, KeyboardInterrupt
+        ):  # before fit started; Lightning handles it during fit
             status = "interrupted"
         elif error is not None:
             cause = unwrap(error)
             status, message = "failed", f"{type(cause).__name__}: {cause}"
         trainer = self.trainer
-        trained = trainer is not None and trainer.global_step > (self.earlier or {}).get("global_step", 0)
+        trained = trainer is not None and trainer.global_step > (self.earlier or {}).get(
+            "global_step", 0
+        )
         if self.earlier and not trained and status != "ok":
-            log.warning("the resumed run stopped before training; %s keeps the earlier run's record", self.run_dir)
-        elif trainer is None and isinstance(unwrap(error), UserError) and not self.earlier and not in_multirun():
+            log.warning(
+                "the resumed run stopped before training; %s keeps the earlier run's record",
+                self.run_dir,
+            )
+        elif (
+            trainer is None
+            and isinstance(unwrap(error), UserError)
+            and not self.earlier
+            and not in_multirun()
+        ):
             remove_refused_run(self.run_dir)  # a config refused before any work leaves no run dir
         elif rank_zero_only.rank == 0:
-            write_record(self.run_dir, {
-                "status": status,
-                "error": message,
-                **({"dry_run": True} if trainer is not None and trainer.fast_dev_run else {}),
-                "metrics": self.metrics,
-                "weights": self.weights,
-                "best_epoch": self.best.get("epoch"),
-                "best": self.best,
-                "epochs": trainer.current_epoch if trainer else 0,
-                "global_step": trainer.global_step if trainer else 0,
-                "world_size": trainer.world_size if trainer else 1,
-                "wall_time_s": round(time.time() - self.started, 3),
-                "history": self.history.rows if self.history else [],
-            })
+            write_record(
+                self.run_dir,
+                {
+                    "status": status,
+                    "error": message,
+                    **({"dry_run": True} if trainer is not None and trainer.fast_dev_run else {}),
+                    "metrics": self.metrics,
+                    "weights": self.weights,
+                    "best_epoch": self.best.get("epoch"),
+                    "best": self.best,
+                    "epochs": trainer.current_epoch if trainer else 0,
+                    "global_step": trainer.global_step if trainer else 0,
+                    "world_size": trainer.world_size if trainer else 1,
+                    "wall_time_s": round(time.time() - self.started, 3),
+                    "history": self.history.rows if self.history else [],
+                },
+            )
         return False
 
 

@@ -31,21 +31,40 @@ FIXED_HPARAMS = {
 
 def log_model_line(model, trainer) -> None:
     parameters = sum(p.numel() for p in model.parameters())
-    log.info("model: %s, %.2f M parameters, on %s, precision %s", network_name(model.hparams.net), parameters / 1e6,
-             trainer.strategy.root_device, trainer.precision)
+    log.info(
+        "model: %s, %.2f M parameters, on %s, precision %s",
+        network_name(model.hparams.net),
+        parameters / 1e6,
+        trainer.strategy.root_device,
+        trainer.precision,
+    )
 
 
 def hyperparameters(cfg: DictConfig) -> dict:
     """The keys the user typed (overrides), then the short fixed set, which every run has under the
     same names (a typed key of that set shows there); plain values TensorBoard can show."""
-    typed = {override.key_or_group: OmegaConf.select(cfg, override.key_or_group, default=None)
-             for override in typed_overrides() if not override.is_delete()
-             and not override.key_or_group.startswith("hydra") and override.key_or_group not in FIXED_HPARAMS.values()}
+    typed = {
+        override.key_or_group: OmegaConf.select(cfg, override.key_or_group, default=None)
+        for override in typed_overrides()
+        if not override.is_delete()
+        and not override.key_or_group.startswith("hydra")
+        and override.key_or_group not in FIXED_HPARAMS.values()
+    }
     fixed = {name: OmegaConf.select(cfg, key, default=None) for name, key in FIXED_HPARAMS.items()}
     net = OmegaConf.select(cfg, "model.net", default=None)
-    fixed["model"] = network_name(OmegaConf.to_container(net)) if isinstance(net, DictConfig) else str(fixed["model"])
-    chosen = {**{key: value for key, value in typed.items() if not isinstance(value, DictConfig)}, **fixed}
-    return {key: value if isinstance(value, (bool, int, float, str)) else str(value) for key, value in chosen.items()}
+    fixed["model"] = (
+        network_name(OmegaConf.to_container(net))
+        if isinstance(net, DictConfig)
+        else str(fixed["model"])
+    )
+    chosen = {
+        **{key: value for key, value in typed.items() if not isinstance(value, DictConfig)},
+        **fixed,
+    }
+    return {
+        key: value if isinstance(value, (bool, int, float, str)) else str(value)
+        for key, value in chosen.items()
+    }
 
 
 def log_hyperparameters(trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
@@ -61,15 +80,24 @@ def log_hyperparameters(trainer, cfg: DictConfig, metrics: dict[str, float]) -> 
             logger.finalize("success")
 
 
-def print_summary(run_dir: Path, metrics: dict[str, float], weights: dict[str, str], dry_run: bool) -> None:
+def print_summary(
+    run_dir: Path, metrics: dict[str, float], weights: dict[str, str], dry_run: bool
+) -> None:
     if rank_zero_only.rank != 0:
         return
     for stage in ("train", "val", "test"):
-        shown = ", ".join(f"{name}={value:.4g}" for name, value in sorted(metrics.items()) if name.startswith(f"{stage}/"))
+        shown = ", ".join(
+            f"{name}={value:.4g}"
+            for name, value in sorted(metrics.items())
+            if name.startswith(f"{stage}/")
+        )
         if shown:
             log.info("final %s/* (%s): %s", stage, weights.get(stage, "last epoch"), shown)
     if dry_run:
-        log.info("dry run (trainer.fast_dev_run): no checkpoints, sample grids or TensorBoard events were saved; %s holds its config, log and metrics.json", run_dir)
+        log.info(
+            "dry run (trainer.fast_dev_run): no checkpoints, sample grids or TensorBoard events were saved; %s holds its config, log and metrics.json",
+            run_dir,
+        )
         return
     log.info("run dir: %s (checkpoints/, samples/, metrics.json, .hydra/config.yaml)", run_dir)
     log.info("sample grids: %s", run_dir / "samples")

@@ -17,12 +17,26 @@ ROW_LABELS = ("sketch", "output", "target")
 LABEL_WIDTH, TITLE_HEIGHT = 52, 14  # px of the margins that carry the labels
 
 
-def sample_grid(sketches: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor, title: str = "",
-                column_notes: list[str] | None = None) -> torch.Tensor:
+def sample_grid(
+    sketches: torch.Tensor,
+    outputs: torch.Tensor,
+    targets: torch.Tensor,
+    title: str = "",
+    column_notes: list[str] | None = None,
+) -> torch.Tensor:
     """float [-1, 1] batches of n images -> one (3, H', W') image in [0, 1]: rows sketch | output |
     target, labelled on the left, with `title` above and a note over each column that has one."""
     images = torch.cat([rows.detach().float().cpu() for rows in (sketches, outputs, targets)])
-    grid = to_pil_image(make_grid(images, nrow=len(sketches), padding=2, normalize=True, value_range=(-1, 1), pad_value=1.0))
+    grid = to_pil_image(
+        make_grid(
+            images,
+            nrow=len(sketches),
+            padding=2,
+            normalize=True,
+            value_range=(-1, 1),
+            pad_value=1.0,
+        )
+    )
     canvas = Image.new("RGB", (grid.width + LABEL_WIDTH, grid.height + TITLE_HEIGHT), "white")
     canvas.paste(grid, (LABEL_WIDTH, TITLE_HEIGHT))
     draw, font = ImageDraw.Draw(canvas), ImageFont.load_default()
@@ -32,7 +46,9 @@ def sample_grid(sketches: torch.Tensor, outputs: torch.Tensor, targets: torch.Te
     draw.text((3, 1), title, fill="black", font=font)
     for column, note in enumerate(column_notes or []):
         if note:
-            draw.text((LABEL_WIDTH + 4 + column * column_width, 1), note, fill=(200, 0, 0), font=font)
+            draw.text(
+                (LABEL_WIDTH + 4 + column * column_width, 1), note, fill=(200, 0, 0), font=font
+            )
     return pil_to_tensor(canvas).float() / 255
 
 
@@ -55,7 +71,9 @@ class SampleGrids(Callback):
             self.write(trainer, pl_module, trainer.current_epoch)
 
     def write(self, trainer, pl_module, epoch: int) -> None:
-        if not trainer.is_global_zero or self.num_samples <= 0 or trainer.fast_dev_run:  # a dry run saves nothing
+        if (
+            not trainer.is_global_zero or self.num_samples <= 0 or trainer.fast_dev_run
+        ):  # a dry run saves nothing
             return
         if self.batch is None:
             self.batch = trainer.datamodule.sample_batch(self.num_samples)
@@ -70,11 +88,15 @@ class SampleGrids(Callback):
             sketches = with_hints(sketches, hints)
         pl_module.train(was_training)
         notes = ["train" if from_train else "" for from_train in self.batch["from_train"]]
-        grid = sample_grid(sketches, outputs, self.batch["photo"], f"epoch {epoch}", notes if any(notes) else None)
+        grid = sample_grid(
+            sketches, outputs, self.batch["photo"], f"epoch {epoch}", notes if any(notes) else None
+        )
         path = Path(trainer.default_root_dir) / "samples" / f"epoch_{epoch:04d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         save_image(grid, path)
         for logger in trainer.loggers:
             if isinstance(logger, TensorBoardLogger):
-                logger.experiment.add_image("samples", grid, global_step=epoch)  # the epoch, as the scalars
+                logger.experiment.add_image(
+                    "samples", grid, global_step=epoch
+                )  # the epoch, as the scalars
         self.last_written = epoch

@@ -36,7 +36,9 @@ def parallel_job_resources(cfg: DictConfig) -> tuple[int | None, int | None]:
                 gpu = int(hydra_cfg.job.num) % gpus
     devices = cfg.trainer.get("devices", 1)
     if cfg.trainer.get("accelerator") == "cpu" and isinstance(devices, int) and devices > 1:
-        sharing *= devices  # one process per device, whatever the strategy (ddp, or auto, which picks ddp)
+        sharing *= (
+            devices  # one process per device, whatever the strategy (ddp, or auto, which picks ddp)
+        )
     if cfg.get("num_threads"):
         return int(cfg.num_threads), gpu
     return (max(1, cores // sharing) if sharing > 1 else None), gpu

@@ -25,13 +25,23 @@ class SweepStart(Callback):
 
 def sweep_summary(sweep_dir: Path) -> str:
     saved = sweep_dir / "multirun.yaml"  # the sweep's config, written by Hydra when it starts
-    metric = OmegaConf.select(OmegaConf.load(saved), "optimized_metric", default=None) if saved.is_file() else None
+    metric = (
+        OmegaConf.select(OmegaConf.load(saved), "optimized_metric", default=None)
+        if saved.is_file()
+        else None
+    )
     metric = metric or "val/psnr"
-    job_dirs = sorted(path for path in sweep_dir.iterdir() if path.is_dir()) if sweep_dir.is_dir() else []
+    job_dirs = (
+        sorted(path for path in sweep_dir.iterdir() if path.is_dir()) if sweep_dir.is_dir() else []
+    )
     jobs = {path.name: record for path in job_dirs if (record := read_record(path)) is not None}
     ok = {job: record for job, record in jobs.items() if record.get("status") == "ok"}
-    scored = {job: float(record["metrics"][metric]) for job, record in ok.items()
-              if metric in (record.get("metrics") or {}) and math.isfinite(float(record["metrics"][metric]))}
+    scored = {
+        job: float(record["metrics"][metric])
+        for job, record in ok.items()
+        if metric in (record.get("metrics") or {})
+        and math.isfinite(float(record["metrics"][metric]))
+    }
     line = f"sweep: {len(jobs)} job(s) ran, {len(ok)} succeeded, {len(jobs) - len(ok)} failed"
     if scored:
         best = (max if higher_is_better(metric) else min)(scored, key=scored.get)

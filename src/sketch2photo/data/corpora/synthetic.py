@@ -30,24 +30,35 @@ SHAPE_COLOURS = {
 }
 
 
-def generate_photos(num_pairs: int, size: int = 128, seed: int = 0, start: int = 0,
-                    colours: str = "by_shape") -> torch.Tensor:
+def generate_photos(
+    num_pairs: int, size: int = 128, seed: int = 0, start: int = 0, colours: str = "by_shape"
+) -> torch.Tensor:
     """uint8 (N, 3, size, size): pairs start .. start + N - 1; pair i depends only on (seed, i)."""
     indices = range(start, start + num_pairs)
     # random colours come from a stream of their own, so the shapes are by_shape's
-    return torch.stack([_photo(np.random.default_rng([seed, index]), size,
-                               np.random.default_rng([seed, index, 1]) if colours == "random" else None)
-                        for index in indices])
+    return torch.stack(
+        [
+            _photo(
+                np.random.default_rng([seed, index]),
+                size,
+                np.random.default_rng([seed, index, 1]) if colours == "random" else None,
+            )
+            for index in indices
+        ]
+    )
 
 
-def generate_pairs(num_pairs: int, size: int = 128, seed: int = 0,
-                   colours: str = "by_shape") -> tuple[torch.Tensor, torch.Tensor]:
+def generate_pairs(
+    num_pairs: int, size: int = 128, seed: int = 0, colours: str = "by_shape"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(sketches uint8 (N, 1, H, W), photos uint8 (N, 3, H, W))."""
     photos = generate_photos(num_pairs, size, seed, colours=colours)
     return photos_to_sketches(photos), photos
 
 
-def _photo(rng: np.random.Generator, size: int, colour_rng: np.random.Generator | None = None) -> torch.Tensor:
+def _photo(
+    rng: np.random.Generator, size: int, colour_rng: np.random.Generator | None = None
+) -> torch.Tensor:
     image = Image.new("RGB", (size, size), "white")
     draw = ImageDraw.Draw(image)
     outline = max(1, size // 64)
@@ -66,11 +77,20 @@ def _photo(rng: np.random.Generator, size: int, colour_rng: np.random.Generator 
         else:
             sides = 3 if kind == "triangle" else 4
             rotation = float(rng.uniform(0, 30)) if sides == 3 else 45.0
-            draw.regular_polygon((cx, cy, radius), sides, rotation=rotation, fill=colour, outline="black", width=outline)
+            draw.regular_polygon(
+                (cx, cy, radius),
+                sides,
+                rotation=rotation,
+                fill=colour,
+                outline="black",
+                width=outline,
+            )
     return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
 
 
-def write_dataset(out_dir: str | Path, num_pairs: int, size: int = 128, seed: int = 0, colours: str = "by_shape") -> Path:
+def write_dataset(
+    out_dir: str | Path, num_pairs: int, size: int = 128, seed: int = 0, colours: str = "by_shape"
+) -> Path:
     """Write testA/<i>_A.png and testB/<i>_B.png. Safe when several processes race to do it."""
     out_dir = Path(out_dir)
     if (out_dir / "testA").is_dir():
@@ -82,9 +102,15 @@ def write_dataset(out_dir: str | Path, num_pairs: int, size: int = 128, seed: in
         (staging / "testB").mkdir()
         for start in range(0, num_pairs, CHUNK):  # bounded memory for large N
             photos = generate_photos(min(CHUNK, num_pairs - start), size, seed, start, colours)
-            for index, sketch, photo in zip(range(start, start + len(photos)), photos_to_sketches(photos), photos, strict=True):
-                Image.fromarray(sketch[0].numpy(), mode="L").save(staging / "testA" / f"{index}_A.png")
-                Image.fromarray(photo.permute(1, 2, 0).numpy(), mode="RGB").save(staging / "testB" / f"{index}_B.png")
+            for index, sketch, photo in zip(
+                range(start, start + len(photos)), photos_to_sketches(photos), photos, strict=True
+            ):
+                Image.fromarray(sketch[0].numpy(), mode="L").save(
+                    staging / "testA" / f"{index}_A.png"
+                )
+                Image.fromarray(photo.permute(1, 2, 0).numpy(), mode="RGB").save(
+                    staging / "testB" / f"{index}_B.png"
+                )
         os.rename(staging, out_dir)  # atomic; fails if another process finished first
     except OSError:
         if not (out_dir / "testA").is_dir():

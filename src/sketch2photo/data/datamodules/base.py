@@ -28,17 +28,22 @@ class PairDataModule(LightningDataModule):
     def __init__(self, image_size: int, augment: dict | None, hints: dict | None):
         super().__init__()
         settings = dict(augment or {})  # data.augment.*: None unless enabled
-        self.augment = PairedAugment(image_size, **settings) if settings.pop("enabled", False) else None
+        self.augment = (
+            PairedAugment(image_size, **settings) if settings.pop("enabled", False) else None
+        )
         self.hints = HintDraws.from_settings(hints)
 
-    def evaluate_with_hints(self, count: int, placement: str = "random", seed: int = 0,
-                            settings: dict | None = None) -> None:
+    def evaluate_with_hints(
+        self, count: int, placement: str = "random", seed: int = 0, settings: dict | None = None
+    ) -> None:
         """Serve every evaluated image exactly `count` simulated hints (s2p-eval hints=...)."""
         self.hints = HintDraws.for_evaluation(count, placement, seed, settings)
 
     def set_sizes(self) -> str:
         """'train 16, val 2, test 2', for the log."""
-        return ", ".join(f"{stage} {len(self.sets[stage])}" for stage in STAGES if stage in self.sets)
+        return ", ".join(
+            f"{stage} {len(self.sets[stage])}" for stage in STAGES if stage in self.sets
+        )
 
     def pin_memory(self) -> bool:
         return self.trainer is not None and self.trainer.strategy.root_device.type == "cuda"
@@ -84,7 +89,11 @@ class PairDataModule(LightningDataModule):
         sketches, photos = sketch_to_input(batch["sketch"]), to_model_range(batch["photo"])
         trainer = self.trainer
         training = trainer is not None and trainer.training
-        if self.augment is not None and training and self.augment.active(trainer.current_epoch, trainer.max_epochs):
+        if (
+            self.augment is not None
+            and training
+            and self.augment.active(trainer.current_epoch, trainer.max_epochs)
+        ):
             sketches, photos = self.augment(sketches, photos)
         batch = {"sketch": sketches, "photo": photos, "index": batch["index"]}
         if self.hints is not None and training:
@@ -101,7 +110,10 @@ class PairDataModule(LightningDataModule):
         stage = stage or ("val" if self.has("val") else "train")
         chosen = [(self.sets[stage][i], False) for i in range(min(count, len(self.sets[stage])))]
         if stage != "train":
-            chosen += [(self.sets["train"][i], True) for i in range(min(count - len(chosen), len(self.sets["train"])))]
+            chosen += [
+                (self.sets["train"][i], True)
+                for i in range(min(count - len(chosen), len(self.sets["train"])))
+            ]
         batch = {
             "sketch": sketch_to_input(torch.stack([pair["sketch"] for pair, _ in chosen])),
             "photo": to_model_range(torch.stack([pair["photo"] for pair, _ in chosen])),

@@ -31,7 +31,9 @@ from sketch2photo.errors import UserError
 log = logging.getLogger(__name__)
 
 MIN_VALIDATION_PAIRS = 4  # fewer, and "best" is picked on a handful of images
-FULL_BATCH_WARNING = 1024  # pairs in one full batch before a warning (the reference experiment has 20)
+FULL_BATCH_WARNING = (
+    1024  # pairs in one full batch before a warning (the reference experiment has 20)
+)
 
 
 class PairedSketchDataModule(PairDataModule):
@@ -61,7 +63,9 @@ class PairedSketchDataModule(PairDataModule):
         check_data(image_size, batch_size, on_bad_file, num_workers, cache, cache_dir)
         check_layout(layout, ab_order)
         if synthetic_colours not in COLOURINGS:
-            raise UserError(f"data.synthetic_colours={synthetic_colours!r} must be one of {', '.join(COLOURINGS)}.")
+            raise UserError(
+                f"data.synthetic_colours={synthetic_colours!r} must be one of {', '.join(COLOURINGS)}."
+            )
         check_split(split, val_fraction, test_fraction, folds, fold)
         super().__init__(image_size, augment, hints)
         self.save_hyperparameters(logger=False)
@@ -73,8 +77,12 @@ class PairedSketchDataModule(PairDataModule):
     # -- finding, decoding, splitting ------------------------------------------------------
     def prepare_data(self) -> None:
         if self.hparams.synthetic_pairs:
-            write_dataset(self.data_dir, self.hparams.synthetic_pairs, size=self.hparams.image_size,
-                          colours=self.hparams.synthetic_colours)
+            write_dataset(
+                self.data_dir,
+                self.hparams.synthetic_pairs,
+                size=self.hparams.image_size,
+                colours=self.hparams.synthetic_colours,
+            )
 
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
@@ -85,8 +93,14 @@ class PairedSketchDataModule(PairDataModule):
         started = time.perf_counter()
         listing = find_pairs(self.data_dir, hp.layout)
         if hp.cache == "disk":
-            decoded, bad = open_disk_cache(listing, self.data_dir, hp.image_size, hp.ab_order, Path(hp.cache_dir).expanduser(),
-                                           hp.decode_threads)
+            decoded, bad = open_disk_cache(
+                listing,
+                self.data_dir,
+                hp.image_size,
+                hp.ab_order,
+                Path(hp.cache_dir).expanduser(),
+                hp.decode_threads,
+            )
         else:
             decoded, bad = decode_listing(listing, hp.image_size, hp.ab_order, hp.decode_threads)
         problems = listing.problems + bad
@@ -100,12 +114,20 @@ class PairedSketchDataModule(PairDataModule):
             log.warning("skipped: %s", problem)
         self.sets = self._split(decoded)
         if not self.sets.get("train"):
-            raise UserError(f"no usable training pairs in {self.data_dir} after skipping {len(problems)} bad one(s).")
+            raise UserError(
+                f"no usable training pairs in {self.data_dir} after skipping {len(problems)} bad one(s)."
+            )
         self._warn_about_sizes()
         log.info(
             "data: %d pairs used from %s (%s); %d problem(s) skipped, %d other files ignored; %dpx, %s cache ready in %.1fs",
-            sum(len(s) for s in decoded.values()), self.data_dir, self.set_sizes(), len(problems), len(listing.ignored),
-            hp.image_size, hp.cache, time.perf_counter() - started,
+            sum(len(s) for s in decoded.values()),
+            self.data_dir,
+            self.set_sizes(),
+            len(problems),
+            len(listing.ignored),
+            hp.image_size,
+            hp.cache,
+            time.perf_counter() - started,
         )
 
     def _split(self, decoded: dict[str, CachedPairs]) -> dict[str, CachedPairs]:
@@ -115,9 +137,19 @@ class PairedSketchDataModule(PairDataModule):
         if pool is None:
             return sets
         hp = self.hparams
-        indices = split_indices(len(pool), hp.split, hp.val_fraction, hp.test_fraction, hp.folds, hp.fold,
-                                hp.split_seed, given=tuple(sets))
-        subsets: dict[tuple[int, ...], CachedPairs] = {}  # the same indices give the same object (folds: test is val)
+        indices = split_indices(
+            len(pool),
+            hp.split,
+            hp.val_fraction,
+            hp.test_fraction,
+            hp.folds,
+            hp.fold,
+            hp.split_seed,
+            given=tuple(sets),
+        )
+        subsets: dict[
+            tuple[int, ...], CachedPairs
+        ] = {}  # the same indices give the same object (folds: test is val)
         for stage, chosen in indices.items():
             sets[stage] = subsets.setdefault(tuple(chosen), pool.subset(chosen))
         return sets
@@ -128,14 +160,21 @@ class PairedSketchDataModule(PairDataModule):
             log.warning(
                 "only %d validation pair(s): best.ckpt and early stopping pick by them, which is noise. Use more "
                 "(data.val_fraction, now %s) or cross-validation (data.folds=5 data.fold=0..4).",
-                val, self.hparams.val_fraction)
+                val,
+                self.hparams.val_fraction,
+            )
         if self.batch_size is None and train > FULL_BATCH_WARNING:
             size = self.hparams.image_size
-            gigabytes = train * 6 * size * size * 4 / 1e9  # float32 sketches (3 channels) and photos
+            gigabytes = (
+                train * 6 * size * size * 4 / 1e9
+            )  # float32 sketches (3 channels) and photos
             log.warning(
                 "data.batch_size=null puts all %d training pairs in one batch: %.1f GB for the batch alone at %d px, "
                 "several times that for the network's activations. Set data.batch_size (e.g. 16).",
-                train, gigabytes, size)
+                train,
+                gigabytes,
+                size,
+            )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle_with=self.shuffle_rng)

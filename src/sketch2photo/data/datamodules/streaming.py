@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 logging.getLogger("litdata").setLevel(logging.WARNING)
 
 
-
 def is_remote(location: str) -> bool:
     return str(location).startswith(REMOTE_PREFIXES)
 
@@ -74,7 +73,9 @@ class ResumableLoader(StreamingDataLoader):
         self.epochs_done = epochs_done  # None: litdata's own count (no trainer)
 
     def __iter__(self):
-        if not self.restore and self.epochs_done is not None:  # a new epoch: litdata adds one and shuffles by it
+        if (
+            not self.restore and self.epochs_done is not None
+        ):  # a new epoch: litdata adds one and shuffles by it
             self.current_epoch = self.epochs_done()
         for batch in super().__iter__():
             self.restore = False
@@ -125,29 +126,47 @@ class StreamingPairsDataModule(PairDataModule):
             raise UserError(
                 f"data.image_size={self.hparams.image_size}, but the pack at data.input_dir={self.input_dir} "
                 f"holds {size} px pairs. Set data.image_size={size}, or pack again with data.image_size="
-                f"{self.hparams.image_size}.")
+                f"{self.hparams.image_size}."
+            )
         by_folder = {}  # cross-validation folds: test is the val fold, the same object as in data=sketch2photo
         for stage, info in pack["stages"].items():
             if info["folder"] not in by_folder:
-                by_folder[info["folder"]] = PackedPairs(f"{self.input_dir}/{info['folder']}", info["pairs"],
-                                                        self.hparams.download_dir)
+                by_folder[info["folder"]] = PackedPairs(
+                    f"{self.input_dir}/{info['folder']}", info["pairs"], self.hparams.download_dir
+                )
             self.sets[stage] = by_folder[info["folder"]]
         if not self.has("train"):
-            raise UserError(f"data.input_dir={self.input_dir}: the pack has no training pairs; pack it again.")
-        log.info("data: %s streamed from %s (packed from %s); %dpx", self.set_sizes(), self.input_dir, pack.get("source"), size)
+            raise UserError(
+                f"data.input_dir={self.input_dir}: the pack has no training pairs; pack it again."
+            )
+        log.info(
+            "data: %s streamed from %s (packed from %s); %dpx",
+            self.set_sizes(),
+            self.input_dir,
+            pack.get("source"),
+            size,
+        )
 
     def train_dataloader(self) -> StreamingDataLoader:
         train = self.sets["train"]
         # Built here, inside fit, the dataset sees the process group and takes this rank's shard.
         # drop_last=None: litdata's default, True under DDP, so that every rank runs the same number of
         # steps (litData #233): it deals whole batches to the ranks and drops the rest.
-        stream = StreamingDataset(train.location, cache_dir=self.hparams.download_dir, shuffle=self.hparams.shuffle,
-                                  seed=self.hparams.seed)
+        stream = StreamingDataset(
+            train.location,
+            cache_dir=self.hparams.download_dir,
+            shuffle=self.hparams.shuffle,
+            seed=self.hparams.seed,
+        )
         batch_size = self.batch_size or len(train)
         trainer = self.trainer
-        loader = ResumableLoader(stream, batch_size=batch_size, num_workers=self.hparams.num_workers,
-                                 pin_memory=self.pin_memory(),
-                                 epochs_done=(lambda: trainer.current_epoch) if trainer is not None else None)
+        loader = ResumableLoader(
+            stream,
+            batch_size=batch_size,
+            num_workers=self.hparams.num_workers,
+            pin_memory=self.pin_memory(),
+            epochs_done=(lambda: trainer.current_epoch) if trainer is not None else None,
+        )
         # not persistent_workers: litdata sets each epoch (the shuffle's seed) on the dataset of the main
         # process, which workers kept alive from the last epoch would not see
         self._check_shard(len(stream), len(train), batch_size)
@@ -158,14 +177,19 @@ class StreamingPairsDataModule(PairDataModule):
         if shard == 0:
             raise UserError(
                 f"data.batch_size={batch_size} leaves no training batch for each of the {world} processes: "
-                f"the pack has {total} training pairs. Lower data.batch_size (or data.num_workers).")
+                f"the pack has {total} training pairs. Lower data.batch_size (or data.num_workers)."
+            )
         dropped = total - shard * world
         if dropped and self.trainer is not None and self.trainer.is_global_zero:
             log.warning(
                 "%d of %d training pairs are left out of every epoch: litdata deals whole batches of %d to the %d "
                 "process(es) and drops the rest, so that all take the same number of steps. Which pairs varies "
                 "by epoch only when the pack has several chunks (s2p-pack chunk_bytes=...).",
-                dropped, total, batch_size, world)
+                dropped,
+                total,
+                batch_size,
+                world,
+            )
 
     # -- exact resume: the augmentation draws continue where they stopped ------------------
     def state_dict(self) -> dict:
