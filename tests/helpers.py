@@ -137,6 +137,21 @@ def wait_until(
     raise AssertionError(f"timed out after {timeout} s waiting for {what}; last seen: {value!r}")
 
 
+def two_job_sweep(cwd: Path, data_dir: Path) -> Path:
+    """`s2p-train -m` over model.lr=1e-3,3e-3 on the tiny settings; the sweep dir (cwd/sweep)."""
+    result = run_cli(
+        "s2p-train",
+        "-m",
+        *TINY,
+        f"data.data_dir={data_dir}",
+        "model.lr=1e-3,3e-3",
+        "hydra.sweep.dir=sweep",
+        cwd=cwd,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return cwd / "sweep"
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

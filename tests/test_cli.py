@@ -8,24 +8,14 @@ from importlib.metadata import entry_points
 import pytest
 from omegaconf import OmegaConf
 
-from helpers import TINY, run_cli
+from helpers import TINY, run_cli, two_job_sweep
 from sketch2photo.config import CONFIG_DIR
 
 pytestmark = pytest.mark.slow
 
 
 def test_two_job_multirun_shares_one_root(tmp_path, synthetic_dir):
-    result = run_cli(
-        "s2p-train",
-        "-m",
-        *TINY,
-        f"data.data_dir={synthetic_dir}",
-        "model.lr=1e-3,3e-3",
-        "hydra.sweep.dir=sweep",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    sweep = tmp_path / "sweep"
+    sweep = two_job_sweep(tmp_path, synthetic_dir)
     lrs = []
     for job in ("0", "1"):
         record = json.loads((sweep / job / "metrics.json").read_text())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TINY, free_port, run_cli, start_cli, wait_until
+from helpers import free_port, start_cli, two_job_sweep, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -65,17 +65,7 @@ def tensorboard():
 
 
 def test_tensorboard_shows_a_sweep_side_by_side(tmp_path, synthetic_dir, tensorboard):
-    result = run_cli(
-        "s2p-train",
-        "-m",
-        *TINY,
-        f"data.data_dir={synthetic_dir}",
-        "model.lr=1e-3,3e-3",
-        "hydra.sweep.dir=sweep",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    api = tensorboard(tmp_path / "sweep")
+    api = tensorboard(two_job_sweep(tmp_path, synthetic_dir))
 
     def both_runs():  # the server loads event files in the background
         runs = api("/data/runs")
