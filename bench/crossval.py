@@ -3,7 +3,8 @@
 For each model (the seed autoencoder, the U-Net, the U-Net without augmentation, which shows what
 augmentation buys, the U-Net tuned to fit its training pairs too, and that U-Net given the
 sketch's background) it runs
-    s2p-train -m experiment=<cv_seed|cv_unet|cv_unet_fit|cv_unet_background> [overrides] data.data_dir=<data> data.fold=0,1,2,3,4
+    s2p-train -m experiment=<cv_seed|cv_unet|cv_unet_fit|cv_unet_background> [overrides]
+                 data.data_dir=<data> data.fold=0,1,2,3,4
 and scores the two trivial baselines on the same folds with s2p-eval (the per-pixel mean of the
 training targets, an all-white image). Held-out metrics are those of the final weights on the
 fold's 4 held-out pairs (no checkpoint is picked by them); training MSE is the final model's MSE
@@ -108,7 +109,8 @@ def outputs_figure(out: Path, path: Path) -> None:
 
 def last_epochs_spread(sweep: Path, epochs: int = 100) -> float:
     """The standard deviation of held-out PSNR over the last epochs of a run, mean over the folds:
-    how much the table's final-epoch numbers would move had training stopped a few epochs earlier."""
+    how much the table's final-epoch numbers would move had training stopped a few epochs
+    earlier."""
     spreads = []
     for fold in range(FOLDS):
         history = record(sweep / str(fold))["history"]
@@ -119,7 +121,8 @@ def last_epochs_spread(sweep: Path, epochs: int = 100) -> float:
 
 
 def held_out_outputs(sweep: Path):
-    """Per fold: the final model's outputs on its held-out sketches, those sketches and their photos."""
+    """Per fold: the final model's outputs on its held-out sketches, those sketches and their
+    photos."""
     import torch
 
     from sketch2photo.checkpoints.read import data_settings, load_module, read_checkpoint

@@ -14,9 +14,9 @@ of the dataset would not fit in RAM).
     python bench/data_scale.py --larger-than-ram [--pairs 120000] [--batches 300]
     python bench/data_scale.py --setup-only [--pairs 50000]
 
---larger-than-ram trains --batches shuffled batches on one N whose cache is larger than RAM, starting
-with none of it in the page cache (posix_fadvise DONTNEED), and reports the data wait, major page
-faults and bytes read from disk.
+--larger-than-ram trains --batches shuffled batches on one N whose cache is larger than RAM,
+starting with none of it in the page cache (posix_fadvise DONTNEED), and reports the data wait,
+major page faults and bytes read from disk.
 
 The datasets cycle 1,000 distinct synthetic pairs under N names (generating 50k distinct ones
 takes about 14 minutes; caching and memory do not depend on the pixels). They go to bench/results/
@@ -108,7 +108,8 @@ def train(
     out: Path,
     full_read: bool = True,
 ) -> dict:
-    """A training run of `batches` batches: each rank's memory and the profiler's fetch/step times."""
+    """A training run of `batches` batches: each rank's memory and the profiler's fetch/step
+    times."""
     shutil.rmtree(out, ignore_errors=True)
     probe = [
         "+callbacks.memory_probe._target_=memory_probe.MemoryProbe",
@@ -236,8 +237,9 @@ def larger_than_ram(args) -> None:
 
 
 def _io_of_children() -> dict:
-    """Major page faults and bytes read from the block device, this process and its waited-for children
-    (Linux adds a reaped child's I/O to its parent's /proc/self/io, as getrusage does for faults)."""
+    """Major page faults and bytes read from the block device, this process and its waited-for
+    children (Linux adds a reaped child's I/O to its parent's /proc/self/io, as getrusage does for
+    faults)."""
     import resource
 
     io = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())

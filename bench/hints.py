@@ -1,4 +1,5 @@
-"""hints: held-out PSNR against the number of colour hints, 5-fold cross-validation on the real pairs.
+"""hints: held-out PSNR against the number of colour hints, 5-fold cross-validation on the real
+pairs.
 
 For each fold it trains
     s2p-train experiment=cv_unet_hints data.data_dir=<data> data.fold=<fold> [overrides]
@@ -9,11 +10,14 @@ al.'s protocol) and one hint at the centre of each of the k largest regions (how
 them). It prints a markdown table of mean ± std over the folds per count and placement, and draws
 docs/hints_psnr.png with the no-hint references as horizontal lines.
 
-    python bench/hints.py [--data ../shared/data/sketch2photo] [--out bench/results/hints] [--folds 0,3]
-                          [--name cv_unet_hints] [-- extra s2p-train overrides]
-    python bench/hints.py --runs <run dir> [<run dir> ...]   # score runs you trained yourself
-    python bench/hints.py --runs <run dir> --where 10        # where the held-out error lies at 10 hints
-    python bench/hints.py ... --within-region                # scored with hint patches kept to one region
+    python bench/hints.py [--data ../shared/data/sketch2photo] [--out bench/results/hints]
+                          [--folds 0,3] [--name cv_unet_hints] [-- extra s2p-train overrides]
+    # score runs you trained yourself
+    python bench/hints.py --runs <run dir> [<run dir> ...]
+    # where the held-out error lies at 10 hints
+    python bench/hints.py --runs <run dir> --where 10
+    # scored with hint patches kept to one region
+    python bench/hints.py ... --within-region
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ BIN = Path(sys.executable).parent
 COUNTS = (0, 1, 3, 10, 30)
 PLACEMENTS = ("random", "regions")
 QUIET = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
-# held-out PSNR without hints, mean over the same 5 folds (README, the cross-validation table: bench/crossval.py)
+# held-out PSNR without hints, mean over the same 5 folds (README, the cross-validation table:
+# bench/crossval.py)
 REFERENCES = {
     "seed autoencoder": 13.86,
     "U-Net + background, no hint input (cv_unet_background)": 16.77,
@@ -62,7 +67,8 @@ def train(run_dir: Path, data: Path, fold: int, overrides: list[str]) -> None:
 
 
 def score(run_dir: Path, within_region: bool = False) -> list[dict]:
-    """s2p-eval's rows (placement, hints, psnr, ...) for the run's final weights, kept in the run dir.
+    """s2p-eval's rows (placement, hints, psnr, ...) for the run's final weights,
+    kept in the run dir.
     within_region: hint patches kept to the region of their centre (data.hints.within_region)."""
     out = run_dir / ("hints-eval-within-region" if within_region else "hints-eval")
     if not (out / "hints.json").is_file():

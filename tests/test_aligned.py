@@ -1,4 +1,5 @@
-"""The pix2pix 'aligned' layout (e.g. Sketch2Pokemon: 256x512, sketch on the left) through the data config."""
+"""The pix2pix 'aligned' layout (e.g. Sketch2Pokemon: 256x512, sketch on the left) through the data
+config."""
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ SPLITS = {"train": 6, "val": 2, "test": 3}
 
 
 def write_aligned(root, ab_order: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """root/{train,val,test}/<i>.png, each 32x64: sketch and photo side by side. Returns what was written."""
+    """root/{train,val,test}/<i>.png, each 32x64: sketch and photo side by side. Returns what was
+    written."""
     written = {}
     for offset, (split, count) in enumerate(SPLITS.items()):
         sketches, photos = generate_pairs(count, size=32, seed=offset)
@@ -58,7 +60,8 @@ def test_aligned_layout_in_both_orders(tmp_path, ab_order):
 
 
 def test_wrong_order_is_visible_and_layout_is_auto_detected(tmp_path):
-    """Reading photo_left files as sketch_left swaps the halves; auto picks 'aligned' without A/B folders."""
+    """Reading photo_left files as sketch_left swaps the halves; auto picks 'aligned' without A/B
+    folders."""
     data_dir = tmp_path / "pokemon"
     written = write_aligned(data_dir, "photo_left")
     cfg = compose_config(

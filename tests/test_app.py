@@ -28,7 +28,8 @@ pytest.importorskip("gradio", reason="the app extra is not installed: pip instal
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright never downloads a browser here
-# the README's picture: S2P_APP_SCREENSHOT=docs/app_screenshot.png pytest tests/test_app.py -k browser
+# the README's picture:
+# S2P_APP_SCREENSHOT=docs/app_screenshot.png pytest tests/test_app.py -k browser
 SCREENSHOT_TO = os.environ.get("S2P_APP_SCREENSHOT")
 PACKAGE = Path(sketch2photo.__file__).parent
 BLUE = (29, 78, 216)  # PALETTE[4], "#1d4ed8"
@@ -38,8 +39,9 @@ def train_hint_model(
     run: Path, *overrides: str, pairs: int = 24, size: int = 32
 ) -> tuple[Path, Path]:
     """(checkpoint, its dataset): a tiny U-Net (depth 2, width 8, unless overridden) trained for 2
-    epochs with simulated hints on shapes of random colours, which only hints can tell; hint_residual:
-    the output is the spread hints plus a correction, so a hint shows even after so short a training."""
+    epochs with simulated hints on shapes of random colours, which only hints can tell;
+    hint_residual: the output is the spread hints plus a correction, so a hint shows even after so
+    short a training."""
     data = write_dataset(run / "data", pairs, size=size, colours="random")
     return tiny_unet_checkpoint(
         run,
@@ -59,7 +61,8 @@ def hint_model(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def circle_sketch(path: Path, size: int = 256, mode: str = "L") -> Path:
-    """A black circle outline on white, filling most of the square: its centre is inside the figure."""
+    """A black circle outline on white, filling most of the square: its centre is inside the
+    figure."""
     image = Image.new("L", (size, size), 255)
     ImageDraw.Draw(image).ellipse(
         (size // 5, size // 5, size - size // 5, size - size // 5),
@@ -116,9 +119,9 @@ class App:
         return self.log.read_text()
 
     def leftovers(self) -> list[str]:
-        """What it left in its folders: any file, any folder in cwd/ or tmp/. Not the font cache that
-        matplotlib keeps in HOME, nor the empty torchinductor_<user> folder torch makes in TMPDIR: the
-        package's imports leave those in every command."""
+        """What it left in its folders: any file, any folder in cwd/ or tmp/. Not the font cache
+        that matplotlib keeps in HOME, nor the empty torchinductor_<user> folder torch makes in
+        TMPDIR: the package's imports leave those in every command."""
         found = []
         for path in sorted(self.folder.rglob("*")):
             parts = path.relative_to(self.folder).parts
@@ -137,7 +140,8 @@ class App:
 
 @pytest.fixture
 def start_app(tmp_path):
-    """start(checkpoint, *overrides) -> App, listening; stopped at the end of the test in any case."""
+    """start(checkpoint, *overrides) -> App, listening; stopped at the end of the test in any
+    case."""
     apps: list[App] = []
 
     def start(ckpt: Path, *overrides: str) -> App:
@@ -382,8 +386,9 @@ def test_bad_settings_are_refused_with_a_message(hint_model, tmp_path):
 
 
 def test_a_request_at_128_px_takes_well_under_a_second(start_app, tmp_path):
-    """The default U-Net (depth 5, width 32) with hint input at 128 px: a sketch and a hint layer sent
-    through gradio_client, the PNG back; the median of 8 requests, as the app runs (num_threads=1)."""
+    """The default U-Net (depth 5, width 32) with hint input at 128 px: a sketch and a hint layer
+    sent through gradio_client, the PNG back; the median of 8 requests, as the app runs
+    (num_threads=1)."""
     from gradio_client import Client, handle_file
 
     ckpt, _ = train_hint_model(

@@ -23,8 +23,8 @@ def test_pairs_stay_aligned(options):
     torch.manual_seed(0)
     sketches = torch.rand(6, 3, 32, 32) * 2 - 1
     sketches[:, :, :, :8] = 1.0  # asymmetric content, so a flip is visible
-    # the photo is a pixelwise function of its sketch, linear (interpolation keeps it) and white at white
-    # (the border that rotations and shifts fill in)
+    # the photo is a pixelwise function of its sketch, linear (interpolation keeps it) and white at
+    # white (the border that rotations and shifts fill in)
     photos = 0.5 * sketches + 0.5
     augment = PairedAugment(32, flip=True, **options)
     out_sketches, out_photos = augment(sketches, photos)

@@ -102,7 +102,8 @@ def make(corpus, **settings):
 
 @pytest.fixture
 def small_bomb_limit(monkeypatch):
-    """Pillow refuses images over 2 * MAX_IMAGE_PIXELS; lower the limit so 12_A.png (64x64) (128x128) trips it."""
+    """Pillow refuses images over 2 * MAX_IMAGE_PIXELS; lower the limit so 12_A.png (64x64)
+    (128x128) trips it."""
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 3000)
 
 

@@ -1,6 +1,6 @@
-"""Checkpoints are data, not code: a pickle payload, a foreign `_target_`, a truncated file and another
-project's checkpoint are each refused with one clear line, and nothing in them runs. safetensors
-exports work wherever a .ckpt does."""
+"""Checkpoints are data, not code: a pickle payload, a foreign `_target_`, a truncated file and
+another project's checkpoint are each refused with one clear line, and nothing in them runs.
+safetensors exports work wherever a .ckpt does."""
 
 from __future__ import annotations
 

@@ -65,7 +65,8 @@ def test_bad_config_is_one_clear_line(tmp_path, synthetic_dir, override, expecte
 
 
 def run_entry(entry: str, *args: str, cwd) -> tuple[subprocess.CompletedProcess, bool]:
-    """Run a console script's entry point in a fresh interpreter; (result, whether torch was imported)."""
+    """Run a console script's entry point in a fresh interpreter; (result, whether torch was
+    imported)."""
     (script,) = entry_points(group="console_scripts", name=entry)
     module, function = script.value.split(":")
     code = (

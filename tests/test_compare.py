@@ -1,5 +1,5 @@
-"""s2p-compare on hand-made run dirs: the table, the eval table, errors, the plot, where the files go,
-and the command line (key=value, and the older `DIR --metric X --out Y`)."""
+"""s2p-compare on hand-made run dirs: the table, the eval table, errors, the plot, where the files
+go, and the command line (key=value, and the older `DIR --metric X --out Y`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ def make_run(path, overrides, record=None, log=""):
 
 
 def make_eval_run(path, source, subset, psnr, l1):
-    """What s2p-eval leaves: its metrics are named after the subset, there is no loss and no history."""
+    """What s2p-eval leaves: its metrics are named after the subset, there is no loss and no
+    history."""
     make_run(
         path,
         [source if source.startswith("baseline=") else f"ckpt_path={source}", f"subset={subset}"],

@@ -56,7 +56,8 @@ def one_process_metrics(run_dir, stage: str, ckpt: str) -> dict[str, float]:
 
 @pytest.mark.slow
 def test_two_processes_count_every_pair_once(tmp_path, synthetic_dir):
-    # 12 pairs: 3 for validation (2 on rank 0, 1 on rank 1), 1 for test (fewer than ranks: each rank takes it)
+    # 12 pairs: 3 for validation (2 on rank 0, 1 on rank 1),
+    # 1 for test (fewer than ranks: each rank takes it)
     overrides = [
         f"data.data_dir={synthetic_dir}",
         "data.val_fraction=0.25",

@@ -1,5 +1,5 @@
-"""s2p-export: ONNX run in onnxruntime and TorchScript in plain torch match the Lightning model, with
-the hint map as a second input for a model that takes hints."""
+"""s2p-export: ONNX run in onnxruntime and TorchScript in plain torch match the Lightning model,
+with the hint map as a second input for a model that takes hints."""
 
 import importlib.util
 import json
@@ -87,7 +87,8 @@ def test_torchscript_matches_in_plain_torch(tmp_path, checkpoint, request):
 
 
 def test_the_probe_has_hints_that_spread():
-    """The parity check's probe: hints inside each drawing's regions, which spreading carries further."""
+    """The parity check's probe: hints inside each drawing's regions, which spreading carries
+    further."""
     sketches, hints = hinted_probe(3, 32)
     patches = hints[:, 3].sum((1, 2))
     spread = spread_hints(hints, regions_of(sketches, background_mask(sketches), 0.9))[:, 3].sum(

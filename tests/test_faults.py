@@ -130,7 +130,8 @@ def test_checkpoint_write_is_atomic(tmp_path):
 
 
 def test_ctrl_c_during_a_checkpoint_write_waits_for_the_file(tmp_path, monkeypatch):
-    """KeyboardInterrupt inside torch.save's writer would surface as a RuntimeError and lose the save."""
+    """KeyboardInterrupt inside torch.save's writer would surface as a RuntimeError and lose the
+    save."""
     real_save = torch.save
 
     def save_interrupted_midway(obj, file):
@@ -152,7 +153,8 @@ def test_ctrl_c_during_a_checkpoint_write_waits_for_the_file(tmp_path, monkeypat
 
 
 def test_held_back_interrupts_respect_an_ignored_sigint(tmp_path):
-    """After a Ctrl-C Lightning ignores SIGINT while it shuts down: a save then must not turn it back on."""
+    """After a Ctrl-C Lightning ignores SIGINT while it shuts down: a save then must not turn it
+    back on."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         AtomicCheckpointIO().save_checkpoint({"version": 4}, tmp_path / "last.ckpt")
@@ -163,7 +165,8 @@ def test_held_back_interrupts_respect_an_ignored_sigint(tmp_path):
 
 
 def test_an_interrupt_before_training_starts_keeps_last_ckpt():
-    """Ctrl-C while a resumed run is still loading: the model does not hold the run's weights yet."""
+    """Ctrl-C while a resumed run is still loading: the model does not hold the run's weights
+    yet."""
     saved = []
     trainer = SimpleNamespace(
         fast_dev_run=False, default_root_dir="run", current_epoch=0, save_checkpoint=saved.append

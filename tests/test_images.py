@@ -18,7 +18,8 @@ from sketch2photo.data.images import (
 
 
 def test_seed_preprocessing_exactly(tmp_path):
-    """Same numbers as the seed's load_image: PIL convert + resize (bicubic default), / 127.5 - 1."""
+    """Same numbers as the seed's load_image: PIL convert + resize (bicubic default),
+    / 127.5 - 1."""
     rng = np.random.default_rng(0)
     path = tmp_path / "x.png"
     Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(path)

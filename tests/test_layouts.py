@@ -1,4 +1,5 @@
-"""Finding pairs on disk: matched by name, never by listing order; clear errors that list every problem."""
+"""Finding pairs on disk: matched by name, never by listing order; clear errors that list every
+problem."""
 
 from pathlib import Path
 

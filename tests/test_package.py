@@ -1,5 +1,6 @@
-"""The package installs like any other: a built wheel, in a fresh venv, run from a folder that is not
-the checkout, finds its configs, trains, and takes a user's own experiment file via --config-dir.
+"""The package installs like any other: a built wheel, in a fresh venv, run from a folder that is
+not the checkout, finds its configs, trains, and takes a user's own experiment file via
+--config-dir.
 
 The fresh venv gets the wheel alone (--no-deps); its third-party packages (torch, Lightning, ...)
 come from this suite's venv through a .pth file, so the test does not download them again.

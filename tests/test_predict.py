@@ -1,5 +1,5 @@
-"""s2p-predict: any size and mode in, names kept, bad files skipped and reported, model from the checkpoint alone;
-colour hints from files, and colouring.colour giving the same pixels."""
+"""s2p-predict: any size and mode in, names kept, bad files skipped and reported, model from the
+checkpoint alone; colour hints from files, and colouring.colour giving the same pixels."""
 
 import json
 import logging
@@ -38,7 +38,8 @@ SIZES = {  # the file each input becomes, and its own size
 
 @pytest.fixture
 def sketch_folder(tmp_path):
-    """Sketches in every mode the command accepts, at several sizes, plus a corrupt file and a stray text file."""
+    """Sketches in every mode the command accepts, at several sizes, plus a corrupt file and a stray
+    text file."""
     sketches, _ = generate_pairs(6, size=32, seed=3)
     grey = [Image.fromarray(s[0].numpy(), "L") for s in sketches]
     folder = tmp_path / "sketches"
@@ -81,7 +82,8 @@ def test_mixed_folder_in_batches(tmp_path, sketch_folder, tiny_checkpoint):
         name.rsplit(".", 1)[0] + ".png" for name in SIZES
     )
 
-    # each output is the model applied to its own file (no mix-up across batches), at the model's size
+    # each output is the model applied to its own file (no mix-up across batches), at the model's
+    # size
     module = load_module(tiny_checkpoint)
     for name in SIZES:
         result = Image.open(out / (name.rsplit(".", 1)[0] + ".png"))
@@ -160,7 +162,8 @@ def test_a_single_file_and_clear_errors(tmp_path, sketch_folder, tiny_checkpoint
 
 @pytest.mark.slow
 def test_command_with_only_a_checkpoint_reports_failures(tmp_path, sketch_folder, tiny_checkpoint):
-    """No config but the checkpoint, in an empty dir: the U-Net and its 32 px come from the checkpoint."""
+    """No config but the checkpoint, in an empty dir: the U-Net and its 32 px come from the
+    checkpoint."""
     workdir = tmp_path / "work"
     workdir.mkdir()
     result = run_cli(
@@ -189,8 +192,9 @@ HINT_SKETCH_SIZE = 64  # twice the model's 32 px: hint files are read in the ske
 
 @pytest.fixture
 def hint_folders(tmp_path):
-    """sketches/{ant,bee,cat}.png at 64 px; hints/ant.png (a hint layer with alpha) and hints/cat.json,
-    both three patches inside the figure in its photo's colours; bee has no hints."""
+    """sketches/{ant,bee,cat}.png at 64 px; hints/ant.png (a hint layer with alpha) and
+    hints/cat.json, both three patches inside the figure in its photo's colours; bee has no
+    hints."""
     sketches, photos = generate_pairs(3, size=HINT_SKETCH_SIZE, seed=7, colours="random")
     hint_maps = HintSampler(min_size=3, max_size=5).draw(
         to_model_range(photos), sketch_to_input(sketches), torch.Generator().manual_seed(0), count=3
@@ -261,7 +265,8 @@ def test_hints_from_a_folder_colour_and_preview(tmp_path, hint_folders, hint_che
         preview[2:34, 2:34][ys, xs], to_uint8(painted[:3]).permute(1, 2, 0)[ys, xs].numpy()
     )
 
-    # colour(), what an app calls, gives s2p-predict's pixels: from the files, a PIL layer and a list
+    # colour(), what an app calls, gives s2p-predict's pixels: from the files, a PIL layer and a
+    # list
     module = load_module(hint_checkpoint)
     ant, cat = open_image(sketches / "ant.png"), open_image(sketches / "cat.png")
     for picture, name in (
@@ -275,7 +280,8 @@ def test_hints_from_a_folder_colour_and_preview(tmp_path, hint_folders, hint_che
         ), name
     assert colour(module, ant, hints / "ant.png", keep_size=True).size == (HINT_SKETCH_SIZE,) * 2
 
-    # a drawing app's RGBA sketch (lines on transparent paper) is flattened on white, as open_image does
+    # a drawing app's RGBA sketch (lines on transparent paper) is flattened on white, as open_image
+    # does
     lines = np.asarray(ant.convert("L"))
     drawn = Image.fromarray(
         np.dstack([lines, lines, lines, np.where(lines < 250, 255, 0)]).astype(np.uint8), "RGBA"

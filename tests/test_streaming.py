@@ -23,10 +23,11 @@ from sketch2photo.data.datamodules.streaming import StreamingPairsDataModule
 from sketch2photo.errors import UserError
 from sketch2photo.runs.record import read_record
 
-# 24 synthetic pairs: train 20, val 2, test 2. ~4 KB a pair at 32 px: 20KB chunks make several chunks,
-# so the shuffle permutes chunks as well as the pairs inside them.
+# 24 synthetic pairs: train 20, val 2, test 2. ~4 KB a pair at 32 px: 20KB chunks make several
+# chunks, so the shuffle permutes chunks as well as the pairs inside them.
 PACK = ["data=synthetic", "data.synthetic_pairs=24", "data.image_size=32", "chunk_bytes=20KB"]
-# 5 steps an epoch, shuffled and augmented: resuming must restore both the loader's order and the RNG
+# 5 steps an epoch, shuffled and augmented: resuming must restore both the loader's order and the
+# RNG
 RUN = [
     *TINY,
     "data=streaming",
@@ -39,7 +40,8 @@ RUN = [
 
 
 class RecordBatches(Callback):
-    """Writes <run>/batches_rank<r>.json: [epoch, batch indices] for every training step of this process."""
+    """Writes <run>/batches_rank<r>.json: [epoch, batch indices] for every training step of this
+    process."""
 
     def __init__(self):
         self.seen = []
@@ -56,7 +58,8 @@ class RecordBatches(Callback):
 
 
 class TermAtStep(Callback):
-    """SIGTERM to this process after training step `step`: Lightning stops and last.ckpt is saved mid-epoch."""
+    """SIGTERM to this process after training step `step`: Lightning stops and last.ckpt is saved
+    mid-epoch."""
 
     def __init__(self, step: int):
         self.step = step
@@ -154,7 +157,7 @@ def test_pack_help_and_a_missing_out_answer_clearly(tmp_path):
     assert "Traceback" not in output
 
 
-# -- the data module ---------------------------------------------------------------------------------
+# -- the data module -------------------------------------------------------------------------------
 def test_every_datamodule_argument_is_a_key(tmp_path):
     cfg = compose_config(tmp_path, ["data=streaming", "data.input_dir=x"])
     arguments = set(inspect.signature(StreamingPairsDataModule.__init__).parameters) - {"self"}
@@ -233,11 +236,12 @@ def test_a_streaming_run_trains_tests_and_writes_sample_grids(tmp_path, packed):
     assert [indices for e, indices in seen if e == 0] != [indices for e, indices in seen if e == 1]
 
 
-# -- faults and DDP ----------------------------------------------------------------------------------
+# -- faults and DDP --------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, packed):
-    """A checkpoint at an epoch's end: Lightning does not hand the loader its state then (litData #775);
-    without the workaround the resumed epochs would replay epoch 1's order and these would differ."""
+    """A checkpoint at an epoch's end: Lightning does not hand the loader its state then
+    (litData #775); without the workaround the resumed epochs would replay epoch 1's order and these
+    would differ."""
 
     def start(name: str) -> subprocess.Popen:
         return start_cli(
@@ -270,7 +274,8 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, packed):
     assert got["status"] == "ok" and got["epochs"] == 6
     for name, value in expected["metrics"].items():
         assert got["metrics"][name] == pytest.approx(value, rel=1e-5, abs=1e-6), name
-    # the resumed run's steps (the killed process wrote none) continue the reference's from the checkpoint on
+    # the resumed run's steps (the killed process wrote none) continue the reference's from the
+    # checkpoint on
     assert batches(tmp_path / "killed") == [
         step for step in batches(tmp_path / "reference") if step[0] > saved_epoch
     ]
@@ -301,7 +306,8 @@ def test_sigterm_mid_epoch_then_resume_continues_the_order(tmp_path, packed):
 
 @pytest.mark.slow
 def test_two_processes_stream_disjoint_shards_and_count_every_pair_once(tmp_path, synthetic_dir):
-    # 12 pairs: train 6 in batches of 3 (one a rank: nothing dropped), val 3 (2 on rank 0, 1 on rank 1)
+    # 12 pairs: train 6 in batches of 3 (one a rank: nothing dropped),
+    # val 3 (2 on rank 0, 1 on rank 1)
     packed = tmp_path / "packed"
     pack(
         compose_config(

@@ -22,7 +22,8 @@ HALF_THE_CORES = max(1, (os.cpu_count() or 1) // 2)
 
 
 def sweep(tmp_path, synthetic_dir, *overrides, env=None):
-    """s2p-train -m over the tiny synthetic data into tmp_path/sweep; (result, {job: metrics.json})."""
+    """s2p-train -m over the tiny synthetic data into tmp_path/sweep;
+    (result, {job: metrics.json})."""
     result = run_cli(
         "s2p-train",
         "-m",

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def tensorboard():
-    """start(logdir) -> a function that GETs (or POSTs JSON to) the server's HTTP API. Always shut down."""
+    """start(logdir) -> a function that GETs (or POSTs JSON to) the server's HTTP API. Always shut
+    down."""
     servers: list[subprocess.Popen] = []
 
     def start(logdir: Path):

@@ -160,7 +160,8 @@ def test_init_from_starts_a_fresh_run_from_a_checkpoints_weights(
     # the tiny checkpoint's network, under another seed than the one it was trained with
     unet = ["model=unet", "model.net.depth=2", "model.net.width=8", "seed=7"]
     start = torch.load(tiny_checkpoint, weights_only=True)
-    # lr ~0: an Adam step moves each weight by about lr, so the run's checkpoint shows where it started
+    # lr ~0: an Adam step moves each weight by about lr, so the run's checkpoint shows where it
+    # started
     train(
         train_config(
             *unet, f"init_from={tiny_checkpoint}", "model.lr=1e-12", "trainer.max_epochs=1"

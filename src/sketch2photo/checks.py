@@ -25,7 +25,8 @@ HINT_PLACEMENTS = (
     "regions",
 )  # hints/protocol.py's placements; here without importing torch
 
-# What each tool says when a required key (`???`) is missing: cli.py's precheck and the command's own body
+# What each tool says when a required key (`???`) is missing: cli.py's precheck and the command's
+# own body
 USAGES = {
     "predict": "s2p-predict ckpt_path=<file.ckpt or .safetensors> input=<sketch file or folder> output=<folder> "
     "[keep_size=true] [hints=<hint file or folder>]",
@@ -151,7 +152,8 @@ def no_pack(input_dir: Any, reason: str) -> UserError:
 
 
 def check_pack_dir(input_dir: Any) -> None:
-    """data=streaming from a local folder: it must hold a finished pack. (A remote one is checked when read.)"""
+    """data=streaming from a local folder: it must hold a finished pack. (A remote one is checked
+    when read.)"""
     if (
         not str(input_dir).startswith(REMOTE_PREFIXES)
         and not (Path(str(input_dir)) / PACK_INFO).is_file()

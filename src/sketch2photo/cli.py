@@ -73,7 +73,8 @@ def _not_noise(record: logging.LogRecord) -> bool:
 def use_hydra_logging_for_lightning() -> None:
     """Lightning gives its loggers their own stderr handler (and stops propagation) when it is
     imported before logging is set up, as `python -m sketch2photo.train` does. Hydra's handlers
-    (the console and the run's log file) should get these records instead: once, and in train.log."""
+    (the console and the run's log file) should get these records instead: once, and in
+    train.log."""
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
@@ -172,7 +173,8 @@ def requires(name: str) -> Callable[[DictConfig], None]:
 
 def compare_arguments(arguments: list[str]) -> list[str]:
     """s2p-compare's older argparse style as Hydra overrides: `DIR --metric X --out Y` -> `dir=DIR
-    metric=X out=Y`. A bare word after one of Hydra's own flags (`--cfg job`) is that flag's value."""
+    metric=X out=Y`. A bare word after one of Hydra's own flags (`--cfg job`) is that flag's
+    value."""
     translated, words, previous = [], iter(arguments), ""
     dir_given = any(word.startswith("dir=") for word in arguments)
     for word in words:
@@ -187,7 +189,8 @@ def compare_arguments(arguments: list[str]) -> list[str]:
 
 
 def _quoted(value: str) -> str:
-    """A Hydra override value that stays the string it is: a path may hold spaces, commas or a '~'."""
+    """A Hydra override value that stays the string it is: a path may hold spaces, commas or a
+    '~'."""
     return "'" + value.replace("'", "\\'") + "'"
 
 

@@ -43,13 +43,15 @@ def require_hint_model(module, given: str) -> None:
 
 
 def to_picture(output: Tensor, keep_size: tuple[int, int] | None = None) -> Image.Image:
-    """(3, H, W) float in [-1, 1] -> RGB image, resized (bicubic) to keep_size=(width, height) if given."""
+    """(3, H, W) float in [-1, 1] -> RGB image, resized (bicubic) to keep_size=(width, height) if
+    given."""
     picture = Image.fromarray(to_uint8(output).permute(1, 2, 0).cpu().numpy())
     return picture.resize(keep_size, RESAMPLE) if keep_size else picture
 
 
 def preview(sketch: Tensor, hints: Tensor, output: Tensor) -> Image.Image:
-    """The sketch with its hints painted on it | the output, side by side: (3, S, S), (4, S, S), (3, S, S)."""
+    """The sketch with its hints painted on it | the output, side by side:
+    (3, S, S), (4, S, S), (3, S, S)."""
     painted = with_hints(sketch[None], hints[None])[0]
     return to_picture(make_grid(torch.stack([painted, output]), nrow=2, padding=2, pad_value=1.0))
 
@@ -57,8 +59,8 @@ def preview(sketch: Tensor, hints: Tensor, output: Tensor) -> Image.Image:
 def colour(
     module, sketch: Image.Image, hints: HintSource = None, keep_size: bool = False
 ) -> Image.Image:
-    """Colour one sketch with a loaded module (checkpoints/read.py's load_module), at the model's size or,
-    with keep_size, at the sketch's own."""
+    """Colour one sketch with a loaded module (checkpoints/read.py's load_module), at the model's
+    size or, with keep_size, at the sketch's own."""
     if hints is not None:
         require_hint_model(module, "hints")
     size = module.hparams.image_size

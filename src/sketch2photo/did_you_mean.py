@@ -17,7 +17,8 @@ MISSING_KEY = object()
 
 
 def nearest_names(config_dir: str, config_name: str, args: list[str]) -> str:
-    """'did you mean ...?' for each key or group on the command line that the config does not have."""
+    """'did you mean ...?' for each key or group on the command line that the config does not
+    have."""
     try:
         overrides = OverridesParser.create().parse_overrides(
             [arg for arg in args if not arg.startswith("-")]

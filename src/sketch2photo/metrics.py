@@ -1,7 +1,8 @@
 """Image-quality metrics on [-1, 1] images, from torchmetrics, with the data range set explicitly.
 
 torchmetrics is imported inside the functions: `higher_is_better` serves every command's start
-(cli.py, before Hydra has composed the config) and s2p-compare, which should not pay its import time.
+(cli.py, before Hydra has composed the config) and s2p-compare, which should not pay its import
+time.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def image_metrics(prefix: str) -> MetricCollection:
 
 
 def per_image_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Each metric for each image, shape (B,); their means equal image_metrics() on the same batch."""
+    """Each metric for each image, shape (B,); their means equal image_metrics() on the same
+    batch."""
     from torchmetrics.functional.image import (
         peak_signal_noise_ratio,
         structural_similarity_index_measure,
@@ -56,5 +58,6 @@ def per_image_metrics(output: torch.Tensor, target: torch.Tensor) -> dict[str, t
 
 
 def higher_is_better(name: str) -> bool:
-    """'val/psnr' and 'val/ssim' improve upwards; losses and errors ('val/loss', 'train/l1') downwards."""
+    """'val/psnr' and 'val/ssim' improve upwards; losses and errors ('val/loss', 'train/l1')
+    downwards."""
     return name.rsplit("/", 1)[-1] in ("psnr", "ssim")

@@ -105,8 +105,9 @@ class ColorizationModule(LightningModule):
         loss = self.loss(output, batch["photo"])
         self.loss_is_finite &= torch.isfinite(loss.detach())  # stays on device: no sync per step
         size = len(output)
-        # sync_dist: reduced once at epoch end (on_step=False). Unlike val (see mean_loss), training shards
-        # are equal in size (DistributedSampler pads them), so the mean of the ranks' means is the mean.
+        # sync_dist: reduced once at epoch end (on_step=False). Unlike val (see mean_loss), training
+        # shards are equal in size (DistributedSampler pads them), so the mean of the ranks' means
+        # is the mean.
         self.log(
             "train/loss",
             loss,
@@ -170,8 +171,9 @@ class ColorizationModule(LightningModule):
 
     # -- divergence: stop with a clear message and never checkpoint NaN weights -------------
     def raise_if_diverged(self, check_weights: bool = False) -> None:
-        """One device sync per call: at epoch end, and before each checkpoint write (with the weights,
-        which an inf/NaN gradient step can spoil while the loss that produced it was still finite)."""
+        """One device sync per call: at epoch end, and before each checkpoint write (with the
+        weights, which an inf/NaN gradient step can spoil while the loss that produced it was still
+        finite)."""
         finite = bool(self.loss_is_finite)
         if finite and check_weights:
             finite = bool(torch.stack([torch.isfinite(p).all() for p in self.parameters()]).all())
@@ -195,7 +197,8 @@ class ColorizationModule(LightningModule):
         self.log(STEP, float(max(self.current_epoch, 1)))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        """Trainer.fit(ckpt_path=...) of a checkpoint from an earlier version: its weights' names as today's."""
+        """Trainer.fit(ckpt_path=...) of a checkpoint from an earlier version: its weights' names as
+        today's."""
         upgrade_checkpoint(checkpoint, "ckpt_path")
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

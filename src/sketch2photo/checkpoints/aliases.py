@@ -53,7 +53,8 @@ def written_before_recut(checkpoint: dict) -> bool:
 
 
 def upgrade_net(net: dict, where: str) -> dict:
-    """An older U-Net config as today's: the same network, wrapped (`where` names its file in the warning)."""
+    """An older U-Net config as today's: the same network, wrapped (`where` names its file in the
+    warning)."""
     if net.get("_target_") != OLD_UNET:
         return net
     net = dict(net)
@@ -75,7 +76,8 @@ def upgrade_net(net: dict, where: str) -> dict:
 
 
 def upgrade_checkpoint(checkpoint: dict, where: str) -> dict:
-    """A checkpoint written before the re-cut, in today's form (in place): network config and weights."""
+    """A checkpoint written before the re-cut, in today's form (in place): network config and
+    weights."""
     hparams = checkpoint.get("hyper_parameters")
     if (
         not written_before_recut(checkpoint)

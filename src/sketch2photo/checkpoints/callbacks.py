@@ -1,4 +1,5 @@
-"""The checkpoint callbacks: last.ckpt every epoch and at the end, and the save on Ctrl-C or SIGTERM."""
+"""The checkpoint callbacks: last.ckpt every epoch and at the end, and the save on Ctrl-C or
+SIGTERM."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The one place that opens checkpoints: read them safely, check they are ours, compare their network
-with a config, take their weights or data settings, rebuild the trained module.
+"""The one place that opens checkpoints: read them safely, check they are ours, compare their
+network with a config, take their weights or data settings, rebuild the trained module.
 
 A checkpoint is data from whoever handed it over. It is read with `weights_only=True` (tensors and
 plain containers only, so no pickle can run code). Before the module is rebuilt from the config
@@ -179,7 +179,8 @@ def _torch_class(target: Any, prefix: str, base: type) -> bool:
 def check_network_matches(
     checkpoint: dict, wanted_net: dict, path: str | Path, key: str = "ckpt_path"
 ) -> None:
-    """The checkpoint's network must be the one the config asks for (defaults filled in on both sides)."""
+    """The checkpoint's network must be the one the config asks for (defaults filled in on both
+    sides)."""
     saved_net = checkpoint[HPARAMS]["net"]
     if network_defaults(saved_net) != network_defaults(wanted_net):
         raise UserError(

@@ -1,6 +1,7 @@
 """s2p-app: colour sketches in the browser, with colour hints painted on a layer above the sketch.
 
-    s2p-app ckpt_path=<file.ckpt or .safetensors> [data.data_dir=<pairs: examples>] [host=127.0.0.1] [port=7860]
+    s2p-app ckpt_path=<file.ckpt or .safetensors> [data.data_dir=<pairs: examples>] [host=127.0.0.1]
+            [port=7860]
 
 A Gradio page (the optional extra `app`): the sketch is uploaded (or drawn on the Lines layer),
 hints are painted with the brush on the Hints layer, and the result follows every stroke. Each
@@ -50,8 +51,9 @@ MAX_CANVAS = (
 
 
 def read_upload(file, flatten: bool = True) -> Image.Image:
-    """What the page sent (a path or FileData of an upload, or the bytes of the editor's canvas) -> an
-    image: flattened to L or RGB as s2p-predict reads a sketch file, or as it is (a layer, alpha kept)."""
+    """What the page sent (a path or FileData of an upload, or the bytes of the editor's canvas) ->
+    an image: flattened to L or RGB as s2p-predict reads a sketch file, or as it is (a layer, alpha
+    kept)."""
     path = file if isinstance(file, str) else getattr(file, "path", None)
     try:
         if path is not None and flatten:
@@ -101,14 +103,16 @@ def colour_request(module, value, keep_size: bool = True) -> Image.Image | None:
 
 
 def painted(layer: Image.Image) -> bool:
-    """Whether a hint layer holds any hint. One without transparency counts: colour() says what is wrong with it."""
+    """Whether a hint layer holds any hint. One without transparency counts: colour() says what is
+    wrong with it."""
     if "A" not in layer.getbands() and "transparency" not in layer.info:
         return True
     return layer.convert("RGBA").getchannel("A").getbbox() is not None
 
 
 def fit_canvas(image: Image.Image) -> Image.Image:
-    """A sketch no larger than MAX_CANVAS on its long side, for the browser's canvas (the model sees far less)."""
+    """A sketch no larger than MAX_CANVAS on its long side, for the browser's canvas (the model sees
+    far less)."""
     scale = MAX_CANVAS / max(image.size)
     if scale >= 1:
         return image
@@ -268,8 +272,8 @@ def build(module, examples: list[Path], keep_size: bool = True, title: str = "sk
         )
         gr.on([sketch.change, size.change], colour_it, api_name="colour", **request)
         if hints:
-            # the editor's change misses a new background, and in one gr.on with upload, strokes fire
-            # nothing (Gradio 6.31): a listener of its own
+            # the editor's change misses a new background, and in one gr.on with upload, strokes
+            # fire nothing (Gradio 6.31): a listener of its own
             sketch.upload(colour_it, api_visibility="private", **request)
             upload.upload(
                 load, inputs=[upload, size], outputs=[sketch, result], api_visibility="private"
@@ -291,7 +295,8 @@ def check_address(host, port) -> None:
 
 
 def main(cfg: DictConfig) -> None:
-    """Load the model, serve the page until Ctrl-C or SIGTERM, then remove everything it received."""
+    """Load the model, serve the page until Ctrl-C or SIGTERM, then remove everything it
+    received."""
     if importlib.util.find_spec("gradio") is None:
         raise UserError("s2p-app needs gradio: pip install -e .[app] (or sketch2photo[app])")
     check_address(cfg.host, cfg.port)

@@ -1,7 +1,7 @@
 """s2p-compare: every run under a sweep (or outputs) dir in one table, sorted by a metric.
 
     s2p-compare dir=outputs/train-sweeps/2026-11-25_23-40-00 [metric=val/loss] [out=DIR]
-    s2p-compare outputs/train-sweeps/2026-11-25_23-40-00 [--metric val/loss] [--out DIR]   # the same
+    s2p-compare outputs/train-sweeps/2026-11-25_23-40-00 [--metric val/loss] [--out DIR]  # the same
 
 One row per training run: the overrides that differ between runs, the final metrics, epochs, wall
 time, status and the first line of a failed run's error (in full below the table). The same table
@@ -176,7 +176,8 @@ def rank(runs: list[Run], metric: str) -> list[Run]:
 
 
 def metric_names(runs: list[Run], metric: str) -> list[str]:
-    """Every metric the runs have: the chosen one first, then by stage (train, val, test) and name."""
+    """Every metric the runs have: the chosen one first, then by stage (train, val, test) and
+    name."""
 
     def order(name: str) -> tuple:
         stage = name.split("/")[0]
@@ -186,7 +187,8 @@ def metric_names(runs: list[Run], metric: str) -> list[str]:
 
 
 def table(runs: list[Run], metric: str, short_errors: bool = False) -> tuple[list[str], list[list]]:
-    """Header and rows: run, differing overrides, metrics (the chosen one first), epochs, time, status, error."""
+    """Header and rows: run, differing overrides, metrics (the chosen one first), epochs, time,
+    status, error."""
     keys = swept_keys(runs)
     names = metric_names(runs, metric)
     header = ["run", *keys, *names, "epochs", "wall_time_s", "status", "error"]
@@ -206,7 +208,8 @@ def table(runs: list[Run], metric: str, short_errors: bool = False) -> tuple[lis
 
 
 def eval_table(evals: list[Run], by: str) -> tuple[list[str], list[list]]:
-    """The eval runs, best `by` ("psnr") first: run, what was scored, on which subset, the metrics."""
+    """The eval runs, best `by` ("psnr") first: run, what was scored, on which subset, the
+    metrics."""
     names = sorted(
         {name for run in evals for name in run.metrics}, key=lambda name: (name != by, name)
     )
@@ -218,7 +221,8 @@ def eval_table(evals: list[Run], by: str) -> tuple[list[str], list[list]]:
 
 
 def eval_measure(evals: list[Run], metric: str) -> str:
-    """What the eval runs are sorted by: the chosen metric's measure (val/loss -> loss), else psnr."""
+    """What the eval runs are sorted by: the chosen metric's measure (val/loss -> loss), else
+    psnr."""
     wanted = measure(metric)
     return wanted if any(wanted in run.metrics for run in evals) else measure(DEFAULT_METRICS[0])
 
@@ -295,9 +299,10 @@ def write_csv(path: Path, header: list[str], rows: list[list]) -> None:
 
 
 def plot(runs: list[Run], metric: str, title: str) -> Figure:
-    """The metric against the swept parameter with the most values (one line per setting of the other
-    swept parameters); with nothing swept, the metric over epochs for every run. Only runs with a
-    finite value of the metric are plotted against a parameter, and only theirs decide the axis."""
+    """The metric against the swept parameter with the most values (one line per setting of the
+    other swept parameters); with nothing swept, the metric over epochs for every run. Only runs
+    with a finite value of the metric are plotted against a parameter, and only theirs decide the
+    axis."""
     done = [run for run in runs if math.isfinite(run.value(metric))]
     keys = swept_keys(done)
     lines: list[tuple[str, list, list]] = []  # label, xs, ys
@@ -332,7 +337,8 @@ def plot(runs: list[Run], metric: str, title: str) -> Figure:
     labels = [label for label, _, _ in lines if label]
     columns = max(1, min(len(labels), 80 // (max(map(len, labels), default=0) + 6)))
     legend_rows = math.ceil(len(labels) / columns)
-    # The legend goes below the axes, and the figure grows by its rows: it never covers the lines or runs off.
+    # The legend goes below the axes, and the figure grows by its rows: it never covers the lines or
+    # runs off.
     figure = Figure(figsize=(7, 4.5 + 0.2 * legend_rows), layout="constrained")
     axes = figure.subplots()
     for label, xs, ys in lines:
@@ -363,7 +369,8 @@ def plot(runs: list[Run], metric: str, title: str) -> Figure:
 
 
 def rate_like(key: str) -> bool:
-    """model.lr, optimizer.learning_rate, model.weight_decay: values that are swept in powers of ten."""
+    """model.lr, optimizer.learning_rate, model.weight_decay: values that are swept in powers of
+    ten."""
     return any(part in key.rsplit(".", 1)[-1] for part in RATE_LIKE)
 
 

@@ -1,10 +1,10 @@
 """s2p-eval: score a checkpoint (or a trivial baseline) on held-out pairs.
 
-    s2p-eval ckpt_path=outputs/train/<run>/checkpoints/best.ckpt            # its own test split
-    s2p-eval ckpt_path=... data.data_dir=other/pairs subset=all             # any paired folder
+    s2p-eval ckpt_path=outputs/train/<run>/checkpoints/best.ckpt          # its own test split
+    s2p-eval ckpt_path=... data.data_dir=other/pairs subset=all           # any paired folder
     s2p-eval baseline=mean data=sketch2photo data.folds=5 data.fold=0 subset=val
 
-    s2p-eval ckpt_path=... hints=0,1,3,10,30                                # a model that takes hints
+    s2p-eval ckpt_path=... hints=0,1,3,10,30                              # a model that takes hints
 
 Writes metrics.json (the mean of each metric), per_image.csv and grid.png (sketch | output | target)
 to its run dir. The model and the data settings it was trained with come from the checkpoint;
@@ -68,7 +68,8 @@ class ConstantImage(nn.Module):
 
 
 def baseline_module(kind: str, datamodule: PairedSketchDataModule) -> ColorizationModule:
-    """mean: the per-pixel mean of the training targets of this split; white: all ones ([-1, 1] range)."""
+    """mean: the per-pixel mean of the training targets of this split; white: all ones ([-1, 1]
+    range)."""
     train = datamodule.sets["train"]
     shape = train.all_photos.shape[1:]
     if kind == "mean":  # a chunk at a time: the float copy of a large set would not fit in RAM
@@ -136,7 +137,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     runs = [(placement, count) for placement in cfg.hint_placements for count in counts] or [
         (None, 0)
     ]
-    # how hints are simulated: s2p-eval's data.hints.* (the defaults unless typed), not the training run's
+    # how hints are simulated: s2p-eval's data.hints.* (the defaults unless typed), not the training
+    # run's
     protocol = {
         key: value
         for key, value in OmegaConf.to_container(cfg.data.hints, resolve=True).items()
@@ -220,7 +222,8 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 
 def write_hint_table(out_dir: Path, rows: list[dict], cfg: DictConfig) -> None:
-    """hints.csv, hints.json and hints.png: PSNR against the number of hints, a line per placement."""
+    """hints.csv, hints.json and hints.png: PSNR against the number of hints, a line per
+    placement."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -156,7 +156,8 @@ def input_names(count: int) -> tuple[str, ...]:
 
 def run_exported(path: Path, format: str, *inputs: torch.Tensor) -> torch.Tensor:
     """Run an exported file on (sketch,) or (sketch, hints) the way a deployment would: onnxruntime,
-    plain torch.jit.load, or the network rebuilt from the safetensors file and its card, as s2p-predict does."""
+    plain torch.jit.load, or the network rebuilt from the safetensors file and its card, as
+    s2p-predict does."""
     if format == "safetensors":
         with torch.inference_mode():
             return load_module(path)(*inputs)

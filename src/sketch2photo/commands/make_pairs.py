@@ -4,7 +4,8 @@
 
 Writes out/testB/<i>_B.png (the photos), out/testA/<i>_A.png (their XDoG line sketches, the same
 extractor as the synthetic data), out/names.csv (i -> original file name) and out/preview.png (a
-few photos above their sketches). Train on it with `s2p-train data=sketch2photo data.data_dir=<out>`.
+few photos above their sketches). Train on it with
+`s2p-train data=sketch2photo data.data_dir=<out>`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""s2p-pack: write a dataset's decoded pairs as LitData optimized datasets, to train with data=streaming.
+"""s2p-pack: write a dataset's decoded pairs as LitData optimized datasets, to train with
+data=streaming.
 
     s2p-pack data.data_dir=<pairs> out=<folder or s3://bucket/prefix> [data.image_size=128 ...]
 
@@ -85,8 +86,8 @@ def pack(cfg: DictConfig) -> dict:
 
 
 def check_output(out: str, overwrite: bool) -> None:
-    """Refuse to replace a finished pack (one with pack.json) unless overwrite=true. A stage folder the
-    new split lacks may stay behind; pack.json lists the stages that belong to the pack."""
+    """Refuse to replace a finished pack (one with pack.json) unless overwrite=true. A stage folder
+    the new split lacks may stay behind; pack.json lists the stages that belong to the pack."""
     try:
         read_pack_info(out)
     except UserError:
@@ -95,8 +96,9 @@ def check_output(out: str, overwrite: bool) -> None:
         raise UserError(
             f"out={out} already holds a pack ({out}/{PACK_INFO}). Choose a new out= or add overwrite=true."
         )
-    # From here until the new pack.json is written, out= holds no finished pack: an overwrite that is
-    # killed half-way is refused by data=streaming rather than read as the old pack over new chunks.
+    # From here until the new pack.json is written, out= holds no finished pack: an overwrite that
+    # is killed half-way is refused by data=streaming rather than read as the old pack over new
+    # chunks.
     if is_remote(out):
         from litdata.streaming.fs_provider import _get_fs_provider
 

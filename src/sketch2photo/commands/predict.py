@@ -160,7 +160,8 @@ def pair_hints(
     hints_path: Path, input_path: Path, paths: list[Path]
 ) -> tuple[dict[int, Path], list[str]]:
     """(sketch index -> its hint file, an error for each hint file that belongs to no sketch).
-    A file: the hints of the single input sketch. A folder: <stem>.png or <stem>.json for the sketch <stem>.*."""
+    A file: the hints of the single input sketch. A folder: <stem>.png or <stem>.json for the sketch
+    <stem>.*."""
     if hints_path.is_file():
         if hints_path.suffix.lower() not in HINT_SUFFIXES:
             raise UserError(f"hints={hints_path} is not {HINT_FILES}.")
@@ -205,7 +206,8 @@ def pair_hints(
 
 
 def predict(cfg: DictConfig) -> ImageWriter:
-    """Colour every sketch in cfg.input; return the writer, which knows what was written and what failed."""
+    """Colour every sketch in cfg.input; return the writer, which knows what was written and what
+    failed."""
     require_keys(cfg, USAGES["predict"])
     if not isinstance(cfg.batch_size, int) or cfg.batch_size < 1:
         raise UserError(f"batch_size={cfg.batch_size!r} must be a positive integer.")

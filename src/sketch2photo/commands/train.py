@@ -76,7 +76,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         log_model_line(model, trainer)
         with keep_ddp_children_in_this_run(trainer):
             trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-            # a resumed run that had already finished logs nothing new: keep its last epoch's metrics
+            # a resumed run that had already finished logs nothing new: keep its last epoch's
+            # metrics
             last_epoch = {
                 k: v for k, v in (history.rows[-1] if history.rows else {}).items() if k != "epoch"
             }

@@ -16,8 +16,9 @@ class PairedAugment:
     """Applied on device to float batches; each pair draws its own parameters.
 
     flip: random horizontal flip with probability 0.5.
-    degrees, translate: RandomAffine rotation (up to +-degrees) and shift (up to this fraction of the
-        size), filling the uncovered border with white, the background of line art (0 turns it off).
+    degrees, translate: RandomAffine rotation (up to +-degrees) and shift (up to this fraction of
+        the size), filling the uncovered border with white, the background of line art (0 turns it
+        off).
     min_scale: RandomResizedCrop keeps a square crop of at least this area fraction and scales it
         back to the full size (1.0 turns the crop off).
     p: the probability that a pair is augmented at all; the others are seen exactly as they are.

@@ -3,7 +3,8 @@
 Sketches are kept as uint8 (N, 1, H, W) and photos as uint8 (N, 3, H, W): four times smaller than
 float, and decoded by a pool of threads (Pillow releases the GIL). They live either in this
 process's RAM (``data.cache=memory``, decoded every run) or in a memory-mapped file that later runs
-share (``data.cache=disk``, disk_cache.py). A split is a list of rows of those tensors, never a copy.
+share (``data.cache=disk``, disk_cache.py). A split is a list of rows of those tensors, never a
+copy.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ PROGRESS_AFTER_S = 2.0  # a progress bar only for decodes that take a while
 
 @dataclass
 class CachedPairs(Dataset):
-    """The pairs of one set: rows `rows` of sketches uint8 (N, 1, H, W) and photos uint8 (N, 3, H, W),
-    which several sets share. `pairs[i]` is the pair at `rows[i]`."""
+    """The pairs of one set: rows `rows` of sketches uint8 (N, 1, H, W) and photos uint8
+    (N, 3, H, W), which several sets share. `pairs[i]` is the pair at `rows[i]`."""
 
     all_sketches: torch.Tensor
     all_photos: torch.Tensor
@@ -101,9 +102,9 @@ def all_rows(
 def decode_in_chunks(
     pairs: list[Pair], size: int, ab_order: str, threads: int | None, what: str
 ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, list[str | None]]]:
-    """(first row, sketches uint8 (c, 1, H, W), photos uint8 (c, 3, H, W), per pair None or what went wrong),
-    CHUNK pairs at a time, in order. A pair that failed has zero rows. The tensors are reused for the
-    next chunk: use them before asking for it."""
+    """(first row, sketches uint8 (c, 1, H, W), photos uint8 (c, 3, H, W), per pair None or what
+    went wrong), CHUNK pairs at a time, in order. A pair that failed has zero rows. The tensors are
+    reused for the next chunk: use them before asking for it."""
     sketch_side = "left" if ab_order == "sketch_left" else "right"
     sketches = torch.empty(min(CHUNK, len(pairs)), 1, size, size, dtype=torch.uint8)
     photos = torch.empty(min(CHUNK, len(pairs)), 3, size, size, dtype=torch.uint8)
@@ -154,7 +155,8 @@ def _decode(pair: Pair, size: int, sketch_side: str) -> tuple[torch.Tensor, torc
 def decode_pairs(
     pairs: list[Pair], size: int, ab_order: str = "sketch_left", threads: int | None = None
 ) -> tuple[CachedPairs, list[str]]:
-    """Decode into RAM: (the pairs that decoded, resized to size x size; one message per pair that did not)."""
+    """Decode into RAM: (the pairs that decoded, resized to size x size; one message per pair that
+    did not)."""
     sketches = torch.empty(len(pairs), 1, size, size, dtype=torch.uint8)
     photos = torch.empty(len(pairs), 3, size, size, dtype=torch.uint8)
     problems: dict[int, str] = {}

@@ -1,7 +1,8 @@
 """data.cache=disk: decode a dataset once into .npy files that every later run memory-maps.
 
     <paths.cache_dir>/<name>-<size>px-<layout>-<ab_order>-<hash of the dataset's path>/
-        manifest.json           what was decoded: version, file fingerprint, shapes, pairs that failed
+        manifest.json           what was decoded: version, file fingerprint, shapes,
+                                pairs that failed
         <folder>_sketches.npy   uint8 (N, 1, H, W), row i = pair i of the folder's listing
         <folder>_photos.npy     uint8 (N, 3, H, W)
 
@@ -42,7 +43,8 @@ from sketch2photo.errors import UserError
 
 log = logging.getLogger(__name__)
 
-# Bump when decoding or resizing changes (data/images.py, data/decoded.py): older caches are rebuilt.
+# Bump when decoding or resizing changes (data/images.py, data/decoded.py): older caches are
+# rebuilt.
 PREPROCESSING_VERSION = 1
 
 
@@ -143,9 +145,9 @@ def cache_key(data_dir: Path, size: int, layout: str, ab_order: str) -> str:
 
 
 def files_fingerprint(listing: Listing) -> str:
-    """sha256 of every pair's files: name (the dataset's own path is in the key, however it was spelt),
-    size, modification time and status change time (a chmod that makes a file readable changes only
-    that), in listing order."""
+    """sha256 of every pair's files: name (the dataset's own path is in the key, however it was
+    spelt), size, modification time and status change time (a chmod that makes a file readable
+    changes only that), in listing order."""
     lines, folders = [], {}
     try:
         for split, pairs in listing.splits.items():
@@ -170,7 +172,8 @@ def files_fingerprint(listing: Listing) -> str:
 
 
 def read_manifest(where: Path, fingerprint: str) -> tuple[dict | None, str]:
-    """(the manifest, "") when the cache at `where` is complete and current, else (None, why not)."""
+    """(the manifest, "") when the cache at `where` is complete and current, else (None, why
+    not)."""
     try:
         manifest = json.loads((where / "manifest.json").read_text())
     except FileNotFoundError:
@@ -289,7 +292,8 @@ def build(
 
 
 def replace_dir(new: Path, where: Path) -> None:
-    """Put `new` at `where`. A process that mapped the old files keeps reading them until it exits."""
+    """Put `new` at `where`. A process that mapped the old files keeps reading them until it
+    exits."""
     old = where.with_name(f".{where.name}.old-{os.getpid()}")
     if where.exists():
         where.rename(old)

@@ -1,9 +1,9 @@
 """Decoding one image file and the preprocessing that every command shares.
 
-The reference experiment's preprocessing, kept exactly: the sketch is converted to 'L' and replicated to 3
-channels, the photo to 'RGB'; both are resized with Pillow's default (bicubic) filter and
-scaled to [-1, 1] with x / 127.5 - 1. Decoding is made robust: alpha is composited on white,
-16-bit images are scaled down rather than clipped, EXIF rotation is applied.
+The reference experiment's preprocessing, kept exactly: the sketch is converted to 'L' and
+replicated to 3 channels, the photo to 'RGB'; both are resized with Pillow's default (bicubic)
+filter and scaled to [-1, 1] with x / 127.5 - 1. Decoding is made robust: alpha is composited on
+white, 16-bit images are scaled down rather than clipped, EXIF rotation is applied.
 """
 
 from __future__ import annotations

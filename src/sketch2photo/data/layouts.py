@@ -101,7 +101,8 @@ def natural_sorted(names) -> list[str]:
 
 
 def image_files(folder: Path) -> list[Path]:
-    """The image files directly in `folder` (not in its subfolders), in natural order of their names."""
+    """The image files directly in `folder` (not in its subfolders), in natural order of their
+    names."""
     return sorted(
         (path for path in Path(folder).iterdir() if is_image_file(path)),
         key=lambda path: natural_key(path.name),
@@ -183,7 +184,8 @@ def _find_folder_pairs(data_dir: Path) -> Listing:
 
 
 def _index_folder(folder: Path, suffix: str | None, listing: Listing) -> dict[str, list[str]]:
-    """Map pair name to its file names: '3_A.jpg' -> '3' for suffix 'A'. A name without the suffix is used as is."""
+    """Map pair name to its file names: '3_A.jpg' -> '3' for suffix 'A'. A name without the suffix
+    is used as is."""
     by_name: dict[str, list[str]] = defaultdict(list)
     with os.scandir(
         folder

@@ -31,7 +31,8 @@ class XDoG:
     phi: float = 200.0
 
     def __call__(self, photos: torch.Tensor) -> torch.Tensor:
-        """float (B, 3 or 1, H, W) in [0, 1] -> float (B, 1, H, W) in [0, 1], lines dark on white."""
+        """float (B, 3 or 1, H, W) in [0, 1] -> float (B, 1, H, W) in [0, 1], lines dark on
+        white."""
         if photos.shape[1] == 3:
             weights = torch.tensor([0.299, 0.587, 0.114], dtype=photos.dtype, device=photos.device)
             photos = (photos * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)

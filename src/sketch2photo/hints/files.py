@@ -76,7 +76,8 @@ def hints_from_image(
     sketch_name: str | None = None,
 ) -> Tensor:
     """A hint layer whose pixels with alpha > 0 are hints in their colour, of any size with the
-    sketch's aspect ratio -> (4, image_size, image_size). `source` and `sketch_name` name them in errors."""
+    sketch's aspect ratio -> (4, image_size, image_size). `source` and `sketch_name` name them in
+    errors."""
     if (
         image.mode in ("LA", "La", "PA", "RGBa")
         or image.mode in ("P", "L", "RGB")
@@ -101,7 +102,8 @@ def hints_from_image(
 def hints_from_points(
     points, sketch_size: tuple[int, int], image_size: int, source: str = "the hint list"
 ) -> Tensor:
-    """A JSON-like list of {"x", "y", "color", "radius" (default 2)} in the sketch's pixels -> (4, S, S)."""
+    """A JSON-like list of {"x", "y", "color", "radius" (default 2)} in the sketch's pixels ->
+    (4, S, S)."""
     width, height = sketch_size
     try:
         if not isinstance(points, list):
@@ -137,7 +139,8 @@ def hints_from_points(
 
 
 def _same_aspect(size: tuple[int, int], sketch_size: tuple[int, int]) -> bool:
-    """Within 1%, or half a pixel of rounding on each side (a hint layer scaled down from the sketch)."""
+    """Within 1%, or half a pixel of rounding on each side (a hint layer scaled down from the
+    sketch)."""
     (width, height), (sketch_width, sketch_height) = size, sketch_size
     cross, sketch_cross = width * sketch_height, height * sketch_width
     return (
@@ -193,5 +196,6 @@ def prepare_hints(
 
 
 def empty_hints(size: int) -> Tensor:
-    """(4, size, size) zeros: no hint anywhere (mask 0), for a sketch without hints in a batch with them."""
+    """(4, size, size) zeros: no hint anywhere (mask 0), for a sketch without hints in a batch with
+    them."""
     return torch.zeros(HINT_CHANNELS, size, size)

@@ -29,7 +29,8 @@ class HintDraws:
 
     @classmethod
     def from_settings(cls, settings: dict | None) -> HintDraws | None:
-        """data.hints.* as the batches use it: None unless enabled (model.net.hint_input turns it on)."""
+        """data.hints.* as the batches use it: None unless enabled (model.net.hint_input turns it
+        on)."""
         settings = dict(settings or {})
         return cls(HintSampler(**settings)) if settings.get("enabled") else None
 
@@ -37,8 +38,8 @@ class HintDraws:
     def for_evaluation(
         cls, count: int, placement: str = "random", seed: int = 0, settings: dict | None = None
     ) -> HintDraws:
-        """Exactly `count` hints an image, placed by `placement`, drawn as data.hints.* `settings` say
-        (patch sizes, within_region; HintSampler's defaults without)."""
+        """Exactly `count` hints an image, placed by `placement`, drawn as data.hints.* `settings`
+        say (patch sizes, within_region; HintSampler's defaults without)."""
         if placement not in PLACEMENTS:
             raise UserError(f"hint placement {placement!r} must be one of {', '.join(PLACEMENTS)}.")
         return cls(
@@ -48,7 +49,8 @@ class HintDraws:
     def training(
         self, sketches: Tensor, photos: Tensor, rank: int, batch: int
     ) -> tuple[Tensor, Tensor]:
-        """(hint map, the hue-jittered target) for training batch number `batch` on DDP rank `rank`."""
+        """(hint map, the hue-jittered target) for training batch number `batch` on DDP rank
+        `rank`."""
         sampler = self.sampler
         rng = torch.Generator(photos.device).manual_seed(
             hash((sampler.seed, rank, batch)) & 0xFFFF_FFFF_FFFF

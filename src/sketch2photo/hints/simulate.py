@@ -66,7 +66,8 @@ class HintSampler:
         )
 
     def jitter_hue(self, photos: Tensor, generator: torch.Generator) -> Tensor:
-        """Turn the hue of a hue_jitter share of (B, 3, H, W) photos in [-1, 1] by a random angle."""
+        """Turn the hue of a hue_jitter share of (B, 3, H, W) photos in [-1, 1] by a random
+        angle."""
         if self.hue_jitter <= 0:
             return photos
         batch = len(photos)
@@ -92,7 +93,8 @@ class HintSampler:
 
         count: every image gets exactly this many (evaluation); None draws the training count.
         placement: random (uniform inside the figure) | regions (one at the centre of each of the
-            `count` largest regions, largest first; images with fewer regions get the rest at random).
+            `count` largest regions, largest first; images with fewer regions get the rest at
+            random).
         """
         batch, _, height, width = photos.shape
         device = photos.device
@@ -105,7 +107,8 @@ class HintSampler:
             if count is None
             else torch.full((batch,), count, device=device)
         )
-        # uniform over the figure's paper; an image without any (a blank sketch) falls back to everywhere
+        # uniform over the figure's paper; an image without any (a blank sketch) falls back to
+        # everywhere
         weights = regions.flatten(1).float()
         weights = torch.where(weights.sum(1, keepdim=True) > 0, weights, torch.ones_like(weights))
         positions = torch.multinomial(
@@ -135,12 +138,13 @@ def paint_patches(
     counts: Tensor,
     paper: Tensor | None = None,
 ) -> Tensor:
-    """Square patches of side `sizes` centred on (rows, cols), all (B, K), the first counts[b] of each
-    image used, each painted with the mean of `photos` (B, 3, H, W) over it; later ones on top.
+    """Square patches of side `sizes` centred on (rows, cols), all (B, K), the first counts[b] of
+    each image used, each painted with the mean of `photos` (B, 3, H, W) over it; later ones on top.
 
     paper: (B, 1, H, W) bool. A patch whose centre is paper keeps to the paper of the square it can
-    reach from the centre without crossing a line, so a patch by an outline takes one region's colour,
-    not its mix with the line and the region across it (a person picks one colour for one region)."""
+    reach from the centre without crossing a line, so a patch by an outline takes one region's
+    colour, not its mix with the line and the region across it (a person picks one colour for one
+    region)."""
     batch, _, height, width = photos.shape
     top, left = rows - (sizes - 1) // 2, cols - (sizes - 1) // 2
     bottom, right = (top + sizes).clamp(0, height), (left + sizes).clamp(0, width)
@@ -198,7 +202,8 @@ def keep_to_centre_region(squares: Tensor, centres: Tensor, paper: Tensor, large
         torch.zeros_like(squares).flatten(2).scatter_(2, centres[..., None], True).view_as(squares)
         & allowed
     )
-    # s - 1 steps reach every pixel of a square of side s from its centre; twice that allows a detour round a line
+    # s - 1 steps reach every pixel of a square of side s from its centre; twice that allows a
+    # detour round a line
     for _ in range(2 * (largest - 1)):
         padded = F.pad(grown, (1, 1, 1, 1))
         grown = (

@@ -16,9 +16,9 @@ from torch import Tensor
 
 def spread_hints(hints: Tensor, regions: Tensor) -> Tensor:
     """(B, 4, H, W) hint map, (B, 1, H, W) bool regions -> (B, 4, H, W): every region pixel that a
-    hint reaches without crossing a line takes the colour of the hint pixel nearest to it (4-connected
-    steps), so a region with one hint is flat and one with two is split between them. The mask
-    channel is 1 where a hint reached, 0 elsewhere.
+    hint reaches without crossing a line takes the colour of the hint pixel nearest to it
+    (4-connected steps), so a region with one hint is flat and one with two is split between them.
+    The mask channel is 1 where a hint reached, 0 elsewhere.
 
     Hint pixels spread their flat index, one step a pixel, and the colours are looked up at the end:
     one small integer tensor a step, not four channels of floats. As background_mask: eagerly until

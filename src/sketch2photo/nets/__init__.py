@@ -20,7 +20,8 @@ NETWORKS = {
 
 
 def network_name(net: dict) -> str:
-    """What a run calls its network: its class, or inside the conditioning the generator's (UNet)."""
+    """What a run calls its network: its class, or inside the conditioning the generator's
+    (UNet)."""
     target = str(net.get("_target_"))
     if NETWORKS.get(target) is ConditionedGenerator and net.get("generator", "unet") in GENERATORS:
         return GENERATORS[net.get("generator", "unet")].__name__

@@ -1,4 +1,5 @@
-"""The reference experiment's network (the student project's autoencoder), exactly: two stride-2 convolutions down, two transposed convolutions up."""
+"""The reference experiment's network (the student project's autoencoder), exactly: two stride-2
+convolutions down, two transposed convolutions up."""
 
 from torch import Tensor, nn
 

@@ -32,10 +32,10 @@ class ConditionedGenerator(nn.Module):
     channels these options add. background_input: the sketch's background as a 4th input channel;
     background_fill: painted white in the output; background_threshold: the brightness (0..1) above
     which a sketch pixel is paper. hint_input: the (B, 4, H, W) hint map as 4 more channels;
-    hint_spread: spread each hint over the region it falls in first; hint_residual: the output is the
-    spread hints plus a correction, not the whole image; hint_correction: with hint_residual, the
-    largest correction where a hint reached (elsewhere 2, the whole range): small values make the
-    network keep the colours it is given."""
+    hint_spread: spread each hint over the region it falls in first; hint_residual: the output is
+    the spread hints plus a correction, not the whole image; hint_correction: with hint_residual,
+    the largest correction where a hint reached (elsewhere 2, the whole range): small values make
+    the network keep the colours it is given."""
 
     def __init__(
         self,
@@ -90,7 +90,8 @@ class ConditionedGenerator(nn.Module):
         return self.hint_input
 
     def forward(self, sketch: Tensor, hints: Tensor | None = None) -> Tensor:
-        """(B, 3, H, W) sketch in [-1, 1], optional (B, 4, H, W) hint map -> (B, 3, H, W) in [-1, 1]."""
+        """(B, 3, H, W) sketch in [-1, 1], optional (B, 4, H, W) hint map ->
+        (B, 3, H, W) in [-1, 1]."""
         spread = self.hint_input and self.hint_spread
         if self.background_input or self.background_fill or spread:
             background = background_mask(sketch, self.background_threshold)  # (B, 1, H, W) bool

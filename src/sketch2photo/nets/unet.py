@@ -1,4 +1,5 @@
-"""A U-Net in the pix2pix style: the reference autoencoder's stride-2 convolutions, deeper, with skip connections.
+"""A U-Net in the pix2pix style: the reference autoencoder's stride-2 convolutions, deeper, with
+skip connections.
 
 Each level halves the size with a 4x4 stride-2 convolution and the decoder doubles it back with
 a 4x4 transposed convolution whose input is concatenated with the encoder's features at that

@@ -1,4 +1,5 @@
-"""The run's per-epoch metrics, kept in checkpoints so a resumed run continues them (metrics.json's history)."""
+"""The run's per-epoch metrics, kept in checkpoints so a resumed run continues them (metrics.json's
+history)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Sample grids: a few pairs as rows of sketch | output | target, written to samples/ and TensorBoard."""
+"""Sample grids: a few pairs as rows of sketch | output | target, written to samples/ and
+TensorBoard."""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def sample_grid(
 
 
 class SampleGrids(Callback):
-    """Every `every_n_epochs` (and at the end of fit) write samples/epoch_XXXX.png and a TensorBoard image."""
+    """Every `every_n_epochs` (and at the end of fit) write samples/epoch_XXXX.png and a TensorBoard
+    image."""
 
     def __init__(self, every_n_epochs: int = 20, num_samples: int = 8):
         self.every_n_epochs = every_n_epochs

@@ -1,4 +1,5 @@
-"""How a run shares the machine: threads and GPUs of parallel sweep jobs, and DDP ranks in sweeps."""
+"""How a run shares the machine: threads and GPUs of parallel sweep jobs, and DDP ranks in
+sweeps."""
 
 from __future__ import annotations
 

@@ -3,7 +3,8 @@
 Each photo is a few flat-coloured shapes with dark outlines on white, like a cartoon. With
 colours="by_shape" the colour follows the shape's kind (circles red, squares blue, ...), so a model
 can learn it from the sketch; with "random" every shape gets a random colour, which only colour
-hints can tell: the clean test of whether a model follows them. The sketch is the XDoG line drawing of the photo, the same extractor as s2p-make-pairs.
+hints can tell: the clean test of whether a model follows them. The sketch is the XDoG line drawing
+of the photo, the same extractor as s2p-make-pairs.
 """
 
 from __future__ import annotations

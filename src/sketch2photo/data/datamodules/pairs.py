@@ -1,9 +1,10 @@
-"""PairedSketchDataModule (data=sketch2photo, data=synthetic): from pairs on disk to batches on the device.
+"""PairedSketchDataModule (data=sketch2photo, data=synthetic): from pairs on disk to batches on the
+device.
 
     find the pairs (layouts.py) -> decode them into uint8 tensors (decoded.py), once for every run
     (data.cache=disk: disk_cache.py) or in this run's RAM (data.cache=memory)
-    -> split (splits.py) -> batches of uint8 -> on the device: float [-1, 1], augmented (augment.py),
-    with simulated hints (base.py)
+    -> split (splits.py) -> batches of uint8 -> on the device: float [-1, 1],
+    augmented (augment.py), with simulated hints (base.py)
 
 Batches leave the DataLoader as uint8 and become float (and are augmented) only after they reach
 the device, in ``on_after_batch_transfer``: four times less to copy, and no JPEG is decoded twice
@@ -131,7 +132,8 @@ class PairedSketchDataModule(PairDataModule):
         )
 
     def _split(self, decoded: dict[str, CachedPairs]) -> dict[str, CachedPairs]:
-        """Predefined folders (val/, test/) stay as they are; the pool ('all' or 'train') is split."""
+        """Predefined folders (val/, test/) stay as they are; the pool ('all' or 'train') is
+        split."""
         sets = {stage: decoded[stage] for stage in ("val", "test") if stage in decoded}
         pool = decoded.get("all") or decoded.get("train")
         if pool is None:

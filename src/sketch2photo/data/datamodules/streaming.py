@@ -1,8 +1,11 @@
-"""data=streaming: train from a pack that s2p-pack wrote (a LitData optimized dataset per stage), on a
-local disk or in object storage (s3://...), through litdata's StreamingDataset and StreamingDataLoader.
+"""data=streaming: train from a pack that s2p-pack wrote (a LitData optimized dataset per stage), on
+a local disk or in object storage (s3://...), through litdata's StreamingDataset and
+StreamingDataLoader.
 
-    <input_dir>/pack.json               image size, pairs per stage, where they came from (commands/pack.py)
-    <input_dir>/train/, val/, test/     one optimized dataset each: {"sketch", "photo", "index"} uint8 pairs
+    <input_dir>/pack.json               image size, pairs per stage, where they came from
+                                        (commands/pack.py)
+    <input_dir>/train/, val/, test/     one optimized dataset each: {"sketch", "photo", "index"}
+                                        uint8 pairs
 
 Training streams: each DDP rank reads its own shard of the training pairs (litdata assigns them from
 the process group), shuffled by data.seed and the epoch, and the loader's position is checkpointed.
@@ -39,7 +42,8 @@ def is_remote(location: str) -> bool:
 
 
 def read_pack_info(input_dir: str) -> dict:
-    """<input_dir>/pack.json, or a UserError naming data.input_dir when there is no pack to read there."""
+    """<input_dir>/pack.json, or a UserError naming data.input_dir when there is no pack to read
+    there."""
     location = f"{str(input_dir).rstrip('/')}/{PACK_INFO}"
     try:
         if not is_remote(input_dir):
@@ -59,9 +63,9 @@ def read_pack_info(input_dir: str) -> dict:
 class ResumableLoader(StreamingDataLoader):
     """The training loader, with two workarounds for resuming through Lightning (litData #775).
 
-    At an epoch's end Lightning does not hand a loader its saved state (only mid-epoch), so a resumed
-    run's fresh loader would count epochs from 1 again and replay epoch 1's shuffle (seeded by the
-    epoch). Each new epoch takes its number from the trainer instead.
+    At an epoch's end Lightning does not hand a loader its saved state (only mid-epoch), so a
+    resumed run's fresh loader would count epochs from 1 again and replay epoch 1's shuffle (seeded
+    by the epoch). Each new epoch takes its number from the trainer instead.
 
     Mid-epoch, after load_state_dict, the loader replays the rest of the epoch and clears `restore`
     only when its iterator runs to the end; Lightning stops at the epoch's batch count first, so the
@@ -83,8 +87,8 @@ class ResumableLoader(StreamingDataLoader):
 
 
 class PackedPairs(Dataset):
-    """One packed stage read by index: all its pairs in every process (len() of a StreamingDataset is
-    a shard's, and depends on the environment it was built in)."""
+    """One packed stage read by index: all its pairs in every process (len() of a StreamingDataset
+    is a shard's, and depends on the environment it was built in)."""
 
     def __init__(self, location: str, count: int, download_dir: str | None = None):
         self.location, self.count = location, count
@@ -150,8 +154,8 @@ class StreamingPairsDataModule(PairDataModule):
     def train_dataloader(self) -> StreamingDataLoader:
         train = self.sets["train"]
         # Built here, inside fit, the dataset sees the process group and takes this rank's shard.
-        # drop_last=None: litdata's default, True under DDP, so that every rank runs the same number of
-        # steps (litData #233): it deals whole batches to the ranks and drops the rest.
+        # drop_last=None: litdata's default, True under DDP, so that every rank runs the same number
+        # of steps (litData #233): it deals whole batches to the ranks and drops the rest.
         stream = StreamingDataset(
             train.location,
             cache_dir=self.hparams.download_dir,
@@ -167,8 +171,8 @@ class StreamingPairsDataModule(PairDataModule):
             pin_memory=self.pin_memory(),
             epochs_done=(lambda: trainer.current_epoch) if trainer is not None else None,
         )
-        # not persistent_workers: litdata sets each epoch (the shuffle's seed) on the dataset of the main
-        # process, which workers kept alive from the last epoch would not see
+        # not persistent_workers: litdata sets each epoch (the shuffle's seed) on the dataset of the
+        # main process, which workers kept alive from the last epoch would not see
         self._check_shard(len(stream), len(train), batch_size)
         return loader
 
