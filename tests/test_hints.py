@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from helpers import compose_config, run_cli
+from sketch2photo.commands.evaluate import evaluate
 from sketch2photo.data.corpora.synthetic import generate_pairs
 from sketch2photo.data.images import sketch_to_input, to_model_range
 from sketch2photo.errors import UserError
@@ -273,24 +274,20 @@ def test_eval_sweeps_hint_counts_and_placements(hint_checkpoint, tiny_checkpoint
     )
     assert (tmp_path / "e" / "hints.png").stat().st_size > 1000
     assert rows[0]["psnr"] == rows[3]["psnr"]  # no hints is no hints, whatever the placement
-    again = run_cli(
-        "s2p-eval",
-        f"ckpt_path={hint_checkpoint}",
-        "hints=[3]",
-        f"hydra.run.dir={tmp_path / 'again'}",
+    # the same command in this process (the command line itself is checked above)
+    evaluate(
+        compose_config(tmp_path / "again", [f"ckpt_path={hint_checkpoint}", "hints=[3]"], "eval")
     )
-    assert again.returncode == 0, again.stderr[-3000:]
     assert (
         list(csv.DictReader(open(tmp_path / "again" / "hints.csv")))[0]["psnr"] == rows[2]["psnr"]
     )  # seeded
-    within = run_cli(
-        "s2p-eval",
-        f"ckpt_path={hint_checkpoint}",
-        "hints=[3]",
-        "data.hints.within_region=true",
-        f"hydra.run.dir={tmp_path / 'within'}",
+    evaluate(
+        compose_config(
+            tmp_path / "within",
+            [f"ckpt_path={hint_checkpoint}", "hints=[3]", "data.hints.within_region=true"],
+            "eval",
+        )
     )
-    assert within.returncode == 0, within.stderr[-3000:]
     record = json.loads((tmp_path / "within" / "metrics.json").read_text())
     assert (
         record["hint_protocol"]["within_region"] is True
