@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= dev,sweep,export,streaming,app
+EXTRAS ?= dev,sweep,export,streaming,app,openmoji
 
 .PHONY: demo test test-fast lint format install bench clean
 

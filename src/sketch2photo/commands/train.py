@@ -22,7 +22,12 @@ from sketch2photo.errors import UserError
 from sketch2photo.module import epoch_metrics
 from sketch2photo.runs.history import MetricHistory
 from sketch2photo.runs.record import RunRecord
-from sketch2photo.runs.report import log_hyperparameters, log_model_line, print_summary
+from sketch2photo.runs.report import (
+    log_hyperparameters,
+    log_model_line,
+    print_summary,
+    record_attribution,
+)
 from sketch2photo.runs.scaleout import keep_ddp_children_in_this_run, parallel_job_resources
 
 log = logging.getLogger("sketch2photo.train")
@@ -59,6 +64,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             check_network_matches(start, wanted_net, cfg.init_from, key="init_from")
             model.net.load_state_dict(network_weights(start))
         datamodule.setup("fit")  # decode and validate the whole dataset before any training
+        record_attribution(run_dir, datamodule.attribution)
         trainer_overrides: dict[str, Any] = {"devices": [gpu]} if gpu is not None else {}
         if not datamodule.has("val"):
             monitor_train_loss_instead(cfg)

@@ -40,6 +40,16 @@ def log_model_line(model, trainer) -> None:
     )
 
 
+def record_attribution(run_dir: Path, attribution: str | None) -> None:
+    """A run on someone else's data names it and its licence: in the log and in ATTRIBUTION.txt."""
+    if not attribution:
+        return
+    log.info("data attribution: %s", attribution)
+    if rank_zero_only.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "ATTRIBUTION.txt").write_text(attribution + "\n")
+
+
 def hyperparameters(cfg: DictConfig) -> dict:
     """The keys the user typed (overrides), then the short fixed set, which every run has under the
     same names (a typed key of that set shows there); plain values TensorBoard can show."""

@@ -39,6 +39,11 @@ class PairDataModule(LightningDataModule):
         """Serve every evaluated image exactly `count` simulated hints (s2p-eval hints=...)."""
         self.hints = HintDraws.for_evaluation(count, placement, seed, settings)
 
+    @property
+    def attribution(self) -> str | None:
+        """Whose data this is and its licence, which every run on it carries (ATTRIBUTION.txt)."""
+        return None
+
     def set_sizes(self) -> str:
         """'train 16, val 2, test 2', for the log."""
         return ", ".join(

@@ -131,6 +131,12 @@ class PairedSketchDataModule(PairDataModule):
             time.perf_counter() - started,
         )
 
+    @property
+    def attribution(self) -> str | None:
+        """The dataset folder's ATTRIBUTION.txt (a built-in corpus writes one), if it has one."""
+        path = self.data_dir / "ATTRIBUTION.txt"
+        return path.read_text().strip() if path.is_file() else None
+
     def _split(self, decoded: dict[str, CachedPairs]) -> dict[str, CachedPairs]:
         """Predefined folders (val/, test/) stay as they are; the pool ('all' or 'train') is
         split."""
