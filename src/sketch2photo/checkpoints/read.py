@@ -17,12 +17,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import get_class
 
 from sketch2photo.checkpoints.aliases import upgrade_checkpoint
+from sketch2photo.checkpoints.targets import (
+    check_targets,
+    network_target,
+    optimizer_target,
+    scheduler_target,
+)
 from sketch2photo.errors import UserError, unwrap
 from sketch2photo.module import ColorizationModule
-from sketch2photo.nets import NETWORKS, network_defaults
+from sketch2photo.nets import network_defaults
 
 HPARAMS, DATA_HPARAMS = "hyper_parameters", "datamodule_hyper_parameters"
 
@@ -107,73 +112,18 @@ def read_safetensors(path: Path, key: str) -> dict:
     }
 
 
-def check_targets(hparams: dict, path: Path, key: str) -> None:
+MODEL_PARTS = {"net": network_target, "optimizer": optimizer_target, "scheduler": scheduler_target}
+
+
+def check_hparams_targets(hparams: dict, path: Path, key: str) -> None:
     """Refuse any `_target_` that is not a network of this package, an optimizer or a scheduler."""
-    allowed = {"net": network_target, "optimizer": optimizer_target, "scheduler": scheduler_target}
-    interpolation = next(
-        (place for place, text in strings_in(hparams, "hyper_parameters") if "${" in text), None
+    check_targets(
+        hparams,
+        lambda place, target: place in MODEL_PARTS and MODEL_PARTS[place](target),
+        f"{key}={path}",
+        "a sketch2photo network, a torch.optim optimizer or a torch.optim.lr_scheduler scheduler",
+        root=HPARAMS,
     )
-    if (
-        interpolation
-    ):  # instantiate() resolves ${...} before calling, which could build a target unseen here
-        raise UserError(
-            f"{key}={path} holds an interpolation (${{...}}) at {interpolation}; refused, nothing was called."
-        )
-    for name, value in hparams.items():
-        for place, target in targets_in(value, name):
-            if not (place == name and name in allowed and allowed[name](target)):
-                raise UserError(
-                    f"{key}={path} asks to instantiate {target!r} (at {place}), which is not a sketch2photo network, "
-                    "a torch.optim optimizer or a torch.optim.lr_scheduler scheduler; refused, nothing was called."
-                )
-
-
-def targets_in(value: Any, place: str):
-    """(where, target) for every `_target_` in a nested config."""
-    if isinstance(value, dict):
-        if "_target_" in value:
-            yield place, value["_target_"]
-        for name, item in value.items():
-            if name != "_target_":
-                yield from targets_in(item, f"{place}.{name}")
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            yield from targets_in(item, f"{place}[{index}]")
-
-
-def strings_in(value: Any, place: str):
-    """(where, text) for every string in a nested config, keys included."""
-    if isinstance(value, str):
-        yield place, value
-    elif isinstance(value, dict):
-        for name, item in value.items():
-            yield from strings_in(name, place)
-            yield from strings_in(item, f"{place}.{name}")
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            yield from strings_in(item, f"{place}[{index}]")
-
-
-def network_target(target: Any) -> bool:
-    return target in NETWORKS
-
-
-def optimizer_target(target: Any) -> bool:
-    return _torch_class(target, "torch.optim.", torch.optim.Optimizer)
-
-
-def scheduler_target(target: Any) -> bool:
-    return _torch_class(target, "torch.optim.lr_scheduler.", torch.optim.lr_scheduler.LRScheduler)
-
-
-def _torch_class(target: Any, prefix: str, base: type) -> bool:
-    if not isinstance(target, str) or not target.startswith(prefix):
-        return False  # checked before importing: a foreign module is never imported
-    try:
-        found = get_class(target)
-    except Exception:
-        return False
-    return isinstance(found, type) and issubclass(found, base)
 
 
 def check_network_matches(
@@ -234,7 +184,7 @@ def load_module(path: str | Path, checkpoint: dict | None = None) -> Colorizatio
     """The trained module, rebuilt from the config inside its checkpoint: no user config needed.
     Pass `checkpoint` when read_checkpoint(path) has already been called."""
     checkpoint = checkpoint or read_checkpoint(path)
-    check_targets(checkpoint[HPARAMS], Path(path), "ckpt_path")
+    check_hparams_targets(checkpoint[HPARAMS], Path(path), "ckpt_path")
     try:
         module = ColorizationModule(**{**checkpoint[HPARAMS], "compile": False})
         module.load_state_dict(checkpoint["state_dict"])
