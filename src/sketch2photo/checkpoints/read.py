@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.utils import instantiate
 
 from sketch2photo.checkpoints.aliases import upgrade_checkpoint
 from sketch2photo.checkpoints.targets import (
@@ -30,6 +31,8 @@ from sketch2photo.module import ColorizationModule
 from sketch2photo.nets import network_defaults
 
 HPARAMS, DATA_HPARAMS = "hyper_parameters", "datamodule_hyper_parameters"
+MAX_IMAGE_SIZE = 4096  # from a file: one 4096 px sketch is 200 MB as float, one of 65536 px 51 GB
+MAX_CARD_BYTES = 1_000_000
 
 
 def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
@@ -92,6 +95,11 @@ def read_safetensors(path: Path, key: str) -> dict:
         raise UserError(
             f"{key}={path}: reading safetensors needs the safetensors package: pip install -e .[export] (or sketch2photo[export])"
         ) from None
+    if card_path.stat().st_size > MAX_CARD_BYTES:
+        raise UserError(
+            f"{key}={path}: its model card {card_path} is {card_path.stat().st_size} bytes, more "
+            f"than the {MAX_CARD_BYTES} a card takes (s2p-export writes about 3,000); refused unread."
+        )
     try:
         card = json.loads(card_path.read_text())
         weights = load_file(path)
@@ -177,7 +185,46 @@ def data_settings(checkpoint: dict, path: str | Path) -> dict:
     chosen = {name: saved[name] for name in DATA_SETTINGS if name in saved}
     if not all(isinstance(value, (str, int, float, bool, type(None))) for value in chosen.values()):
         raise UserError(f"ckpt_path={path}: its data settings are not plain values; refused.")
+    if "image_size" in chosen:
+        check_image_size(chosen["image_size"], f"ckpt_path={path}: data.image_size")
     return chosen
+
+
+def check_image_size(size: Any, where: str) -> None:
+    """A model's side read from a file, before anything of that size is allocated."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= MAX_IMAGE_SIZE:
+        raise UserError(
+            f"{where}={size!r} must be a whole number from 8 to {MAX_IMAGE_SIZE} (the model's side "
+            "in pixels); refused before anything was allocated."
+        )
+
+
+def check_network_fits_weights(checkpoint: dict, path: str | Path) -> None:
+    """The network the file's config builds must have exactly the file's weights: built first on
+    the meta device (shapes, no memory), so that a config asking for gigabytes more than the file
+    holds is refused before anything is allocated."""
+    try:
+        with torch.device("meta"):
+            net = instantiate(checkpoint[HPARAMS]["net"])
+    except Exception as error:  # a config the classes refuse
+        cause = unwrap(error)
+        raise UserError(
+            f"ckpt_path={path}: the model config in it does not build a sketch2photo network "
+            f"({type(cause).__name__}: {cause})."
+        ) from None
+    wanted = {f"net.{name}": tuple(value.shape) for name, value in net.state_dict().items()}
+    held = {
+        name: tuple(value.shape)
+        for name, value in checkpoint["state_dict"].items()
+        if name.startswith("net.") and isinstance(value, torch.Tensor)
+    }
+    if wanted != held:
+        name = min(key for key in wanted.keys() | held.keys() if wanted.get(key) != held.get(key))
+        raise UserError(
+            f"ckpt_path={path}: its network config does not match its weights (at {name}, the "
+            f"config builds {wanted.get(name, 'nothing')}, the file holds {held.get(name, 'nothing')}); "
+            "refused before the network was built."
+        )
 
 
 def load_module(path: str | Path, checkpoint: dict | None = None) -> ColorizationModule:
@@ -185,6 +232,8 @@ def load_module(path: str | Path, checkpoint: dict | None = None) -> Colorizatio
     Pass `checkpoint` when read_checkpoint(path) has already been called."""
     checkpoint = checkpoint or read_checkpoint(path)
     check_hparams_targets(checkpoint[HPARAMS], Path(path), "ckpt_path")
+    check_image_size(checkpoint[HPARAMS].get("image_size", 128), f"ckpt_path={path}: image_size")
+    check_network_fits_weights(checkpoint, path)
     try:
         module = ColorizationModule(**{**checkpoint[HPARAMS], "compile": False})
         module.load_state_dict(checkpoint["state_dict"])
