@@ -11,6 +11,7 @@ import statistics
 import subprocess
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -20,7 +21,14 @@ import pytest
 from PIL import Image, ImageDraw
 
 import sketch2photo
-from helpers import free_port, run_cli, start_cli, tiny_unet_checkpoint, wait_until
+from helpers import (
+    free_port,
+    run_cli,
+    start_cli,
+    tiny_unet_checkpoint,
+    wait_until,
+    write_sparse_png,
+)
 from sketch2photo.data.corpora.synthetic import write_dataset
 
 pytest.importorskip("gradio", reason="the app extra is not installed: pip install -e .[app]")
@@ -96,6 +104,24 @@ def assert_moved_toward(plain: Image.Image, hinted: Image.Image, colour=BLUE) ->
         f"the hint did not pull the colour toward {colour}: centre {centre_colour(plain)} "
         f"without it, {centre_colour(hinted)} with it"
     )
+
+
+def colour_through_api(app: App, downloads: Path):
+    """colour(sketch, *layers, keep_size=True) -> the result, through gradio_client's /colour: what
+    a script sends (the editor's value with files for the background and the layers)."""
+    from gradio_client import Client, handle_file
+
+    client = Client(app.url, download_files=str(downloads), verbose=False, analytics_enabled=False)
+
+    def colour(sketch: Path, *layers: Path, keep_size: bool = True) -> Image.Image:
+        value = {
+            "background": handle_file(sketch),
+            "layers": [handle_file(layer) for layer in layers],
+            "composite": None,
+        }
+        return Image.open(client.predict(value, keep_size, api_name="/colour"))
+
+    return colour
 
 
 @dataclass
@@ -289,21 +315,10 @@ def test_a_hint_painted_in_the_browser_moves_the_colour_toward_it(hint_model, st
 def test_the_api_colours_uploads_of_any_kind_and_answers_a_bad_one_with_a_message(
     hint_model, start_app, tmp_path
 ):
-    from gradio_client import Client, handle_file
     from gradio_client.exceptions import AppError
 
     app = start_app(hint_model[0])
-    client = Client(
-        app.url, download_files=str(tmp_path / "downloads"), verbose=False, analytics_enabled=False
-    )
-
-    def colour(sketch: Path, *layers: Path, keep_size: bool = True) -> Image.Image:
-        value = {
-            "background": handle_file(sketch),
-            "layers": [handle_file(layer) for layer in layers],
-            "composite": None,
-        }
-        return Image.open(client.predict(value, keep_size, api_name="/colour"))
+    colour = colour_through_api(app, tmp_path / "downloads")
 
     sketch = circle_sketch(tmp_path / "circle.png")
     plain, hinted = colour(sketch), colour(sketch, hint_layer(tmp_path / "hint.png"))
@@ -315,11 +330,12 @@ def test_the_api_colours_uploads_of_any_kind_and_answers_a_bad_one_with_a_messag
         "transparent.png": Image.open(sketch).convert("LA"),
         "palette.png": Image.open(sketch).convert("P"),
         "cmyk.jpg": Image.open(sketch).convert("CMYK"),
-        "large.png": Image.open(sketch).resize((3000, 2000)),
     }
     for name, image in odd.items():
         image.save(tmp_path / name)
         assert colour(tmp_path / name).size == image.size, name
+    Image.open(sketch).resize((3000, 2000)).save(tmp_path / "large.png")
+    assert colour(tmp_path / "large.png").size == (2048, 1365)  # at most the canvas's 2048 px
     rotated = Image.open(sketch).convert("RGB").resize((300, 200))
     exif = rotated.getexif()
     exif[0x0112] = 6  # orientation: shown turned 90 degrees, as s2p-predict reads it
@@ -421,3 +437,58 @@ def test_a_request_at_128_px_takes_well_under_a_second(start_app, tmp_path):
     print(f"one request at 128 px through gradio_client: median {median:.3f} s of {len(times) - 1}")
     assert median < 1.0
     assert_clean_stop(app)
+
+
+def test_100_requests_20_at_a_time_each_get_their_own_result(hint_model, start_app, tmp_path):
+    """The same sketch and hints from 20 clients at once: the same result, which Gradio would store
+    in one file named after its hash and rewrite while another request is still reading it."""
+    app = start_app(hint_model[0])
+    sketch = circle_sketch(tmp_path / "circle.png", 64)
+    layer = hint_layer(tmp_path / "hint.png", 64)
+
+    def request(number: int) -> np.ndarray:  # a client of its own: 20 callers at once
+        return np.asarray(colour_through_api(app, tmp_path / f"downloads-{number}")(sketch, layer))
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        results = list(pool.map(request, range(100)))  # any failed request raises here
+    assert all(result.shape == (64, 64, 3) for result in results)
+    assert all(np.array_equal(result, results[0]) for result in results)
+    assert_clean_stop(app)
+
+
+def test_uploads_are_bounded_and_a_large_one_does_not_hold_up_others(
+    hint_model, start_app, tmp_path
+):
+    """An upload above the app's 4096 x 4096 is refused with a message; one at the limit is scaled
+    to the canvas as it is decoded, so a small request sent while it is in flight is answered in
+    about its own time, not after it."""
+    from gradio_client.exceptions import AppError
+
+    app = start_app(hint_model[0])
+    colour = colour_through_api(app, tmp_path / "downloads")
+
+    huge = write_sparse_png(tmp_path / "huge.png", 8000, 8000, {(4000, 4000): (*BLUE, 255)})
+    small = circle_sketch(tmp_path / "small.png", 64)
+    with pytest.raises(AppError, match=r"huge\.png: too large: 8000x8000 is 64\.0 megapixels"):
+        colour(small, huge)  # as a hint layer: refused before it is decoded
+    large_sketch = write_sparse_png(tmp_path / "large.png", 4096, 4096)  # at the limit
+    large_hints = write_sparse_png(tmp_path / "hints.png", 4096, 4096, {(2048, 2048): (*BLUE, 255)})
+    assert colour(large_sketch, large_hints).size == (2048, 2048)  # the canvas's size
+
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        colour(small)
+        times.append(time.perf_counter() - start)
+    alone = statistics.median(times)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        large = pool.submit(colour, large_sketch, large_hints)
+        time.sleep(0.2)  # uploaded and being decoded
+        start = time.perf_counter()
+        colour(small)
+        beside = time.perf_counter() - start
+        assert large.result().size == (2048, 2048)
+    print(f"a small request alone {alone:.2f} s, beside one at the upload limit {beside:.2f} s")
+    assert beside < alone + 1.0
+    output = assert_clean_stop(app)
+    assert "refused: huge.png: too large" in output

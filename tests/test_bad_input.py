@@ -144,8 +144,22 @@ def test_skip_keeps_the_valid_pairs_with_correct_tensors(corpus, small_bomb_limi
     assert sum("skipped:" in r.message for r in caplog.records) == len(BAD)
 
 
-def test_empty_folder(tmp_path):
+def test_empty_folders_are_named_with_what_they_should_hold(tmp_path):
     (tmp_path / "testA").mkdir()
     (tmp_path / "testB").mkdir()
-    with pytest.raises(UserError, match="no image pairs found in"):
+    with pytest.raises(UserError) as error:
         make(tmp_path)
+    message = str(error.value)
+    assert f"no image pairs found in {tmp_path}" in message
+    assert f"{tmp_path / 'testA'} and {tmp_path / 'testB'} are empty" in message
+    assert "sketches as testA/<N>_A.jpg" in message and "photos as testB/<N>_B.jpg" in message
+    assert "on_bad_file" not in message and "Fix or remove" not in message  # nothing to skip
+
+    (tmp_path / "testA" / "notes.txt").write_text("not an image")
+    with pytest.raises(UserError, match=r"testA holds no images \(1 other file ignored\)"):
+        make(tmp_path)
+
+    aligned = tmp_path / "aligned"
+    aligned.mkdir()
+    with pytest.raises(UserError, match=rf"{aligned} is empty: put .* side by side"):
+        make(aligned)

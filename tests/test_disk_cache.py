@@ -3,6 +3,7 @@ never read torn."""
 
 import json
 import logging
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -106,6 +107,32 @@ def test_a_truncated_cache_file_is_detected_and_rebuilt(dataset, tmp_path, caplo
         sets, _ = open_cache(dataset, tmp_path / "cache")
     assert "all_photos.npy is" in caplog.text
     assert "truncated" in caplog.text
+    assert same_as_decoding_in_memory(sets, dataset)
+
+
+def test_a_damaged_header_is_detected_and_rebuilt(dataset, tmp_path, caplog):
+    open_cache(dataset, tmp_path / "cache")
+    npy = next((tmp_path / "cache").glob("*/all_sketches.npy"))
+    data = bytearray(npy.read_bytes())
+    data[10:40] = b"#" * 30  # the header's dict, unreadable; the size is unchanged
+    npy.write_bytes(bytes(data))
+    with caplog.at_level(logging.INFO, logger="sketch2photo.data.disk_cache"):
+        sets, _ = open_cache(dataset, tmp_path / "cache")
+    assert "all_sketches.npy has a damaged header" in caplog.text  # the log line says why
+    assert same_as_decoding_in_memory(sets, dataset)
+
+
+def test_a_file_rewritten_in_place_with_the_same_size_is_detected(dataset, tmp_path, caplog):
+    open_cache(dataset, tmp_path / "cache")
+    npy = next((tmp_path / "cache").glob("*/all_photos.npy"))
+    data = bytearray(npy.read_bytes())
+    data[-1000:] = bytes(1000)  # the same size and header, other pixels
+    time.sleep(0.05)  # file times move in clock ticks (a few ms): later than the build's
+    with open(npy, "r+b") as file:  # in place, as an editor or a second copy would
+        file.write(bytes(data))
+    with caplog.at_level(logging.INFO, logger="sketch2photo.data.disk_cache"):
+        sets, _ = open_cache(dataset, tmp_path / "cache")
+    assert "all_photos.npy was changed after the cache was built" in caplog.text
     assert same_as_decoding_in_memory(sets, dataset)
 
 

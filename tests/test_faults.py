@@ -3,6 +3,7 @@ NaN stops with a clear message, bad checkpoints and resume requests are clear er
 
 import os
 import signal
+import socket
 import subprocess
 import textwrap
 import time
@@ -271,3 +272,57 @@ def test_resume_refuses_group_changes(tmp_path):
         tmp_path / "run" / ".hydra" / "resumed" / "overrides.yaml"
     ).is_file()  # the original config is kept
     assert "trainer.max_epochs=1" in (tmp_path / "run" / ".hydra" / "overrides.yaml").read_text()
+
+
+def test_a_full_disk_is_one_line_saying_so_and_where(tmp_path):
+    """Checkpoints and metrics.json written to /dev/full (ENOSPC, as on a full disk) by the real
+    command: one line naming the file, no traceback; the command is s2p-train itself."""
+    script = textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from sketch2photo.checkpoints.write import partial_path
+        run = Path("run")
+        (run / "checkpoints").mkdir(parents=True)
+        for name in ("last.ckpt", "best.ckpt"):
+            partial_path(run / "checkpoints" / name).symlink_to("/dev/full")
+        (run / "metrics.json.partial").symlink_to("/dev/full")
+        sys.argv = ["s2p-train", *{RUN!r}, "trainer.max_epochs=1",
+                    "paths.data_dir={tmp_path / "data"}", "hydra.run.dir=run"]
+        from sketch2photo.cli import train
+        train()
+    """)
+    result = run_cli("python", "-c", script, cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    errors = [line for line in output.splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1, output[-3000:]
+    assert "the disk is full" in errors[0]
+    assert "run/checkpoints/" in errors[0] and ".ckpt" in errors[0]
+    assert "resume=" in errors[0]
+
+
+def test_partial_checkpoints_of_killed_writers_are_removed_on_the_next_save(tmp_path):
+    """kill -9 during a write leaves .last.ckpt.partial-*; the next save in that folder removes
+    those of dead processes on this host, and leaves a live writer's and another host's alone."""
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # a pid that no longer runs
+    host = socket.gethostname()
+    stale = [
+        folder / f".last.ckpt.partial-{ended.pid}",  # named before the host was in the name
+        folder / f".last.ckpt.partial-{host}-{ended.pid}",
+        folder / f".best.ckpt.partial-{host}-{ended.pid}",
+    ]
+    kept = [
+        folder / f".last.ckpt.partial-{host}-{os.getppid()}",  # a live process
+        folder / f".last.ckpt.partial-another-host-{ended.pid}",  # its pids are not ours to judge
+        folder / "notes.partial-1.txt",
+    ]
+    for path in stale + kept:
+        path.write_bytes(b"half a checkpoint")
+    AtomicCheckpointIO().save_checkpoint({"version": 1}, folder / "last.ckpt")
+    assert [path for path in stale if path.exists()] == []
+    assert [path for path in kept if not path.exists()] == []
+    assert torch.load(folder / "last.ckpt", weights_only=True) == {"version": 1}

@@ -98,7 +98,8 @@ def test_duplicate_index_and_stray_files(tmp_path):
 def test_empty_folders(tmp_path):
     (tmp_path / "testA").mkdir()
     (tmp_path / "testB").mkdir()
-    assert any("no image pairs found" in p for p in find_pairs(tmp_path).problems)
+    with pytest.raises(UserError, match="no image pairs found .* are empty"):
+        find_pairs(tmp_path)
 
 
 def test_aligned_layout_with_split_folders(tmp_path):

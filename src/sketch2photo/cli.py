@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 from sketch2photo.checks import USAGES, check_eval_config, check_litdata, check_training_config
 from sketch2photo.config import CONFIG_DIR
 from sketch2photo.did_you_mean import nearest_names
-from sketch2photo.errors import UserError, require_keys, unwrap
+from sketch2photo.errors import UserError, disk_full, require_keys, unwrap
 from sketch2photo.runs.run_dir import in_multirun, remove_refused_run
 from sketch2photo.runs.sweep_summary import SweepStart, sweep_summary
 
@@ -122,6 +122,7 @@ def command(
             raise
         except Exception as error:
             cause = unwrap(error)
+            cause = disk_full(cause, then=_after_disk_full(config_name)) or cause
             if not isinstance(cause, UserError):
                 raise
             log.error("%s", cause)
@@ -155,6 +156,13 @@ def command(
                 print(sweep_summary(SweepStart.sweep_dirs.pop()))
 
     return entry
+
+
+def _after_disk_full(config_name: str) -> str:
+    if config_name != "train":
+        return "run the command again"
+    run_dir = HydraConfig.get().runtime.output_dir
+    return f"continue the run from its last checkpoint, which is kept: s2p-train resume={run_dir}"
 
 
 def _as_list(argument: str, keys: tuple[str, ...]) -> str:

@@ -1,5 +1,7 @@
 """The one exception type for problems a user can fix, and the checks that raise it for commands."""
 
+import errno
+
 from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 
@@ -28,3 +30,11 @@ def unwrap(error: BaseException) -> BaseException:
     while isinstance(error, InstantiationException) and error.__cause__ is not None:
         error = error.__cause__
     return error
+
+
+def disk_full(error: BaseException, then: str = "run the command again") -> UserError | None:
+    """A full disk (or quota) as one line naming the file being written, else None."""
+    if not isinstance(error, OSError) or error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return None
+    where = f" while writing {error.filename}" if error.filename else ""
+    return UserError(f"the disk is full{where} ({error.strerror}). Free some space, then {then}.")

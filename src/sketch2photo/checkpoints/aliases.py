@@ -102,8 +102,8 @@ def upgrade_run_config(saved, written_before: bool, where: str) -> None:
 
     def walk(node) -> None:
         if isinstance(node, DictConfig):
-            if "_target_" in node:
-                node._target_ = moved(node._target_)
+            if "_target_" in node:  # as written: an interpolation stays one, checked once resolved
+                node._target_ = moved(node._get_node("_target_")._value())
             for key in node:
                 walk(node._get_node(key))
         elif isinstance(node, ListConfig):
@@ -113,8 +113,8 @@ def upgrade_run_config(saved, written_before: bool, where: str) -> None:
     walk(saved)
     for callback in (saved.get("callbacks") or {}).values():
         if (
-            callback
-            and callback.get("_target_", "").endswith("CheckpointOnInterrupt")
+            isinstance(callback, DictConfig)
+            and str(callback.get("_target_", "")).endswith("CheckpointOnInterrupt")
             and "dirpath" not in callback
         ):
             callback.dirpath = "${paths.run_dir}/checkpoints"  # the oldest had none

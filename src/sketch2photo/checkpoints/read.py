@@ -17,14 +17,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import get_class
+from hydra.utils import instantiate
 
 from sketch2photo.checkpoints.aliases import upgrade_checkpoint
+from sketch2photo.checkpoints.targets import (
+    check_targets,
+    network_target,
+    optimizer_target,
+    scheduler_target,
+)
 from sketch2photo.errors import UserError, unwrap
 from sketch2photo.module import ColorizationModule
-from sketch2photo.nets import NETWORKS, network_defaults
+from sketch2photo.nets import network_defaults
 
 HPARAMS, DATA_HPARAMS = "hyper_parameters", "datamodule_hyper_parameters"
+MAX_IMAGE_SIZE = 4096  # from a file: one 4096 px sketch is 200 MB as float, one of 65536 px 51 GB
+MAX_CARD_BYTES = 1_000_000
 
 
 def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
@@ -87,6 +95,11 @@ def read_safetensors(path: Path, key: str) -> dict:
         raise UserError(
             f"{key}={path}: reading safetensors needs the safetensors package: pip install -e .[export] (or sketch2photo[export])"
         ) from None
+    if card_path.stat().st_size > MAX_CARD_BYTES:
+        raise UserError(
+            f"{key}={path}: its model card {card_path} is {card_path.stat().st_size} bytes, more "
+            f"than the {MAX_CARD_BYTES} a card takes (s2p-export writes about 3,000); refused unread."
+        )
     try:
         card = json.loads(card_path.read_text())
         weights = load_file(path)
@@ -107,73 +120,18 @@ def read_safetensors(path: Path, key: str) -> dict:
     }
 
 
-def check_targets(hparams: dict, path: Path, key: str) -> None:
+MODEL_PARTS = {"net": network_target, "optimizer": optimizer_target, "scheduler": scheduler_target}
+
+
+def check_hparams_targets(hparams: dict, path: Path, key: str) -> None:
     """Refuse any `_target_` that is not a network of this package, an optimizer or a scheduler."""
-    allowed = {"net": network_target, "optimizer": optimizer_target, "scheduler": scheduler_target}
-    interpolation = next(
-        (place for place, text in strings_in(hparams, "hyper_parameters") if "${" in text), None
+    check_targets(
+        hparams,
+        lambda place, target: place in MODEL_PARTS and MODEL_PARTS[place](target),
+        f"{key}={path}",
+        "a sketch2photo network, a torch.optim optimizer or a torch.optim.lr_scheduler scheduler",
+        root=HPARAMS,
     )
-    if (
-        interpolation
-    ):  # instantiate() resolves ${...} before calling, which could build a target unseen here
-        raise UserError(
-            f"{key}={path} holds an interpolation (${{...}}) at {interpolation}; refused, nothing was called."
-        )
-    for name, value in hparams.items():
-        for place, target in targets_in(value, name):
-            if not (place == name and name in allowed and allowed[name](target)):
-                raise UserError(
-                    f"{key}={path} asks to instantiate {target!r} (at {place}), which is not a sketch2photo network, "
-                    "a torch.optim optimizer or a torch.optim.lr_scheduler scheduler; refused, nothing was called."
-                )
-
-
-def targets_in(value: Any, place: str):
-    """(where, target) for every `_target_` in a nested config."""
-    if isinstance(value, dict):
-        if "_target_" in value:
-            yield place, value["_target_"]
-        for name, item in value.items():
-            if name != "_target_":
-                yield from targets_in(item, f"{place}.{name}")
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            yield from targets_in(item, f"{place}[{index}]")
-
-
-def strings_in(value: Any, place: str):
-    """(where, text) for every string in a nested config, keys included."""
-    if isinstance(value, str):
-        yield place, value
-    elif isinstance(value, dict):
-        for name, item in value.items():
-            yield from strings_in(name, place)
-            yield from strings_in(item, f"{place}.{name}")
-    elif isinstance(value, (list, tuple)):
-        for index, item in enumerate(value):
-            yield from strings_in(item, f"{place}[{index}]")
-
-
-def network_target(target: Any) -> bool:
-    return target in NETWORKS
-
-
-def optimizer_target(target: Any) -> bool:
-    return _torch_class(target, "torch.optim.", torch.optim.Optimizer)
-
-
-def scheduler_target(target: Any) -> bool:
-    return _torch_class(target, "torch.optim.lr_scheduler.", torch.optim.lr_scheduler.LRScheduler)
-
-
-def _torch_class(target: Any, prefix: str, base: type) -> bool:
-    if not isinstance(target, str) or not target.startswith(prefix):
-        return False  # checked before importing: a foreign module is never imported
-    try:
-        found = get_class(target)
-    except Exception:
-        return False
-    return isinstance(found, type) and issubclass(found, base)
 
 
 def check_network_matches(
@@ -227,14 +185,55 @@ def data_settings(checkpoint: dict, path: str | Path) -> dict:
     chosen = {name: saved[name] for name in DATA_SETTINGS if name in saved}
     if not all(isinstance(value, (str, int, float, bool, type(None))) for value in chosen.values()):
         raise UserError(f"ckpt_path={path}: its data settings are not plain values; refused.")
+    if "image_size" in chosen:
+        check_image_size(chosen["image_size"], f"ckpt_path={path}: data.image_size")
     return chosen
+
+
+def check_image_size(size: Any, where: str) -> None:
+    """A model's side read from a file, before anything of that size is allocated."""
+    if isinstance(size, bool) or not isinstance(size, int) or not 8 <= size <= MAX_IMAGE_SIZE:
+        raise UserError(
+            f"{where}={size!r} must be a whole number from 8 to {MAX_IMAGE_SIZE} (the model's side "
+            "in pixels); refused before anything was allocated."
+        )
+
+
+def check_network_fits_weights(checkpoint: dict, path: str | Path) -> None:
+    """The network the file's config builds must have exactly the file's weights: built first on
+    the meta device (shapes, no memory), so that a config asking for gigabytes more than the file
+    holds is refused before anything is allocated."""
+    try:
+        with torch.device("meta"):
+            net = instantiate(checkpoint[HPARAMS]["net"])
+    except Exception as error:  # a config the classes refuse
+        cause = unwrap(error)
+        raise UserError(
+            f"ckpt_path={path}: the model config in it does not build a sketch2photo network "
+            f"({type(cause).__name__}: {cause})."
+        ) from None
+    wanted = {f"net.{name}": tuple(value.shape) for name, value in net.state_dict().items()}
+    held = {
+        name: tuple(value.shape)
+        for name, value in checkpoint["state_dict"].items()
+        if name.startswith("net.") and isinstance(value, torch.Tensor)
+    }
+    if wanted != held:
+        name = min(key for key in wanted.keys() | held.keys() if wanted.get(key) != held.get(key))
+        raise UserError(
+            f"ckpt_path={path}: its network config does not match its weights (at {name}, the "
+            f"config builds {wanted.get(name, 'nothing')}, the file holds {held.get(name, 'nothing')}); "
+            "refused before the network was built."
+        )
 
 
 def load_module(path: str | Path, checkpoint: dict | None = None) -> ColorizationModule:
     """The trained module, rebuilt from the config inside its checkpoint: no user config needed.
     Pass `checkpoint` when read_checkpoint(path) has already been called."""
     checkpoint = checkpoint or read_checkpoint(path)
-    check_targets(checkpoint[HPARAMS], Path(path), "ckpt_path")
+    check_hparams_targets(checkpoint[HPARAMS], Path(path), "ckpt_path")
+    check_image_size(checkpoint[HPARAMS].get("image_size", 128), f"ckpt_path={path}: image_size")
+    check_network_fits_weights(checkpoint, path)
     try:
         module = ColorizationModule(**{**checkpoint[HPARAMS], "compile": False})
         module.load_state_dict(checkpoint["state_dict"])

@@ -1,26 +1,64 @@
 """resume=<run dir>: continue a stopped or killed run, in its own dir, with its saved config (the
-names an earlier version saved brought up to date: aliases.py)."""
+names an earlier version saved brought up to date: aliases.py).
+
+A run dir is data from whoever handed it over, as a checkpoint is. Before anything in it is
+instantiated, its config is resolved (only with the resolvers the project's configs use) and every
+`_target_` in it must be one that the project's configs, or the --config-dir given now, can name
+(targets.py, the check checkpoints go through too); what it writes must stay inside the run dir.
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from sketch2photo.checkpoints.aliases import upgrade_run_config, written_before_recut
 from sketch2photo.checkpoints.read import read_checkpoint
+from sketch2photo.checkpoints.targets import (
+    check_resolvers,
+    check_targets,
+    network_target,
+    optimizer_target,
+    scheduler_target,
+    targets_named_in,
+)
+from sketch2photo.config import CONFIG_DIR
 from sketch2photo.errors import UserError
 from sketch2photo.runs.run_dir import typed_overrides
 
 log = logging.getLogger(__name__)
 
+# The resolvers of the project's configs; oc.create and oc.decode, which build configs out of
+# strings, are not among them.
+RUN_DIR_RESOLVERS = {
+    "hydra",
+    "now",
+    "oc.env",
+    "oc.select",
+    "s2p_run_dir",
+    "s2p_if_resuming",
+    "s2p_direction",
+}
+# Where any torch.optim optimizer or scheduler and any sketch2photo network may be named, as in a
+# checkpoint: `model.optimizer._target_=torch.optim.SGD` on the first run's command line.
+MODEL_PARTS = {
+    "model.net": network_target,
+    "model.optimizer": optimizer_target,
+    "model.scheduler": scheduler_target,
+}
+WRITTEN_PATHS = ("dirpath", "save_dir", "default_root_dir")  # callbacks', loggers', the Trainer's
+
 
 def resume_config(cfg: DictConfig) -> tuple[DictConfig, str | None]:
     """(the config to run, the checkpoint to continue from). Without resume=: cfg and its ckpt_path.
 
-    With resume=<run dir>: that run's .hydra/config.yaml and checkpoints/last.ckpt. Plain value
-    overrides given with it (e.g. trainer.max_epochs=1000) are applied on top.
+    With resume=<run dir>: that run's .hydra/config.yaml, checked and resolved, and
+    checkpoints/last.ckpt. Plain value overrides given with it (e.g. trainer.max_epochs=1000) are
+    applied on top.
     """
     if not cfg.get("resume"):
         return cfg, cfg.get("ckpt_path")
@@ -34,7 +72,13 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, str | None]:
         raise UserError(
             f"resume={run_dir}: no checkpoints/last.ckpt yet (the run stopped before its first save); start it again."
         )
-    saved = OmegaConf.load(saved_path)
+    source = f"resume={run_dir}: its .hydra/config.yaml"
+    try:
+        saved = OmegaConf.load(saved_path)
+    except (OSError, ValueError, OmegaConfBaseException) as error:
+        raise UserError(f"{source} is not a readable config ({error}).") from None
+    if not isinstance(saved, DictConfig):
+        raise UserError(f"{source} is not a config of keys and values.")
     changes = [override for override in typed_overrides() if override.key_or_group != "resume"]
     for change in changes:
         if (
@@ -48,9 +92,66 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, str | None]:
             )
     for change in changes:
         OmegaConf.update(saved, change.key_or_group, change.value(), merge=True)
+    check_resolvers(OmegaConf.to_container(saved, resolve=False), RUN_DIR_RESOLVERS, source)
     upgrade_run_config(
         saved, written_before_recut(read_checkpoint(last, key="resume")), f"resume={run_dir}"
     )
     saved.resume = str(run_dir)
+    typed_targets = {
+        change.value()
+        for change in changes
+        if change.key_or_group.split(".")[-1] == "_target_"  # the user's choice, typed now
+    }
+    resolved = checked_run_config(saved, run_dir, source, typed_targets)
     log.info("resuming %s from %s", run_dir, last)
-    return saved, str(last)
+    return resolved, str(last)
+
+
+def checked_run_config(
+    saved: DictConfig, run_dir: Path, source: str, typed_targets: set
+) -> DictConfig:
+    """The run's config resolved (its resolvers already checked), once every `_target_` and written
+    path in it is allowed: what is checked is what gets instantiated."""
+    try:
+        resolved = OmegaConf.to_container(saved, resolve=True)
+    except OmegaConfBaseException as error:
+        raise UserError(f"{source} does not resolve ({error}).") from None
+    named = targets_named_in(config_folders()) | typed_targets
+    check_targets(
+        resolved,
+        lambda place, target: (
+            target in named or (place in MODEL_PARTS and MODEL_PARTS[place](target))
+        ),
+        source,
+        "named by sketch2photo's configs or by a --config-dir given now (a run trained with "
+        "your own --config-dir resumes with the same --config-dir)",
+    )
+    check_written_paths(resolved, run_dir, source)
+    return OmegaConf.create(resolved)
+
+
+def config_folders() -> list[Path]:
+    """The folders this command composed its config from: the project's and any --config-dir."""
+    sources = HydraConfig.get().runtime.config_sources if HydraConfig.initialized() else []
+    folders = [Path(source.path) for source in sources if source.schema == "file"]
+    return folders or [Path(CONFIG_DIR)]
+
+
+def check_written_paths(config, run_dir: Path, source: str, place: str = "") -> None:
+    """Checkpoints, logs and the Trainer's root go inside the run dir, nowhere else."""
+    if isinstance(config, dict):
+        for name, value in config.items():
+            where = f"{place}.{name}" if place else str(name)
+            if name in WRITTEN_PATHS and isinstance(value, str) and not _inside(value, run_dir):
+                raise UserError(
+                    f"{source} sets {where}={value}, which is outside the run dir {run_dir}; "
+                    "refused, nothing was written."
+                )
+            check_written_paths(value, run_dir, source, where)
+    elif isinstance(config, list):
+        for index, item in enumerate(config):
+            check_written_paths(item, run_dir, source, f"{place}[{index}]")
+
+
+def _inside(path: str, folder: Path) -> bool:
+    return Path(path).resolve().is_relative_to(folder.resolve())

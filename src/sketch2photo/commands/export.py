@@ -33,6 +33,7 @@ from sketch2photo.data.images import sketch_to_input, to_model_range
 from sketch2photo.errors import UserError, require_keys
 from sketch2photo.hints import HINT_CHANNELS
 from sketch2photo.hints.simulate import HintSampler
+from sketch2photo.outputs import check_writes
 
 log = logging.getLogger("sketch2photo.export")
 
@@ -49,9 +50,17 @@ def export(ckpt_path: str | Path, format: str, output: str | Path | None = None)
     missing = [name for name in NEEDS.get(format, ()) if importlib.util.find_spec(name) is None]
     if missing:
         raise UserError(f"format={format} needs {', '.join(missing)}: pip install -e .[export]")
+    path = Path(output) if output else Path(ckpt_path).with_suffix(SUFFIXES[format])
+    sidecar = path.with_name(path.name + ".json")
+    ckpt = Path(ckpt_path)
+    check_writes(
+        [path, sidecar],
+        {ckpt: "ckpt_path", ckpt.with_name(ckpt.name + ".json"): "the model card"},
+        path.parent,
+        given=path,
+    )
     checkpoint = read_checkpoint(ckpt_path)
     module = load_module(ckpt_path, checkpoint)
-    path = Path(output) if output else Path(ckpt_path).with_suffix(SUFFIXES[format])
     path.parent.mkdir(parents=True, exist_ok=True)
     size = module.hparams.image_size
     example = (
@@ -70,7 +79,6 @@ def export(ckpt_path: str | Path, format: str, output: str | Path | None = None)
             {name: tensor.contiguous() for name, tensor in module.net.state_dict().items()},
             str(path),
         )
-    sidecar = path.with_name(path.name + ".json")
     card = model_card(module, path, format, ckpt_path, checkpoint.get(DATA_HPARAMS) or {})
     sidecar.write_text(json.dumps(card, indent=2) + "\n")
 

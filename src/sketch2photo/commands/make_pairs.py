@@ -27,6 +27,7 @@ from sketch2photo.data.images import RESAMPLE, BadImageError, open_image
 from sketch2photo.data.layouts import IMAGE_EXTENSIONS, image_files
 from sketch2photo.data.sketches import XDoG, photos_to_sketches
 from sketch2photo.errors import SOME_FILES_FAILED, UserError, require_keys
+from sketch2photo.outputs import check_folder, check_replaced, check_writes
 
 log = logging.getLogger("sketch2photo.make_pairs")
 
@@ -55,6 +56,19 @@ def make_pairs(cfg: DictConfig) -> tuple[int, list[str]]:
         raise UserError(
             f"xdog.sigma and xdog.k must be positive (got sigma={extractor.sigma}, k={extractor.k})."
         )
+    check_folder(out, "out")
+    check_replaced([out / "testA", out / "testB"], paths, "out", out)
+    check_writes(
+        [
+            out / "names.csv",
+            out / "preview.png",
+            out / "testA" / "0_A.png",
+            out / "testB" / "0_B.png",
+        ],
+        {path: "the input" for path in paths},
+        out,
+        key="out",
+    )
     sketch_dir, photo_dir = prepare_output(out, cfg.overwrite)
 
     names, problems, preview = [], [], []

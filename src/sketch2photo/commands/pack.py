@@ -26,6 +26,7 @@ from sketch2photo.checks import PACK_INFO, USAGES
 from sketch2photo.data.datamodules.base import STAGES
 from sketch2photo.data.datamodules.streaming import is_remote, read_pack_info
 from sketch2photo.errors import UserError, require_keys
+from sketch2photo.outputs import check_replaced
 
 log = logging.getLogger("sketch2photo.pack")
 
@@ -38,6 +39,18 @@ def pack(cfg: DictConfig) -> dict:
     started = time.perf_counter()
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.setup()  # find, check (data.on_bad_file), decode and split, as training does
+    if not is_remote(out):  # optimize(mode="overwrite") empties a stage folder first
+        check_replaced(
+            [Path(out, stage) for stage in STAGES],
+            (
+                file
+                for pairs in datamodule.sets.values()
+                for pair in pairs.pairs
+                for file in (pair.sketch, pair.photo)
+            ),
+            "out",
+            out,
+        )
     folders, written = {}, {}
     for stage in STAGES:
         pairs = datamodule.sets.get(stage)

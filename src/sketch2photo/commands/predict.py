@@ -36,6 +36,7 @@ from sketch2photo.data.images import BadImageError, open_image
 from sketch2photo.data.layouts import IMAGE_EXTENSIONS, image_files
 from sketch2photo.errors import SOME_FILES_FAILED, UserError, require_keys
 from sketch2photo.hints.files import HINT_SUFFIXES, empty_hints, prepare_hints
+from sketch2photo.outputs import check_folder, check_writes
 
 log = logging.getLogger("sketch2photo.predict")
 PREVIEWS = "previews"
@@ -149,10 +150,6 @@ def output_paths(paths: list[Path], output: Path, keep_extension: bool) -> list[
             f"several inputs would be written to the same file ({', '.join(clashes)}), e.g. a.jpg and a.png. "
             "Use keep_extension=true or rename them."
         )
-    if any(p.resolve() == t.resolve() for p, t in zip(paths, targets, strict=True)):
-        raise UserError(
-            f"output={output} would overwrite the input sketches; choose another output folder."
-        )
     return targets
 
 
@@ -213,6 +210,7 @@ def predict(cfg: DictConfig) -> ImageWriter:
         raise UserError(f"batch_size={cfg.batch_size!r} must be a positive integer.")
     paths = list_inputs(Path(str(cfg.input)))
     output = Path(str(cfg.output))
+    check_folder(output)
     targets = output_paths(paths, output, cfg.keep_extension)
     module = load_module(cfg.ckpt_path)
     hint_files, unmatched = None, []
@@ -228,6 +226,16 @@ def predict(cfg: DictConfig) -> ImageWriter:
             )
     elif module.takes_hints:
         hint_files = {}
+    previews = [output / PREVIEWS / targets[index].name for index in hint_files or {}]
+    check_writes(
+        [*targets, *previews],
+        {
+            **{path: "the input" for path in paths},
+            **{path: "the hint file" for path in (hint_files or {}).values()},
+            Path(str(cfg.ckpt_path)): "ckpt_path",
+        },
+        output,
+    )
     output.mkdir(parents=True, exist_ok=True)
 
     files = SketchFiles(paths, module.hparams.image_size, hint_files)

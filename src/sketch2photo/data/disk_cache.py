@@ -2,7 +2,7 @@
 
     <paths.cache_dir>/<name>-<size>px-<layout>-<ab_order>-<hash of the dataset's path>/
         manifest.json           what was decoded: version, file fingerprint, shapes,
-                                pairs that failed
+                                pairs that failed, each .npy's size and times when built
         <folder>_sketches.npy   uint8 (N, 1, H, W), row i = pair i of the folder's listing
         <folder>_photos.npy     uint8 (N, 3, H, W)
 
@@ -11,7 +11,9 @@ cache: no process holds a private copy, and a dataset larger than RAM is read on
 
 A cache is reused while its fingerprint matches: every file's name, size and modification times (a
 stat per file; hashing contents would read the whole dataset each run). Anything else rebuilds it:
-a changed, added or removed file, a new PREPROCESSING_VERSION or Pillow, a truncated file.
+a changed, added or removed file, a new PREPROCESSING_VERSION or Pillow, a cache file truncated,
+with a damaged header, or written to after the build (its size and times, recorded in the
+manifest; not a checksum, which would read the whole cache every run).
 
 Builders take an exclusive lock (one per cache) and build into a temporary dir that is renamed into
 place when complete, so two processes starting together never read a half-written cache: the second
@@ -106,14 +108,9 @@ class MappedRows:
     batch are asked for with MADV_WILLNEED before they are copied, all at once."""
 
     def __init__(self, path: Path, shape: tuple[int, ...]):
-        with open(path, "rb") as file:
+        with open(path, "rb") as file:  # read_manifest has checked its header
             np.lib.format.read_magic(file)
-            found, fortran_order, dtype = np.lib.format.read_array_header_1_0(file)
-            if found != shape or dtype != np.uint8 or fortran_order:
-                raise UserError(
-                    f"the decoded cache file {path} holds {dtype} {found}, not uint8 {shape}: "
-                    f"delete {path.parent} and run again."
-                )
+            np.lib.format.read_array_header_1_0(file)
             self.offset, self.row_bytes = file.tell(), math.prod(shape[1:])
             if math.prod(shape) == 0:
                 self.mapping, self.tensor = None, torch.empty(shape, dtype=torch.uint8)
@@ -198,17 +195,51 @@ def read_manifest(where: Path, fingerprint: str) -> tuple[dict | None, str]:
         return None, "files in the dataset were added, removed or changed since it was built"
     try:
         for entry in manifest["folders"].values():
-            for kind in ("sketches", "photos"):
-                path = where / entry[kind]["file"]
-                actual = path.stat().st_size if path.exists() else 0
-                if actual != entry[kind]["bytes"]:
-                    return (
-                        None,
-                        f"{path.name} is {actual} bytes, not {entry[kind]['bytes']}: truncated or damaged",
-                    )
+            for kind, channels in (("sketches", 1), ("photos", 3)):
+                why = changed_since_built(
+                    where / entry[kind]["file"],
+                    entry[kind],
+                    (entry["pairs"], channels, manifest["image_size"], manifest["image_size"]),
+                )
+                if why:
+                    return None, why
     except (KeyError, TypeError, AttributeError):
         return None, "its manifest.json is malformed"
     return manifest, ""
+
+
+def changed_since_built(path: Path, recorded: dict, shape: tuple[int, ...]) -> str:
+    """Why the cache file at `path` is not the one the manifest `recorded` when it was built, or "".
+
+    A stat and its header, not a checksum: hashing the files would read the whole cache every run.
+    The status change time (ctime), which no write leaves as it was and no user can set back, is
+    what catches a file rewritten in place with the same size and header."""
+    stat = path.stat() if path.exists() else None
+    if stat is None or stat.st_size != recorded["bytes"]:
+        actual = stat.st_size if stat else 0
+        return f"{path.name} is {actual} bytes, not {recorded['bytes']}: truncated or damaged"
+    try:
+        found = npy_header(path)
+    except (OSError, ValueError, SyntaxError) as error:
+        return f"{path.name} has a damaged header ({error})"
+    if found != (shape, False, np.dtype(np.uint8)):
+        return (
+            f"{path.name} has a damaged header (it says {found[2]} {found[0]}, not uint8 {shape})"
+        )
+    if "ctime_ns" not in recorded:
+        return "built by an earlier sketch2photo, which did not record when its files were written"
+    if (stat.st_mtime_ns, stat.st_ctime_ns) != (recorded["mtime_ns"], recorded["ctime_ns"]):
+        return f"{path.name} was changed after the cache was built"
+    return ""
+
+
+def npy_header(path: Path) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran order, dtype) from a .npy file's header; ValueError when it is not one."""
+    with open(path, "rb") as file:
+        version = np.lib.format.read_magic(file)
+        if version != (1, 0):
+            raise ValueError(f"format version {version}, not 1.0")
+        return np.lib.format.read_array_header_1_0(file)
 
 
 def build(
@@ -266,8 +297,14 @@ def build(
                     out.flush()
                     os.fsync(out.fileno())
             for kind, path in files.items():
-                entry[kind] = {"file": path.name, "bytes": path.stat().st_size}
-                total_bytes += path.stat().st_size
+                stat = path.stat()
+                entry[kind] = {
+                    "file": path.name,
+                    "bytes": stat.st_size,
+                    "mtime_ns": stat.st_mtime_ns,
+                    "ctime_ns": stat.st_ctime_ns,
+                }
+                total_bytes += stat.st_size
             manifest["folders"][folder] = entry
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=1))
         replace_dir(staging, where)

@@ -4,63 +4,134 @@ The reference experiment's preprocessing, kept exactly: the sketch is converted 
 replicated to 3 channels, the photo to 'RGB'; both are resized with Pillow's default (bicubic)
 filter and scaled to [-1, 1] with x / 127.5 - 1. Decoding is made robust: alpha is composited on
 white, 16-bit images are scaled down rather than clipped, EXIF rotation is applied.
+
+Decoding is bounded, for files from anyone (sketches, photos, hint layers, the app's uploads): an
+image larger than MAX_PIXELS is refused from its header, before anything is decoded, and mode
+conversions run a band of rows at a time, so an image costs its decoded pixels and one output, not
+whole-size copies.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Iterator
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from sketch2photo.errors import UserError
+
 RESAMPLE = (
     Image.Resampling.BICUBIC
 )  # Pillow's default for resize(), which the reference experiment used
+MAX_PIXELS = 8192 * 8192  # 64 megapixels: at most 256 MB decoded (RGBA)
+BAND_PIXELS = 1 << 18  # pixels converted at a time: 1 MB of RGBA, 4 MB as float
+FORMATS = (
+    "PNG",
+    "JPEG",
+    "WEBP",
+    "BMP",
+    "GIF",
+    "TIFF",
+)  # the decoders Pillow may use (JPEG: MPO too)
 
 
-class BadImageError(Exception):
+class BadImageError(UserError):
     """A file that cannot be used as an image; the message says why."""
 
-    def __init__(self, path: Path, reason: str):
+    def __init__(self, path: Path | str, reason: str):
         super().__init__(f"{path}: {reason}")
         self.path = Path(path)
         self.reason = reason
 
 
-def open_image(path: Path) -> Image.Image:
+def open_image(path: Path | str) -> Image.Image:
     """Decode a file fully into an 'L' or 'RGB' image, or raise BadImageError."""
-    path = Path(path)
+    return read_image(path)
+
+
+def read_image(
+    source: Path | str | bytes,
+    flatten: bool = True,
+    max_pixels: int = MAX_PIXELS,
+    name: str | None = None,
+) -> Image.Image:
+    """A file (a path, or its bytes) decoded, EXIF rotation applied: flattened to 'L' or 'RGB', or
+    as it is (a layer: alpha kept). `name` names it in errors (default: the path). BadImageError
+    when it is not an image, is damaged, or has more than `max_pixels` pixels."""
+    path = None if isinstance(source, bytes) else Path(source)
+    shown = name or str(path or "the image")
     try:
-        if path.stat().st_size == 0:
-            raise BadImageError(path, "empty file (0 bytes)")
-        with Image.open(path) as image:
+        if path is not None and path.stat().st_size == 0:
+            raise BadImageError(shown, "empty file (0 bytes)")
+        Image.init()  # registers every format; Image.open(formats=...) looks them up first
+        with Image.open(path or BytesIO(source), formats=FORMATS) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                side = math.isqrt(max_pixels)
+                raise BadImageError(
+                    shown,
+                    f"too large: {width}x{height} is {width * height / 1e6:.1f} megapixels, more "
+                    f"than the {side} x {side} ({max_pixels / 1e6:.1f}) accepted; scale it down",
+                )
             image.load()
-            image = ImageOps.exif_transpose(image)
-            return flatten_modes(image)
+            ImageOps.exif_transpose(image, in_place=True)
+            return flatten_modes(image) if flatten else image
     except BadImageError:
         raise
     except Image.DecompressionBombError as error:
-        raise BadImageError(path, f"too large to decode safely ({error})") from None
+        raise BadImageError(shown, f"too large to decode safely ({error})") from None
     except UnidentifiedImageError:
         raise BadImageError(
-            path, "not an image Pillow can read (wrong extension or corrupt file)"
+            shown,
+            f"not an image Pillow can read as {', '.join(FORMATS)} (wrong extension or corrupt file)",
         ) from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise BadImageError(path, f"unreadable or truncated image ({error})") from None
+    except FileNotFoundError:
+        raise BadImageError(shown, "does not exist") from None
+    except Exception as error:  # Pillow's decoders on damaged data: OSError, SyntaxError, ...
+        raise BadImageError(
+            shown, f"unreadable or truncated image ({type(error).__name__}: {error})"
+        ) from None
+
+
+def bands(image: Image.Image) -> Iterator[tuple[int, Image.Image]]:
+    """(top row, the rows from there) of an image, BAND_PIXELS at a time."""
+    rows = max(1, BAND_PIXELS // max(1, image.width))
+    for top in range(0, image.height, rows):
+        yield top, image.crop((0, top, image.width, min(image.height, top + rows)))
+
+
+def in_bands(image: Image.Image, convert: Callable[[Image.Image], Image.Image]) -> Image.Image:
+    """convert(image), a band of rows at a time: what convert costs is that of a band."""
+    if image.width * image.height <= BAND_PIXELS:
+        return convert(image)
+    output = None
+    for top, band in bands(image):
+        converted = convert(band)
+        if output is None:
+            output = Image.new(converted.mode, image.size)
+        output.paste(converted, (0, top))
+    return output
 
 
 def flatten_modes(image: Image.Image) -> Image.Image:
     """Any Pillow mode to 'L' or 'RGB': alpha over white, 16/32-bit scaled to 8-bit."""
-    mode = image.mode
-    if mode in ("L", "RGB"):
+    if image.mode in ("L", "RGB"):
         return image
+    scale = 1.0
+    if image.mode == "F":  # 0..1 floats or 0..255: the whole image's range decides
+        scale = 255.0 if (image.getextrema()[1] or 0.0) <= 1.0 else 1.0
+    return in_bands(image, lambda band: _flatten(band, scale))
+
+
+def _flatten(image: Image.Image, float_scale: float) -> Image.Image:
+    mode = image.mode
     if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N", "F"):
         values = np.asarray(image, dtype=np.float64)
-        if mode != "F":
-            values = values / 257.0  # 16-bit range onto 8-bit
-        elif values.max(initial=0.0) <= 1.0:
-            values = values * 255.0
+        values = values * float_scale if mode == "F" else values / 257.0  # 16-bit onto 8-bit
         return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), mode="L")
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")

@@ -142,8 +142,42 @@ def _find_pairs(data_dir: Path, layout: str) -> Listing:
         layout = "folders" if has_folders else "aligned"
     listing = _find_folder_pairs(data_dir) if layout == "folders" else _find_aligned(data_dir)
     if listing.num_pairs == 0 and not listing.problems:
-        listing.problems.append(f"no image pairs found in {data_dir} (data.layout={layout})")
+        raise UserError(_nothing_found(data_dir, listing))
     return listing
+
+
+def _nothing_found(data_dir: Path, listing: Listing) -> str:
+    """No pairs and no problem: name the folders, empty or holding only other files, and say what
+    they should hold."""
+    if listing.layout == "folders":
+        folders = [
+            data_dir / name
+            for a, b in SPLIT_FOLDERS.values()
+            for name in (a, b)
+            if (data_dir / a).is_dir()
+        ]
+        a, b = folders[0].name, folders[1].name
+        what = (
+            f"put the sketches as {a}/<N>_A.jpg (or .png) and their photos as {b}/<N>_B.jpg, "
+            "paired by N"
+        )
+    else:
+        folders = [data_dir / s for s in ALIGNED_SPLITS if (data_dir / s).is_dir()] or [data_dir]
+        what = "put images there that each hold a sketch and its photo side by side"
+    ignored = {folder: sum(p.parent == folder for p in listing.ignored) for folder in folders}
+    empty = [folder for folder in folders if not ignored[folder]]
+    found = [f"{' and '.join(map(str, empty))} {'is' if len(empty) == 1 else 'are'} empty"] * bool(
+        empty
+    )
+    found += [
+        f"{folder} holds no images ({count} other file{'s' * (count > 1)} ignored)"
+        for folder, count in ignored.items()
+        if count
+    ]
+    return (
+        f"no image pairs found in {data_dir} (data.layout={listing.layout}): "
+        f"{'; '.join(found)}: {what}.\n{LAYOUT_HELP}"
+    )
 
 
 def _find_folder_pairs(data_dir: Path) -> Listing:

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageColor, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageColor, ImageDraw
 from torch import Tensor
 
+from sketch2photo.data.images import BadImageError, bands, read_image
 from sketch2photo.errors import UserError
 from sketch2photo.hints import HINT_CHANNELS
 
@@ -25,6 +26,8 @@ HintSource = Path | str | Image.Image | list | Tensor | None
 
 
 HINT_LIST_FORMAT = '[{"x": .., "y": .., "color": "#rrggbb", "radius": ..}] in the sketch\'s pixels'
+MAX_DOTS = 1000  # each dot is drawn at the sketch's size: a list of millions would take hours
+MAX_JSON_BYTES = 1_000_000  # 1000 dots take under 100 KB
 
 
 def read_hint_file(
@@ -35,6 +38,8 @@ def read_hint_file(
     path = Path(path)
     if path.suffix.lower() == ".json":
         try:
+            if path.stat().st_size > MAX_JSON_BYTES:
+                raise ValueError(f"{path.stat().st_size} bytes, more than {MAX_JSON_BYTES}")
             points = json.loads(path.read_text())
         except (
             OSError,
@@ -46,18 +51,10 @@ def read_hint_file(
             ) from None
         return hints_from_points(points, sketch_size, image_size, source=str(path))
     try:
-        with Image.open(path) as image:
-            image.load()
-            image = ImageOps.exif_transpose(image)  # as open_image turns its sketch
-    except (
-        UnidentifiedImageError,
-        OSError,
-        SyntaxError,
-        ValueError,
-        Image.DecompressionBombError,
-    ) as error:
+        image = read_image(path, flatten=False)
+    except BadImageError as error:
         raise UserError(
-            f"{path}: not a readable hint image ({error}). Give a PNG with transparency, or JSON."
+            f"{path}: not a readable hint image ({error.reason}). Give a PNG with transparency, or JSON."
         ) from None
     return hints_from_image(
         image,
@@ -78,13 +75,9 @@ def hints_from_image(
     """A hint layer whose pixels with alpha > 0 are hints in their colour, of any size with the
     sketch's aspect ratio -> (4, image_size, image_size). `source` and `sketch_name` name them in
     errors."""
-    if (
-        image.mode in ("LA", "La", "PA", "RGBa")
-        or image.mode in ("P", "L", "RGB")
-        and "transparency" in image.info
+    if image.mode not in ("RGBA", "LA", "La", "PA", "RGBa") and not (
+        image.mode in ("P", "L", "RGB") and "transparency" in image.info
     ):
-        image = image.convert("RGBA")
-    if image.mode != "RGBA":
         raise UserError(
             f"{source}: a hint image needs transparency (mode {image.mode} has none): its transparent "
             "pixels are 'no hint'. Save it as a PNG with alpha, or give the hints as JSON "
@@ -96,7 +89,7 @@ def hints_from_image(
             f"{source} is {image.width}x{image.height} but {sketch} is {sketch_size[0]}x{sketch_size[1]}: "
             "a hint image must have the sketch's aspect ratio (scale it, do not crop or stretch it)."
         )
-    return _at_model_size(np.asarray(image), image_size)
+    return _at_model_size(image, image_size)
 
 
 def hints_from_points(
@@ -108,6 +101,8 @@ def hints_from_points(
     try:
         if not isinstance(points, list):
             raise ValueError("the top level must be a list")
+        if len(points) > MAX_DOTS:
+            raise ValueError(f"{len(points)} dots, more than {MAX_DOTS}")
         canvas = Image.new("RGBA", sketch_size, (0, 0, 0, 0))
         draw = ImageDraw.Draw(canvas)
         for number, hint in enumerate(points):
@@ -117,6 +112,8 @@ def hints_from_points(
             if missing:
                 raise ValueError(f"hint {number} has no {', '.join(missing)}")
             x, y, radius = float(hint["x"]), float(hint["y"]), float(hint.get("radius", 2))
+            if not isinstance(hint["color"], str):
+                raise ValueError(f"hint {number}: color {hint['color']!r} is not a string")
             colour = (*ImageColor.getrgb(hint["color"])[:3], 255)
             if not (0 <= x < width and 0 <= y < height):
                 raise ValueError(
@@ -131,11 +128,11 @@ def hints_from_points(
             draw.point(
                 (round(x), round(y)), fill=colour
             )  # Pillow draws no ellipse under 1 px: a hint is never empty
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, OverflowError) as error:  # OverflowError: 1e400 as an int
         raise UserError(
             f"{source}: not a hint list ({error}). Expected {HINT_LIST_FORMAT}."
         ) from None
-    return _at_model_size(np.asarray(canvas), image_size)
+    return _at_model_size(canvas, image_size)
 
 
 def _same_aspect(size: tuple[int, int], sketch_size: tuple[int, int]) -> bool:
@@ -149,14 +146,25 @@ def _same_aspect(size: tuple[int, int], sketch_size: tuple[int, int]) -> bool:
     )
 
 
-def _at_model_size(rgba: np.ndarray, image_size: int) -> Tensor:
-    """(H, W, 4) uint8 RGBA -> (4, S, S) hint map. A cell of the model's grid is a hint where any
-    pixel in it is one, in their alpha-weighted mean colour: a resize would drop dots that fall
-    between its samples (nearest) or blend them with 'no hint' (bicubic)."""
-    pixels = torch.from_numpy(np.array(rgba, dtype=np.uint8)).permute(2, 0, 1)[None].float()
-    alpha = pixels[:, 3:] / 255
-    weight = F.adaptive_avg_pool2d(alpha, image_size)
-    colour = F.adaptive_avg_pool2d(pixels[:, :3] * alpha, image_size) / weight.clamp_min(1e-12)
+def _at_model_size(layer: Image.Image, image_size: int) -> Tensor:
+    """A hint layer (any mode with transparency) -> (4, S, S) hint map. A cell of the model's grid
+    is a hint where any pixel in it is one, in their alpha-weighted mean colour: a resize would drop
+    dots that fall between its samples (nearest) or blend them with 'no hint' (bicubic).
+
+    The cells' means are taken across each row first, a band of rows at a time, then down the
+    columns: the same means as at once, at the memory of a band, not of the whole layer as float."""
+    across = torch.empty(1, 4, layer.height, image_size)  # alpha-weighted RGB, then alpha
+    for top, band in bands(layer):
+        rgba = np.array(band.convert("RGBA"))  # a band's copy, writable for torch
+        pixels = torch.from_numpy(rgba).permute(2, 0, 1)[None].float()
+        pixels[:, 3:].div_(255)
+        pixels[:, :3].mul_(pixels[:, 3:])
+        across[:, :, top : top + band.height] = F.adaptive_avg_pool2d(
+            pixels, (band.height, image_size)
+        )
+    cells = F.adaptive_avg_pool2d(across, image_size)
+    weight = cells[:, 3:]
+    colour = cells[:, :3] / weight.clamp_min(1e-12)
     mask = weight > 0
     colour = (colour / 127.5 - 1).clamp(-1, 1)
     return torch.cat([torch.where(mask, colour, 0.0), mask.float()], dim=1)[0]

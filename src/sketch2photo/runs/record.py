@@ -83,8 +83,8 @@ class RunRecord:
         ):
             remove_refused_run(self.run_dir)  # a config refused before any work leaves no run dir
         elif rank_zero_only.rank == 0:
-            write_record(
-                self.run_dir,
+            self._write(
+                error,
                 {
                     "status": status,
                     "error": message,
@@ -101,6 +101,16 @@ class RunRecord:
                 },
             )
         return False
+
+    def _write(self, error: BaseException | None, record: dict[str, Any]) -> None:
+        """Write metrics.json; when the run failed already (a full disk), that error is the one to
+        report, not this write's."""
+        try:
+            write_record(self.run_dir, record)
+        except OSError as write_error:
+            if error is None:
+                raise
+            log.debug("%s not written: %s", self.run_dir / RECORD_NAME, write_error)
 
 
 def _jsonable(value: Any) -> Any:
@@ -119,8 +129,12 @@ def write_record(run_dir: str | Path, record: dict[str, Any]) -> Path:
     path = Path(run_dir) / RECORD_NAME
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(_jsonable(record), indent=2, default=str, allow_nan=False) + "\n")
-    os.replace(partial, path)
+    text = json.dumps(_jsonable(record), indent=2, default=str, allow_nan=False) + "\n"
+    try:
+        partial.write_text(text)
+        os.replace(partial, path)
+    except OSError as error:  # a full disk: name the file, which a write error does not
+        raise OSError(error.errno, error.strerror, str(path)) from None
     return path
 
 
