@@ -29,16 +29,17 @@ def open_storage(storage: str, **heartbeat: Any):
 
     if "://" not in storage:
         return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage))
-    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
     # SQLite's own wait for a lock is 5 s; workers and their trials write to one file
     engine = {"connect_args": {"timeout": 60}} if storage.startswith("sqlite") else None
     for attempt in range(3):
         try:
             return optuna.storages.RDBStorage(storage, engine_kwargs=engine, **heartbeat)
-        except (IntegrityError, ProgrammingError):
+        except (IntegrityError, OperationalError, ProgrammingError):
             # Workers started together on an empty database race to create Optuna's tables
-            # (PostgreSQL: a duplicate CREATE TYPE); the loser finds them made a moment later.
+            # (PostgreSQL: a duplicate CREATE TYPE, SQLite: "table ... already exists"); the
+            # loser finds them made a moment later.
             if attempt == 2:
                 raise
             time.sleep(1 + attempt)

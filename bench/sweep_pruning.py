@@ -1,0 +1,187 @@
+"""What pruning saves in an Optuna search, and what a killed search loses.
+
+1. The same 20-trial search over model.lr and data.batch_size, once per pruner (none, median,
+   hyperband), same sampler seed: experiment=cv_seed (the reference autoencoder, 128 px) on fold 0
+   of the real pairs, 200 epochs a trial, one torch thread a trial. The sweeps run side by side (one
+   process each). For each: the best val/psnr found (the final value of the best complete trial),
+   the training epochs spent over all trials, and the ratios against pruner=none.
+2. A search killed with SIGKILL after a few trials, then the same command again: how many trials
+   that had finished before the kill ran again (must be 0).
+
+Writes bench/results/sweep_pruning.json with the commands. Takes about an hour on 2 busy cores:
+    nice -n 10 python bench/sweep_pruning.py [--data ../shared/data/sketch2photo] [--trials 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "sweep_pruning.json"
+S2P_TRAIN = str(Path(sys.executable).parent / "s2p-train")
+PRUNERS = ("none", "median", "hyperband")
+
+
+def search(args, sweep_dir: Path, study: str, epochs: int, trials: int) -> list[str]:
+    return [
+        S2P_TRAIN,
+        "-m",
+        "hparams_search=optuna",
+        "experiment=cv_seed",
+        "data.fold=0",
+        f"data.data_dir={args.data}",
+        f"trainer.max_epochs={epochs}",
+        "num_threads=1",
+        "model.lr=tag(log, interval(1e-4, 1e-2))",
+        "data.batch_size=choice(4, 8, 16)",
+        f"hydra.sweeper.n_trials={trials}",
+        f"hydra.sweeper.sampler.seed={args.seed}",
+        f"hydra.sweeper.study_name={study}",
+        f"hydra.sweeper.storage=sqlite:///{args.work}/{study}.db",
+        f"hydra.sweep.dir={sweep_dir}",
+        "trainer.enable_progress_bar=false",
+        "callbacks.progress_bar=null",
+    ]
+
+
+def run(command: list[str], log: Path) -> subprocess.Popen:
+    """Start a search in a session of its own (killpg stops it with its jobs), output to log."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        command,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+
+
+def study_summary(storage: str, name: str) -> dict:
+    study = optuna.load_study(study_name=name, storage=storage)
+    states = [trial.state.name.lower() for trial in study.trials]
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    best = max(complete, key=lambda t: t.value) if complete else None
+    return {
+        "trials": {state: states.count(state) for state in sorted(set(states))},
+        # epochs trained: a trial reports after every epoch (step = epochs so far)
+        "epochs": sum(max(t.intermediate_values, default=0) for t in study.trials),
+        "best_val_psnr": best.value if best else None,
+        "best_trial": best.number if best else None,
+        "best_params": best.params if best else None,
+    }
+
+
+def compare_pruners(args) -> dict:
+    runs = {}
+    for pruner in PRUNERS:
+        command = search(args, args.work / pruner, f"pruning-{pruner}", args.epochs, args.trials)
+        command.append(f"hydra/sweeper/pruner={pruner}")
+        runs[pruner] = (command, run(command, args.work / f"{pruner}.log"), time.time())
+    results = {}
+    for pruner, (command, process, started) in runs.items():
+        status = process.wait()
+        wall = time.time() - started
+        assert status == 0, f"{pruner}: exit status {status}, see {args.work / f'{pruner}.log'}"
+        summary = study_summary(f"sqlite:///{args.work}/pruning-{pruner}.db", f"pruning-{pruner}")
+        results[pruner] = {
+            "command": shlex.join(["s2p-train", *command[1:]]),
+            "wall_time_s": round(wall, 1),
+            **summary,
+        }
+        print(
+            pruner,
+            json.dumps(results[pruner]["trials"]),
+            summary["epochs"],
+            "epochs,",
+            f"best {summary['best_val_psnr']:.3f} dB",
+            flush=True,
+        )
+    baseline = results["none"]
+    for pruner in PRUNERS[1:]:
+        results[pruner]["epochs_vs_none"] = round(results[pruner]["epochs"] / baseline["epochs"], 3)
+        results[pruner]["best_minus_none_db"] = round(
+            results[pruner]["best_val_psnr"] - baseline["best_val_psnr"], 3
+        )
+    return results
+
+
+def kill_and_rerun(args) -> dict:
+    """A 6-trial search, killed once 3 trials have finished, then run again."""
+    command = search(args, args.work / "killed-1", "killed", args.kill_epochs, 6)
+    process = run(command, args.work / "killed-1.log")
+    storage = f"sqlite:///{args.work}/killed.db"
+
+    def finished() -> set[int]:
+        try:
+            study = optuna.load_study(study_name="killed", storage=storage)
+        except KeyError:  # not created yet
+            return set()
+        return {t.number for t in study.trials if t.state.is_finished()}
+
+    while len(finished()) < 3:
+        assert process.poll() is None, "the search ended before it was killed"
+        time.sleep(1)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    before = finished()
+    again = search(args, args.work / "killed-2", "killed", args.kill_epochs, 6)
+    assert run(again, args.work / "killed-2.log").wait() == 0
+    rerun = sorted(
+        int(path.name) for path in (args.work / "killed-2").iterdir() if path.name.isdigit()
+    )
+    study = optuna.load_study(study_name="killed", storage=storage)
+    return {
+        "command": shlex.join(["s2p-train", *command[1:]]),
+        "finished_before_kill": sorted(before),
+        "trials_run_by_the_rerun": rerun,
+        "finished_trials_rerun": len(set(rerun) & before),
+        "trials": {
+            s: [t.state.name.lower() for t in study.trials].count(s)
+            for s in ("complete", "fail", "pruned")
+        },
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--data", type=Path, default=ROOT.parent / "shared" / "data" / "sketch2photo"
+    )
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kill-epochs", type=int, default=30, help="epochs a trial in part 2")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "outputs" / "bench" / f"sweep_pruning-{time.strftime('%Y%m%d-%H%M%S')}",
+    )
+    args = parser.parse_args()
+    args.work = args.work.resolve()
+    args.work.mkdir(parents=True)
+    print(f"work dir {args.work}; load average {os.getloadavg()[0]:.2f}", flush=True)
+    started = time.time()
+    results = {
+        "command": "nice -n 10 python bench/sweep_pruning.py " + shlex.join(sys.argv[1:]),
+        "cores": os.cpu_count(),
+        "pruners": compare_pruners(args),
+    }
+    results["kill_and_rerun"] = kill_and_rerun(args)
+    results["wall_time_s"] = round(time.time() - started, 1)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
