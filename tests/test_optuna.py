@@ -23,8 +23,9 @@ from optuna.trial import TrialState
 from helpers import TINY, compose_config, free_port, run_cli, start_cli, wait_until
 from hydra_plugins.s2p_optuna_sweeper._impl import quoted
 from hydra_plugins.s2p_optuna_sweeper._search_space import search_space
+from sketch2photo.checks import check_optuna_sweeper
 from sketch2photo.commands.train import train
-from sketch2photo.errors import UnknownMetric
+from sketch2photo.errors import UnknownMetric, UserError
 from sketch2photo.runs.record import read_record
 
 # A quick search: tiny runs, one thread each, heartbeats every second (a killed trial is stale
@@ -447,3 +448,18 @@ def test_two_workers_share_a_study_on_a_postgresql_server(tmp_path, synthetic_di
     assert sorted([*ran[0], *ran[1]]) == [t.number for t in trials]
     assert 4 <= len(trials) <= 5 and all(t.state == TrialState.COMPLETE for t in trials)
     assert trials[0].intermediate_values.keys() == {1, 2}  # reported to the server every epoch
+
+
+def test_the_old_hydra_optuna_sweeper_is_named_when_it_is_still_installed(monkeypatch):
+    from sketch2photo import checks
+
+    check_optuna_sweeper(["-m", "hparams_search=optuna"])  # not installed here: nothing to say
+    real = checks.importlib.util.find_spec
+    monkeypatch.setattr(
+        checks.importlib.util,
+        "find_spec",
+        lambda name: object() if name == "hydra_plugins.hydra_optuna_sweeper" else real(name),
+    )
+    with pytest.raises(UserError, match="pip uninstall hydra-optuna-sweeper"):
+        check_optuna_sweeper(["-m", "hparams_search=optuna"])
+    check_optuna_sweeper(["-m", "model.lr=1e-3,1e-4"])  # a grid sweep does not need it

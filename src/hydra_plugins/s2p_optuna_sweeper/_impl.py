@@ -97,18 +97,18 @@ class OptunaSweeperImpl(Sweeper):
         optuna.logging.enable_propagation()
 
     def sweep(self, arguments: list[str]) -> None:
-        space = search_space(
-            [f"{key}={value}" for key, value in (self.params or {}).items()] + list(arguments),
-            self.hydra_context.config_loader,
-        )
         sampler, n_trials = self.sampler, self.n_trials
-        if isinstance(sampler, functools.partial):  # GridSampler: its grid is the search space
-            try:
+        try:
+            space = search_space(
+                [f"{key}={value}" for key, value in (self.params or {}).items()] + list(arguments),
+                self.hydra_context.config_loader,
+            )
+            if isinstance(sampler, functools.partial):  # GridSampler: its grid is the space
                 grid = space.grid()
-            except ValueError as error:
-                raise UserError(str(error)) from None
-            sampler = sampler(grid)
-            n_trials = min(n_trials, math.prod(len(values) for values in grid.values()))
+                sampler = sampler(grid)
+                n_trials = min(n_trials, math.prod(len(values) for values in grid.values()))
+        except ValueError as error:
+            raise UserError(str(error)) from None
         location = absolute(self.storage)
         storage = open_storage(location, **(self.heartbeat if "://" in location else {}))
         study = optuna.create_study(

@@ -86,8 +86,10 @@ def search_space(overrides: list[str], config_loader=None) -> SearchSpace:
 
 
 def range_distribution(override: Override) -> BaseDistribution:
-    values = list(override.sweep_iterator())
-    step = override.value().step
+    sweep = override.value()
+    values, step = list(sweep.range()), sweep.step  # in order, whether shuffle()d or not
+    if not values:
+        raise ValueError(f"{override.input_line}: the range holds no value")
     if all(isinstance(value, int) for value in (*values, step)):
         return IntDistribution(values[0], values[-1], step=step)
     return FloatDistribution(values[0], values[-1], step=step)
