@@ -1,15 +1,17 @@
 """What pruning saves in an Optuna search, and what a killed search loses.
 
 1. The same 20-trial search over model.lr and data.batch_size, once per pruner (none, median,
-   hyperband), same sampler seed: experiment=cv_seed (the reference autoencoder, 128 px) on fold 0
-   of the real pairs, 200 epochs a trial, one torch thread a trial. The sweeps run side by side (one
-   process each). For each: the best val/psnr found (the final value of the best complete trial),
-   the training epochs spent over all trials, and the ratios against pruner=none.
+   hyperband), same sampler seed: experiment=cv_seed (the reference autoencoder, 128 px unless
+   --image-size) on fold 0 of the real pairs, 200 epochs a trial, one torch thread a trial. The
+   sweeps run side by side (one process each). For each: the best val/psnr found (the final value
+   of the best complete trial), the training epochs spent over all trials, and the ratios against
+   pruner=none.
 2. A search killed with SIGKILL after a few trials, then the same command again: how many trials
    that had finished before the kill ran again (must be 0).
 
-Writes bench/results/sweep_pruning.json with the commands. Takes about an hour on 2 busy cores:
-    nice -n 10 python bench/sweep_pruning.py [--data ../shared/data/sketch2photo] [--trials 20]
+Writes bench/results/sweep_pruning.json with the commands. At 128 px a 200-epoch trial took 400 s
+on 2 cores shared with other work (load average 11): 2 hours for the unpruned search; at 64 px:
+    nice -n 10 python bench/sweep_pruning.py --image-size 64 [--data ../shared/data/sketch2photo]
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def search(args, sweep_dir: Path, study: str, epochs: int, trials: int) -> list[
         "experiment=cv_seed",
         "data.fold=0",
         f"data.data_dir={args.data}",
+        f"data.image_size={args.image_size}",
         f"trainer.max_epochs={epochs}",
         "num_threads=1",
         "model.lr=tag(log, interval(1e-4, 1e-2))",
@@ -160,6 +163,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--image-size", type=int, default=128, help="cv_seed's 128; 64 takes a quarter of the work"
+    )
     parser.add_argument("--kill-epochs", type=int, default=30, help="epochs a trial in part 2")
     parser.add_argument(
         "--work",
