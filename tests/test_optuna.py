@@ -17,6 +17,7 @@ import optuna
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
@@ -187,6 +188,16 @@ def test_a_pruned_run_stops_at_once_and_keeps_its_checkpoint(train_config, tmp_p
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
     trial = load(f"sqlite:///{tmp_path / 'study.db'}", "s").trials[0]
     assert trial.intermediate_values == {1: pytest.approx(record["metrics"]["val/psnr"])}
+    # its checkpoint goes on outside the search, reporting to no study
+    saved = tmp_path / "run" / ".hydra" / "config.yaml"  # as Hydra saves it
+    saved.parent.mkdir()
+    OmegaConf.save(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), saved)
+    train(compose_config(tmp_path / "run", [f"resume={tmp_path / 'run'}", "trainer.max_epochs=2"]))
+    record = read_record(tmp_path / "run")
+    assert (record["status"], record["epochs"]) == ("ok", 2)
+    assert load(f"sqlite:///{tmp_path / 'study.db'}", "s").trials[0].intermediate_values.keys() == {
+        1
+    }
 
 
 def test_a_wrong_metric_name_fails_after_the_first_validation_epoch(train_config, tmp_path):

@@ -73,6 +73,9 @@ class ReportToStudy(Callback):
             or self.trial is not None
         ):
             return
+        if self.storage is None:  # e.g. resume=<a trial's dir>: Hydra's sweeper is not Optuna's
+            log.info("trial %d of no study here: this run reports to none", self.number)
+            return
         import optuna
 
         storage = open_storage(self.storage)
