@@ -74,8 +74,14 @@ def study_summary(storage: str, name: str) -> dict:
     states = [trial.state.name.lower() for trial in study.trials]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     best = max(complete, key=lambda t: t.value) if complete else None
+    first, last = (
+        min(t.datetime_start for t in study.trials),
+        max(t.datetime_complete for t in study.trials),
+    )
     return {
         "trials": {state: states.count(state) for state in sorted(set(states))},
+        # from the first trial's start to the last one's end; the searches shared the machine
+        "search_wall_time_s": round((last - first).total_seconds(), 1),
         # epochs trained: a trial reports after every epoch (step = epochs so far)
         "epochs": sum(max(t.intermediate_values, default=0) for t in study.trials),
         "best_val_psnr": best.value if best else None,
@@ -84,23 +90,27 @@ def study_summary(storage: str, name: str) -> dict:
     }
 
 
-def compare_pruners(args) -> dict:
-    runs = {}
-    for pruner in PRUNERS:
-        command = search(args, args.work / pruner, f"pruning-{pruner}", args.epochs, args.trials)
-        command.append(f"hydra/sweeper/pruner={pruner}")
-        runs[pruner] = (command, run(command, args.work / f"{pruner}.log"), time.time())
-    results = {}
-    for pruner, (command, process, started) in runs.items():
+def pruner_search(args, pruner: str) -> list[str]:
+    command = search(args, args.work / pruner, f"pruning-{pruner}", args.epochs, args.trials)
+    return [*command, f"hydra/sweeper/pruner={pruner}"]
+
+
+def compare_pruners(args) -> None:
+    """The three searches side by side."""
+    runs = {
+        pruner: run(pruner_search(args, pruner), args.work / f"{pruner}.log") for pruner in PRUNERS
+    }
+    for pruner, process in runs.items():
         status = process.wait()
-        wall = time.time() - started
         assert status == 0, f"{pruner}: exit status {status}, see {args.work / f'{pruner}.log'}"
+
+
+def pruner_results(args) -> dict:
+    results = {}
+    for pruner in PRUNERS:
         summary = study_summary(f"sqlite:///{args.work}/pruning-{pruner}.db", f"pruning-{pruner}")
-        results[pruner] = {
-            "command": shlex.join(["s2p-train", *command[1:]]),
-            "wall_time_s": round(wall, 1),
-            **summary,
-        }
+        command = pruner_search(args, pruner)
+        results[pruner] = {"command": shlex.join(["s2p-train", *command[1:]]), **summary}
         print(
             pruner,
             json.dumps(results[pruner]["trials"]),
@@ -118,10 +128,9 @@ def compare_pruners(args) -> dict:
     return results
 
 
-def kill_and_rerun(args) -> dict:
+def kill_and_rerun(args) -> None:
     """A 6-trial search, killed once 3 trials have finished, then run again."""
-    command = search(args, args.work / "killed-1", "killed", args.kill_epochs, 6)
-    process = run(command, args.work / "killed-1.log")
+    process = run(killed_search(args, 1), args.work / "killed-1.log")
     storage = f"sqlite:///{args.work}/killed.db"
 
     def finished() -> set[int]:
@@ -136,13 +145,28 @@ def kill_and_rerun(args) -> dict:
         time.sleep(1)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    before = finished()
-    again = search(args, args.work / "killed-2", "killed", args.kill_epochs, 6)
-    assert run(again, args.work / "killed-2.log").wait() == 0
-    rerun = sorted(
-        int(path.name) for path in (args.work / "killed-2").iterdir() if path.name.isdigit()
-    )
-    study = optuna.load_study(study_name="killed", storage=storage)
+    assert run(killed_search(args, 2), args.work / "killed-2.log").wait() == 0
+
+
+def killed_search(args, attempt: int) -> list[str]:
+    return search(args, args.work / f"killed-{attempt}", "killed", args.kill_epochs, 6)
+
+
+def trial_dirs(sweep_dir: Path, finished: bool = False) -> set[int]:
+    """The trial numbers of a sweep dir's jobs; only those that wrote metrics.json (a trial
+    killed with SIGKILL writes none) when `finished`."""
+    return {
+        int(path.name)
+        for path in sweep_dir.iterdir()
+        if path.name.isdigit() and (not finished or (path / "metrics.json").is_file())
+    }
+
+
+def kill_results(args) -> dict:
+    study = optuna.load_study(study_name="killed", storage=f"sqlite:///{args.work}/killed.db")
+    before = trial_dirs(args.work / "killed-1", finished=True)
+    rerun = sorted(trial_dirs(args.work / "killed-2"))
+    command = killed_search(args, 1)
     return {
         "command": shlex.join(["s2p-train", *command[1:]]),
         "finished_before_kill": sorted(before),
@@ -172,18 +196,28 @@ def main() -> None:
         type=Path,
         default=ROOT / "outputs" / "bench" / f"sweep_pruning-{time.strftime('%Y%m%d-%H%M%S')}",
     )
+    parser.add_argument(
+        "--summarize", action="store_true", help="only read the results of --work's searches"
+    )
     args = parser.parse_args()
     args.work = args.work.resolve()
-    args.work.mkdir(parents=True)
-    print(f"work dir {args.work}; load average {os.getloadavg()[0]:.2f}", flush=True)
-    started = time.time()
+    if not args.summarize:
+        args.work.mkdir(parents=True)
+        print(f"work dir {args.work}; load average {os.getloadavg()[0]:.2f}", flush=True)
+        compare_pruners(args)
+        kill_and_rerun(args)
+    words, kept = iter(sys.argv[1:]), []
+    for word in words:  # the command that ran the searches: without --summarize and --work
+        if word == "--work":
+            next(words, None)
+        elif word != "--summarize" and not word.startswith("--work="):
+            kept.append(word)
     results = {
-        "command": "nice -n 10 python bench/sweep_pruning.py " + shlex.join(sys.argv[1:]),
+        "command": shlex.join(["nice", "-n", "10", "python", "bench/sweep_pruning.py", *kept]),
         "cores": os.cpu_count(),
-        "pruners": compare_pruners(args),
+        "pruners": pruner_results(args),
+        "kill_and_rerun": kill_results(args),
     }
-    results["kill_and_rerun"] = kill_and_rerun(args)
-    results["wall_time_s"] = round(time.time() - started, 1)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
