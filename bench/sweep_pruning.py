@@ -199,25 +199,36 @@ def main() -> None:
     parser.add_argument(
         "--summarize", action="store_true", help="only read the results of --work's searches"
     )
+    parser.add_argument(
+        "--part",
+        choices=("all", "pruners", "kill"),
+        default="all",
+        help="one part only: the other's results in the JSON are kept",
+    )
     args = parser.parse_args()
     args.work = args.work.resolve()
+    parts = {
+        "pruners": (compare_pruners, pruner_results),
+        "kill_and_rerun": (kill_and_rerun, kill_results),
+    }
+    if args.part != "all":
+        parts = {name: part for name, part in parts.items() if name.startswith(args.part)}
     if not args.summarize:
         args.work.mkdir(parents=True)
         print(f"work dir {args.work}; load average {os.getloadavg()[0]:.2f}", flush=True)
-        compare_pruners(args)
-        kill_and_rerun(args)
+        for run_part, _ in parts.values():
+            run_part(args)
     words, kept = iter(sys.argv[1:]), []
     for word in words:  # the command that ran the searches: without --summarize and --work
         if word == "--work":
             next(words, None)
         elif word != "--summarize" and not word.startswith("--work="):
             kept.append(word)
-    results = {
-        "command": shlex.join(["nice", "-n", "10", "python", "bench/sweep_pruning.py", *kept]),
-        "cores": os.cpu_count(),
-        "pruners": pruner_results(args),
-        "kill_and_rerun": kill_results(args),
-    }
+    command = shlex.join(["nice", "-n", "10", "python", "bench/sweep_pruning.py", *kept])
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() and args.part != "all" else {}
+    results["cores"] = os.cpu_count()
+    for name, (_, read) in parts.items():
+        results[name] = {"bench_command": command, **read(args)}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

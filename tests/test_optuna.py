@@ -299,6 +299,8 @@ def test_a_killed_sweep_resumes_without_rerunning_a_finished_trial(tmp_path, syn
     assert retry.params == before[1].params and retry.state == TrialState.COMPLETE
     assert sorted(rerun) == [2, 3] and retry.number in (2, 3)
     assert [t.state for t in after if t.number != 1] == [TrialState.COMPLETE] * 3
+    # the rerun's sampler (seed 0) does not draw the first run's values again
+    assert len({tuple(t.params.values()) for t in after if t.number != 1}) == 3
     assert all(record["status"] == "ok" for record in rerun.values())
 
 
@@ -310,6 +312,7 @@ def test_two_workers_share_a_journal_study(tmp_path, synthetic_dir):
         f"data.data_dir={synthetic_dir}",
         "hydra.sweeper.n_trials=4",
         "hydra.sweeper.study_name=shared",
+        "hydra.sweeper.sampler.seed=null",  # one seed would give both workers the same values
         f"hydra.sweeper.storage={journal}",
     ]
     workers = [
@@ -443,6 +446,7 @@ def test_two_workers_share_a_study_on_a_postgresql_server(tmp_path, synthetic_di
         f"data.data_dir={synthetic_dir}",
         "hydra.sweeper.n_trials=4",
         "hydra.sweeper.study_name=on_postgres",
+        "hydra.sweeper.sampler.seed=null",
         f"hydra.sweeper.storage={postgres_url}",
     ]
     workers = [

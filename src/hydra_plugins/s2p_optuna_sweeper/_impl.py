@@ -11,6 +11,9 @@ The study lives in a storage, so a sweep can stop and go on:
   does not count towards `n_trials`. A worker that has nothing left to ask waits for the trials
   still running elsewhere, so that one of them killed is still retried. A journal file keeps no
   heartbeat: there a killed trial stays RUNNING and counts.
+- A seeded sampler that finds trials in its study is seeded with seed + their number: a rerun
+  does not draw the first run's values again. Workers started together with one seed draw the
+  same values: leave sampler.seed unset for them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
@@ -126,6 +130,11 @@ class OptunaSweeperImpl(Sweeper):
                 f"{study.direction.name.lower()}, but optimized_metric={metric} is to be "
                 f"{self.direction}d: give this search another hydra.sweeper.study_name."
             )
+        found = len(study.get_trials(deepcopy=False))
+        seed = OmegaConf.select(self.config, "hydra.sweeper.sampler.seed", default=None)
+        if found and seed is not None and not isinstance(sampler, functools.partial):
+            # A seeded sampler in a new process would draw the first run's values again
+            study.sampler = instantiate(self.config.hydra.sweeper.sampler, seed=seed + found)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         self.record_study(sweep_dir, study, location)
         study_id = storage.get_study_id_from_name(study.study_name)
