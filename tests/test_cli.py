@@ -213,5 +213,5 @@ def test_a_multirun_ends_with_one_summary_line(tmp_path, synthetic_dir):
     best = json.loads((tmp_path / "sweep" / "0" / "metrics.json").read_text())["metrics"][
         "val/psnr"
     ]
-    expected = f"sweep: 2 job(s) ran, 1 succeeded, 1 failed; best by val/psnr: job 0 ({best:.4g}). Compare them: s2p-compare dir=sweep"
+    expected = f"sweep: 2 job(s) ran: 1 complete, 0 pruned, 1 failed; best by val/psnr: job 0 ({best:.4g}). Compare them: s2p-compare dir=sweep"
     assert expected in output, output[-2000:]

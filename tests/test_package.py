@@ -107,6 +107,29 @@ def test_the_wheel_carries_its_configs_and_trains_outside_the_checkout(installed
         run(
             installed / tool, "--cfg", "job", cwd=tmp_path
         )  # exits 0 only when every config it composes was shipped
+    sweepers = run(
+        installed / "python",
+        "-c",
+        "from hydra.core.plugins import Plugins; from hydra.plugins.sweeper import Sweeper; "
+        "import sys; print([sys.modules[p.__module__].__file__ for p in Plugins.instance().discover(Sweeper)])",
+        cwd=tmp_path,
+    ).stdout
+    # Hydra finds the wheel's own Optuna sweeper, and its configs were shipped with it
+    assert (
+        f"{installed.parent}/lib/" in sweepers
+        and "s2p_optuna_sweeper/optuna_sweeper.py" in sweepers
+    )
+    sweeper = run(
+        installed / "s2p-train",
+        "hparams_search=optuna",
+        "--cfg",
+        "hydra",
+        "-p",
+        "hydra.sweeper",
+        cwd=tmp_path,
+    ).stdout
+    assert "_target_: hydra_plugins.s2p_optuna_sweeper.optuna_sweeper.OptunaSweeper" in sweeper
+    assert "_target_: optuna.samplers.TPESampler" in sweeper
     job = run(installed / "s2p-train", "--cfg", "job", cwd=tmp_path).stdout
     assert "_target_: sketch2photo.data.datamodules.pairs.PairedSketchDataModule" in job
     assert (

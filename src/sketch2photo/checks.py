@@ -144,6 +144,18 @@ def check_litdata() -> None:
         )
 
 
+def check_optuna_sweeper(arguments: list[str]) -> None:
+    """An Optuna search needs this package's sweeper alone: the old hydra-optuna-sweeper (which
+    pins optuna<3) registers configs of the same names, and Hydra then refuses ours."""
+    if any("optuna" in argument for argument in arguments) and importlib.util.find_spec(
+        "hydra_plugins.hydra_optuna_sweeper"
+    ):
+        raise UserError(
+            "hydra-optuna-sweeper is installed: it needs optuna<3 and its configs clash with "
+            "sketch2photo's own Optuna sweeper. Remove it: pip uninstall hydra-optuna-sweeper"
+        )
+
+
 def no_pack(input_dir: Any, reason: str) -> UserError:
     return UserError(
         f"data.input_dir={input_dir}: no packed dataset can be read there ({reason}). Pack one first with "

@@ -24,7 +24,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from sketch2photo.checks import USAGES, check_eval_config, check_litdata, check_training_config
+from sketch2photo.checks import (
+    USAGES,
+    check_eval_config,
+    check_litdata,
+    check_optuna_sweeper,
+    check_training_config,
+)
 from sketch2photo.config import CONFIG_DIR
 from sketch2photo.did_you_mean import nearest_names
 from sketch2photo.errors import UserError, disk_full, require_keys, unwrap
@@ -143,6 +149,11 @@ def command(
             sys.argv[1:] = arguments(sys.argv[1:])
         if list_keys and not {"-m", "--multirun"} & set(sys.argv):
             sys.argv[1:] = [_as_list(argument, list_keys) for argument in sys.argv[1:]]
+        try:
+            check_optuna_sweeper(sys.argv[1:])
+        except UserError as error:
+            print(error, file=sys.stderr)
+            sys.exit(1)
         try:
             return hydra_main()
         except SystemExit as exit:

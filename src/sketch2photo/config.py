@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -27,6 +28,14 @@ def _direction(metric: str) -> str:
     return "maximize" if higher_is_better(metric) else "minimize"
 
 
+def _study_name(task_name: str, overrides: list[str]) -> str:
+    """hydra.sweeper.study_name: the task and a hash of the overrides typed, so that the same
+    command finds its study again and another command starts its own."""
+    typed = "\n".join(sorted(overrides))
+    return f"{task_name}-{hashlib.sha256(typed.encode()).hexdigest()[:8]}"
+
+
 OmegaConf.register_new_resolver("s2p_run_dir", _resume_dir, replace=True)
 OmegaConf.register_new_resolver("s2p_if_resuming", _if_resuming, replace=True)
 OmegaConf.register_new_resolver("s2p_direction", _direction, replace=True)
+OmegaConf.register_new_resolver("s2p_study_name", _study_name, replace=True)

@@ -17,6 +17,11 @@ class UserError(Exception):
     """
 
 
+class UnknownMetric(UserError):
+    """optimized_metric names no metric the run logs: every trial of a search would fail the same
+    way, so the Optuna sweeper stops at the first."""
+
+
 def require_keys(cfg, usage: str) -> None:
     """Raise a UserError naming every required config key (`???`) the command line left unset."""
     missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not key.startswith("hydra."))

@@ -37,6 +37,8 @@ DEFAULT_METRICS = (
 OUTPUT_NAME = "comparison"
 STAGES = ("val", "train", "test")  # the order of the metric columns, after the chosen metric
 ERROR_WIDTH = 60  # characters of an error in the printed table; the full error follows the table
+# Overrides that are the sweep's bookkeeping, not settings: an Optuna trial's number names its dir
+BOOKKEEPING_KEYS = ("optuna_trial",)
 RATE_LIKE = (
     "lr",
     "learning_rate",
@@ -92,6 +94,7 @@ def read_run(path: Path, root: Path) -> Run:
         if override.value() is not None
         else ""
         for override in parsed
+        if override.key_or_group not in BOOKKEEPING_KEYS
     }
     name = path.relative_to(root).as_posix() if path != root else path.resolve().name
     record = read_record(path)
@@ -303,7 +306,8 @@ def plot(runs: list[Run], metric: str, title: str) -> Figure:
     other swept parameters); with nothing swept, the metric over epochs for every run. Only runs
     with a finite value of the metric are plotted against a parameter, and only theirs decide the
     axis."""
-    done = [run for run in runs if math.isfinite(run.value(metric))]
+    # a pruned run's metric is from the epoch it stopped at: not comparable with the others' final
+    done = [run for run in runs if run.status != "pruned" and math.isfinite(run.value(metric))]
     keys = swept_keys(done)
     lines: list[tuple[str, list, list]] = []  # label, xs, ys
     if keys:
@@ -358,9 +362,12 @@ def plot(runs: list[Run], metric: str, title: str) -> Figure:
         axes.set_xlabel("epoch")
         axes.xaxis.get_major_locator().set_params(integer=True)
         axes.set_ylabel(metric)
-    failed = len(runs) - len(done)
+    pruned = sum(run.status == "pruned" for run in runs)
+    missing = len(runs) - len(done) - pruned
+    left_out = [f"{missing} run(s) without {metric}"] if missing else []
+    left_out += [f"{pruned} pruned run(s)"] if pruned else []
     axes.set_title(
-        title + (f" ({failed} run(s) without {metric} not shown)" if failed else ""), fontsize=9
+        title + (f" ({' and '.join(left_out)} not shown)" if left_out else ""), fontsize=9
     )
     if labels:
         figure.legend(loc="outside lower center", ncols=columns, fontsize=8, frameon=False)
@@ -408,8 +415,15 @@ def compare(
         )
         markdown.append(as_markdown(header, rows))
         failed = [run for run in rank(runs, metric) if run.status != "ok"]
+        pruned = sum(run.status == "pruned" for run in runs)
         text += [
-            f"{len(runs)} run(s) under {root}, {len(failed)} not ok, sorted by {metric} ({better} is better)",
+            f"{len(runs)} run(s) under {root}, {len(failed)} not ok"
+            + (
+                f" ({pruned} pruned by the Optuna study: metrics of the epoch they stopped at)"
+                if pruned
+                else ""
+            )
+            + f", sorted by {metric} ({better} is better)",
             "",
             as_text(*table(runs, metric, short_errors=True)),
             "",

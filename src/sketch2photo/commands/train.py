@@ -1,6 +1,8 @@
 """s2p-train: instantiate data, model and trainer from the config, fit, test, write metrics.json.
 
-Returns the value of `optimized_metric` (default val/psnr) for Hydra sweepers such as Optuna.
+Returns the value of `optimized_metric` (default val/psnr) for Hydra sweepers such as Optuna. A
+trial that the study's pruner stops is not tested: it raises optuna.TrialPruned once metrics.json
+and its checkpoints are written (runs/study.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sketch2photo.runs.report import (
     record_attribution,
 )
 from sketch2photo.runs.scaleout import keep_ddp_children_in_this_run, parallel_job_resources
+from sketch2photo.runs.study import pruned_after, raise_if_pruned
 
 log = logging.getLogger("sketch2photo.train")
 
@@ -91,7 +94,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
             record.best = best = best_epoch(trainer, history)
             last = f"last epoch, {trainer.current_epoch}"
             record.weights = weights = {"train": last, "val": last}
-            if cfg.get("test") and datamodule.has("test"):
+            pruned = pruned_after(trainer) is not None
+            if cfg.get("test") and datamodule.has("test") and not pruned:
                 tested_on = test_weights(trainer, datamodule)
                 tested = trainer.test(
                     model,
@@ -108,6 +112,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 )
         if trainer.is_global_zero:
             log_hyperparameters(trainer, cfg, metrics)
+        raise_if_pruned(trainer)
     print_summary(run_dir, metrics, weights, dry_run=bool(trainer.fast_dev_run))
     return metrics
 

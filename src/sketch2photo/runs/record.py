@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,9 @@ class RunRecord:
             ...
             record.metrics = final_metrics
 
-    The block ends `ok`, `interrupted` (Ctrl-C, SIGTERM) or `failed` with the error; the exception
-    still propagates. A resumed run that stops before it trains keeps the earlier record.
+    The block ends `ok`, `interrupted` (Ctrl-C, SIGTERM), `pruned` (an Optuna trial stopped by its
+    study's pruner) or `failed` with the error; the exception still propagates. A resumed run that
+    stops before it trains keeps the earlier record.
     """
 
     def __init__(self, run_dir: str | Path, resuming: bool = False):
@@ -63,6 +65,8 @@ class RunRecord:
             error, KeyboardInterrupt
         ):  # before fit started; Lightning handles it during fit
             status = "interrupted"
+        elif is_pruned(error):  # stopped by the Optuna study's pruner (runs/study.py)
+            status = "pruned"
         elif error is not None:
             cause = unwrap(error)
             status, message = "failed", f"{type(cause).__name__}: {cause}"
@@ -111,6 +115,11 @@ class RunRecord:
             if error is None:
                 raise
             log.debug("%s not written: %s", self.run_dir / RECORD_NAME, write_error)
+
+
+def is_pruned(error: BaseException | None) -> bool:
+    optuna = sys.modules.get("optuna")  # imported by any run that a pruner can stop
+    return optuna is not None and isinstance(error, optuna.TrialPruned)
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,5 +1,6 @@
-"""The line a multirun ends with: how many jobs ran, failed and succeeded, the best by
-`optimized_metric`, and the s2p-compare command for the sweep.
+"""The line a multirun ends with: how many jobs ran, and how many of them completed, were pruned
+(Optuna) or failed, the best by `optimized_metric`, the s2p-compare command for the sweep, and for
+an Optuna search its study and the optuna-dashboard command.
 
 A Hydra callback notes the sweep dir when the multirun starts; cli.py prints the line when Hydra
 returns, because a failed job ends Hydra's sweep with its error before on_multirun_end would run."""
@@ -24,7 +25,7 @@ class SweepStart(Callback):
 
 
 def sweep_summary(sweep_dir: Path) -> str:
-    saved = sweep_dir / "multirun.yaml"  # the sweep's config, written by Hydra when it starts
+    saved = sweep_dir / "multirun.yaml"  # the sweep's config, written by the sweeper when it starts
     metric = (
         OmegaConf.select(OmegaConf.load(saved), "optimized_metric", default=None)
         if saved.is_file()
@@ -35,6 +36,7 @@ def sweep_summary(sweep_dir: Path) -> str:
         sorted(path for path in sweep_dir.iterdir() if path.is_dir()) if sweep_dir.is_dir() else []
     )
     jobs = {path.name: record for path in job_dirs if (record := read_record(path)) is not None}
+    statuses = [record.get("status") for record in jobs.values()]
     ok = {job: record for job, record in jobs.items() if record.get("status") == "ok"}
     scored = {
         job: float(record["metrics"][metric])
@@ -42,8 +44,17 @@ def sweep_summary(sweep_dir: Path) -> str:
         if metric in (record.get("metrics") or {})
         and math.isfinite(float(record["metrics"][metric]))
     }
-    line = f"sweep: {len(jobs)} job(s) ran, {len(ok)} succeeded, {len(jobs) - len(ok)} failed"
+    line = (
+        f"sweep: {len(jobs)} job(s) ran: {len(ok)} complete, {statuses.count('pruned')} pruned, "
+        f"{len(jobs) - len(ok) - statuses.count('pruned')} failed"
+    )
     if scored:
         best = (max if higher_is_better(metric) else min)(scored, key=scored.get)
         line += f"; best by {metric}: job {best} ({scored[best]:.4g})"
-    return line + f". Compare them: s2p-compare dir={sweep_dir}"
+    line += f". Compare them: s2p-compare dir={sweep_dir}"
+    study = sweep_dir / "optimization_results.yaml"  # written by the Optuna sweeper at the end
+    if study.is_file():
+        results = OmegaConf.load(study)
+        counts = ", ".join(f"{count} {state}" for state, count in results.trials.items())
+        line += f". Study {results.study_name} ({counts}): optuna-dashboard {results.storage}"
+    return line
