@@ -4,8 +4,13 @@ network with a config, take their weights or data settings, rebuild the trained 
 A checkpoint is data from whoever handed it over. It is read with `weights_only=True` (tensors and
 plain containers only, so no pickle can run code). Before the module is rebuilt from the config
 inside it (load_module: eval, predict, export), every `_target_` in that config must be a network
-of this package, a `torch.optim` optimizer or a `torch.optim.lr_scheduler` scheduler. Training
-(resume, ckpt_path, init_from) instantiates from the user's own config, never from the file's.
+of this package, a `torch.optim` optimizer or a `torch.optim.lr_scheduler` scheduler, and a
+pix2pix checkpoint's `discriminator` the PatchGAN. Training (resume, ckpt_path, init_from)
+instantiates from the user's own config, never from the file's.
+
+A pix2pix checkpoint (model=pix2pix: its config has a `discriminator`) is served by its generator
+alone: load_module gives the same ColorizationModule as for a regression model, with the generator
+as its network, so every command that colours or scores works on it unchanged.
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ from sketch2photo.checkpoints.aliases import upgrade_checkpoint
 from sketch2photo.errors import UserError, unwrap
 from sketch2photo.module import ColorizationModule
 from sketch2photo.nets import NETWORKS, network_defaults
+from sketch2photo.nets.patchgan import PatchGAN
 
 HPARAMS, DATA_HPARAMS = "hyper_parameters", "datamodule_hyper_parameters"
+DISCRIMINATOR = f"{PatchGAN.__module__}.{PatchGAN.__qualname__}"
+# What inference takes from a GAN's config: the generator and how its input is laid out
+GENERATOR_HPARAMS = ("net", "image_size", "channels_last", "loss", "ssim_weight")
 
 
 def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
@@ -108,8 +117,14 @@ def read_safetensors(path: Path, key: str) -> dict:
 
 
 def check_targets(hparams: dict, path: Path, key: str) -> None:
-    """Refuse any `_target_` that is not a network of this package, an optimizer or a scheduler."""
-    allowed = {"net": network_target, "optimizer": optimizer_target, "scheduler": scheduler_target}
+    """Refuse any `_target_` that is not a network of this package, an optimizer, a scheduler or
+    (as `discriminator`) the PatchGAN."""
+    allowed = {
+        "net": network_target,
+        "optimizer": optimizer_target,
+        "scheduler": scheduler_target,
+        "discriminator": discriminator_target,
+    }
     interpolation = next(
         (place for place, text in strings_in(hparams, "hyper_parameters") if "${" in text), None
     )
@@ -124,7 +139,8 @@ def check_targets(hparams: dict, path: Path, key: str) -> None:
             if not (place == name and name in allowed and allowed[name](target)):
                 raise UserError(
                     f"{key}={path} asks to instantiate {target!r} (at {place}), which is not a sketch2photo network, "
-                    "a torch.optim optimizer or a torch.optim.lr_scheduler scheduler; refused, nothing was called."
+                    "a torch.optim optimizer, a torch.optim.lr_scheduler scheduler or the PatchGAN discriminator; "
+                    "refused, nothing was called."
                 )
 
 
@@ -158,6 +174,10 @@ def network_target(target: Any) -> bool:
     return target in NETWORKS
 
 
+def discriminator_target(target: Any) -> bool:
+    return target == DISCRIMINATOR
+
+
 def optimizer_target(target: Any) -> bool:
     return _torch_class(target, "torch.optim.", torch.optim.Optimizer)
 
@@ -176,12 +196,28 @@ def _torch_class(target: Any, prefix: str, base: type) -> bool:
     return isinstance(found, type) and issubclass(found, base)
 
 
+def is_gan(hparams: dict) -> bool:
+    """Whether a checkpoint's config is model=pix2pix's: it has a discriminator."""
+    return "discriminator" in hparams
+
+
 def check_network_matches(
-    checkpoint: dict, wanted_net: dict, path: str | Path, key: str = "ckpt_path"
+    checkpoint: dict,
+    wanted_net: dict,
+    path: str | Path,
+    key: str = "ckpt_path",
+    wanted_gan: bool = False,
 ) -> None:
     """The checkpoint's network must be the one the config asks for (defaults filled in on both
-    sides)."""
+    sides), and to continue training (not init_from) the same kind of model."""
     saved_net = checkpoint[HPARAMS]["net"]
+    if key != "init_from" and is_gan(checkpoint[HPARAMS]) != wanted_gan:
+        kinds = ("a regression model", "a pix2pix model")
+        raise UserError(
+            f"{key}={path} holds {kinds[is_gan(checkpoint[HPARAMS])]}, and this run trains "
+            f"{kinds[wanted_gan]}; select the same model=..., or start from its generator's "
+            f"weights with init_from={path}."
+        )
     if network_defaults(saved_net) != network_defaults(wanted_net):
         raise UserError(
             f"{key}={path} holds a different model ({saved_net}) from this run's model.net ({wanted_net}). "
@@ -231,13 +267,18 @@ def data_settings(checkpoint: dict, path: str | Path) -> dict:
 
 
 def load_module(path: str | Path, checkpoint: dict | None = None) -> ColorizationModule:
-    """The trained module, rebuilt from the config inside its checkpoint: no user config needed.
-    Pass `checkpoint` when read_checkpoint(path) has already been called."""
+    """The trained module, rebuilt from the config inside its checkpoint: no user config needed
+    (a pix2pix checkpoint's generator alone). Pass `checkpoint` when read_checkpoint(path) has
+    already been called."""
     checkpoint = checkpoint or read_checkpoint(path)
-    check_targets(checkpoint[HPARAMS], Path(path), "ckpt_path")
+    hparams, state = checkpoint[HPARAMS], checkpoint["state_dict"]
+    check_targets(hparams, Path(path), "ckpt_path")
+    if is_gan(hparams):  # the generator is the model; the discriminator served training only
+        hparams = {name: hparams[name] for name in GENERATOR_HPARAMS if name in hparams}
+        state = {"net." + name: tensor for name, tensor in network_weights(checkpoint).items()}
     try:
-        module = ColorizationModule(**{**checkpoint[HPARAMS], "compile": False})
-        module.load_state_dict(checkpoint["state_dict"])
+        module = ColorizationModule(**{**hparams, "compile": False})
+        module.load_state_dict(state)
     except UserError:
         raise
     except Exception as error:  # a config the classes refuse, weights of another shape
