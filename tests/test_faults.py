@@ -51,10 +51,21 @@ def output_of(process: subprocess.Popen, timeout: float = 120) -> str:
         pytest.fail(f"the run hung; its threads' stacks:\n{process.communicate()[0][-6000:]}")
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
+# pix2pix: two networks, two optimizers and two schedulers (decaying over epochs 5-8) to restore
+PIX2PIX = [
+    "model=pix2pix",
+    "model.net.depth=2",
+    "model.net.width=8",
+    "model.discriminator.ndf=8",
+    "model.net.hint_input=true",
+]
+
+
+@pytest.mark.parametrize("model", [[], PIX2PIX], ids=["autoencoder", "pix2pix"])
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, model):
     reference, killed = (
-        start(tmp_path, "reference"),
-        start(tmp_path, "killed"),
+        start(tmp_path, "reference", *model),
+        start(tmp_path, "killed", *model),
     )  # side by side, to save time
     wait_until(
         (tmp_path / "killed" / "samples" / "epoch_0004.png").exists,

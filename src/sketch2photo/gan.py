@@ -113,7 +113,8 @@ class Pix2PixModule(ColorizationModule):
             channels_last=channels_last,
             compile=compile,
         )
-        self.save_hyperparameters(logger=False)  # this class's arguments, in place of the parent's
+        # this class's arguments, without those of the parent's that it has not
+        self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
         self.automatic_optimization = False
         condition = 3 + HINT_CHANNELS * self.takes_hints
         self.discriminator = instantiate(discriminator, in_channels=condition + 3)

@@ -179,8 +179,9 @@ def lpips_network(weights: str) -> torch.nn.Module:
             f"lpips_weights={weights} is not torchvision's AlexNet state dict "
             f"({type(error).__name__}: {error})."
         ) from None
+    own = network.state_dict()  # frozen: these stay its weights
     network.register_state_dict_post_hook(_leave_out_of_checkpoints)
-    network.register_load_state_dict_pre_hook(_keep_own_weights)
+    network.register_load_state_dict_pre_hook(functools.partial(_keep_own_weights, own))
     return network.requires_grad_(False)
 
 
@@ -189,9 +190,10 @@ def _leave_out_of_checkpoints(module, state_dict, prefix, local_metadata) -> Non
         del state_dict[name]
 
 
-def _keep_own_weights(module, state_dict, prefix, *args) -> None:
-    for name, value in module.state_dict(prefix=prefix, keep_vars=True).items():
-        state_dict.setdefault(name, value)
+def _keep_own_weights(own: dict, module, state_dict, prefix, *args) -> None:
+    """A checkpoint holds none of the network's weights: loading one keeps them."""
+    for name, value in own.items():
+        state_dict.setdefault(prefix + name, value)
 
 
 def lpips_distance(network: torch.nn.Module, output: torch.Tensor, target: torch.Tensor):
