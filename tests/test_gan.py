@@ -111,7 +111,11 @@ def test_a_training_step_moves_both_networks_and_logs_both_losses(train_config, 
 def test_rates_schedules_and_both_optimizers_are_checkpointed(train_config, tmp_path):
     train(
         train_config(
-            *TINY_GAN, "trainer.max_epochs=4", "model.lr=4e-4", "model.d_lr=1e-4", "data.batch_size=4"
+            *TINY_GAN,
+            "trainer.max_epochs=4",
+            "model.lr=4e-4",
+            "model.d_lr=1e-4",
+            "data.batch_size=4",
         )
     )
     checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)

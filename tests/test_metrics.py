@@ -104,7 +104,9 @@ def test_a_greyed_copy_has_no_colourfulness_and_a_positive_dcf():
     grey = colour.mean(dim=1, keepdim=True).expand_as(colour)
     per_image = per_image_metrics(grey, colour)
     assert torch.all(per_image["cf"] < 1e-3)
-    assert torch.all(per_image["dcf"] > 10) and torch.equal(per_image["dcf"], per_image["dcf_signed"])
+    assert torch.all(per_image["dcf"] > 10) and torch.equal(
+        per_image["dcf"], per_image["dcf_signed"]
+    )
     assert torch.all(per_image["de00"] > 1)
     assert torch.all(per_image["haarpsi"] < 1)
 
@@ -125,7 +127,8 @@ def test_lpips_from_a_local_weights_file_never_enters_a_checkpoint(tmp_path):
     torch.save(torchvision.models.alexnet(weights=None).state_dict(), path)
     network = lpips_network(str(path))
     assert torch.equal(
-        network.net.state_dict()["slice2.3.weight"], torch.load(path, weights_only=True)["features.3.weight"]
+        network.net.state_dict()["slice2.3.weight"],
+        torch.load(path, weights_only=True)["features.3.weight"],
     )
     output, target = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     assert lpips_distance(network, target, target).abs().max().item() < 1e-6

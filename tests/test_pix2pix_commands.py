@@ -75,7 +75,9 @@ def test_predict_export_and_a_hint_on_the_generator(pix2pix_checkpoint, tmp_path
     traced = torch.jit.load(str(path))
     assert not any(name.startswith("discriminator") for name, _ in traced.named_parameters())
     probe = torch.rand(2, 3, 32, 32) * 2 - 1
-    hints = prepare_hints(tmp_path / "hints" / "blank.json", (32, 32), 32)[None].expand(2, -1, -1, -1)
+    hints = prepare_hints(tmp_path / "hints" / "blank.json", (32, 32), 32)[None].expand(
+        2, -1, -1, -1
+    )
     with torch.inference_mode():
         expected = module(probe, hints)
     assert (run_exported(path, "torchscript", probe, hints) - expected).abs().max() <= 1e-4
@@ -93,13 +95,15 @@ def test_the_app_colours_with_a_pix2pix_checkpoint(pix2pix_checkpoint, tmp_path)
     log = tmp_path / "app.log"
     with log.open("w") as output:
         app = start_cli(
-            "s2p-app", f"ckpt_path={pix2pix_checkpoint}", f"port={port}", cwd=tmp_path, stdout=output
+            "s2p-app",
+            f"ckpt_path={pix2pix_checkpoint}",
+            f"port={port}",
+            cwd=tmp_path,
+            stdout=output,
         )
     try:
         wait_until(lambda: " at http://" in log.read_text(), "s2p-app to listen", process=app)
-        client = Client(
-            f"http://127.0.0.1:{port}/", download_files=str(tmp_path), verbose=False
-        )
+        client = Client(f"http://127.0.0.1:{port}/", download_files=str(tmp_path), verbose=False)
         Image.new("L", (64, 64), 255).save(tmp_path / "blank.png")
         layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
         layer.paste((29, 78, 216, 255), (24, 24, 40, 40))

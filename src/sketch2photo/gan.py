@@ -182,7 +182,9 @@ class Pix2PixModule(ColorizationModule):
             self.discriminator.parameters(), lr=self.hparams.d_lr or self.hparams.lr, betas=betas
         )
         decay = linear_decay(self.trainer.max_epochs, self.hparams.decay_start)
-        schedulers = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (g_optimizer, d_optimizer)]
+        schedulers = [
+            torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (g_optimizer, d_optimizer)
+        ]
         return [g_optimizer, d_optimizer], schedulers
 
     def on_train_epoch_start(self) -> None:

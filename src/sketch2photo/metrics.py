@@ -28,7 +28,11 @@ if TYPE_CHECKING:
     from torchmetrics import MetricCollection
 
 DATA_RANGE = 2.0  # images live in [-1, 1]; SSIM must not infer the range from each batch
-PER_IMAGE = (1, 2, 3)  # PSNR per image, then averaged: the usual convention, not PSNR of the pooled MSE
+PER_IMAGE = (
+    1,
+    2,
+    3,
+)  # PSNR per image, then averaged: the usual convention, not PSNR of the pooled MSE
 HIGHER_IS_BETTER = ("psnr", "ssim", "haarpsi")
 
 
@@ -104,8 +108,8 @@ def ciede2000(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def colourfulness(images: torch.Tensor) -> torch.Tensor:
     """(B,) the colourfulness M of Hasler and Suesstrunk (2003), on 0..255 RGB:
     rg = R - G, yb = (R + G) / 2 - B, M = sqrt(std(rg)^2 + std(yb)^2) + 0.3 sqrt(mean(rg)^2 +
-    mean(yb)^2). 0 for any grey image; the paper rates ~33 'moderately', ~59 'quite', ~82 'highly'
-    colourful. No maintained library computes it (checked: scikit-image, piq, torchmetrics, kornia)."""
+    mean(yb)^2). 0 for any grey image; the paper rates ~33 'moderately', ~59 'quite', ~82
+    'highly' colourful. Written here: scikit-image, piq and torchmetrics have no colourfulness."""
     red, green, blue = (to_unit_range(images) * 255).unbind(dim=1)
     rg, yb = red - green, (red + green) / 2 - blue
     spread = (rg.var(dim=(1, 2), correction=0) + yb.var(dim=(1, 2), correction=0)).sqrt()

@@ -60,7 +60,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if (
             ckpt_path
         ):  # Lightning restores it in fit(); check first that it is ours and the same network
-            check_network_matches(read_checkpoint(ckpt_path), wanted_net, ckpt_path, wanted_gan=wanted_gan)
+            check_network_matches(
+                read_checkpoint(ckpt_path), wanted_net, ckpt_path, wanted_gan=wanted_gan
+            )
         elif cfg.get(
             "init_from"
         ):  # fine-tuning: the network's weights only; optimizer and epochs start afresh

@@ -35,9 +35,7 @@ class PatchGAN(nn.Module):
                 f"model.discriminator.ndf={ndf!r} must be a positive integer (pix2pix: 64)."
             )
         if norm not in NORMS:
-            raise UserError(
-                f"model.discriminator.norm={norm!r} must be one of {', '.join(NORMS)}."
-            )
+            raise UserError(f"model.discriminator.norm={norm!r} must be one of {', '.join(NORMS)}.")
         widths = [ndf * min(2**layer, 8) for layer in range(n_layers + 1)]
         bias = norm == "none"  # a norm after the convolution makes its bias redundant
         layers: list[nn.Module] = [
