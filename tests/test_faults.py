@@ -57,7 +57,6 @@ PIX2PIX = [
     "model.net.depth=2",
     "model.net.width=8",
     "model.discriminator.ndf=8",
-    "model.net.hint_input=true",
 ]
 
 
@@ -82,7 +81,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, model):
     assert 2 <= saved_epoch < 7  # 0-based: at least 3 epochs done, the run not finished
     saved_config = (tmp_path / "killed" / ".hydra" / "config.yaml").read_text()
 
-    resumed = run_cli("s2p-train", "resume=killed", cwd=tmp_path)
+    resumed = run_cli("s2p-train", "resume=killed", cwd=tmp_path, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     expected, got = read_record(tmp_path / "reference"), read_record(tmp_path / "killed")
     assert got["status"] == "ok"

@@ -148,7 +148,10 @@ def test_two_ddp_ranks_train_pix2pix(tmp_path, synthetic_dir):
     metrics = record["metrics"]
     assert {"train/d_loss", "train/g_loss", "train/d_real_accuracy"} <= metrics.keys()
     alone = one_process_metrics(tmp_path / "run", "val", "last.ckpt")
-    assert {name: metrics[name] for name in alone} == pytest.approx(alone, rel=1e-5)
+    # every pair counted once; batches of other sizes than one process's move the outputs by
+    # float rounding, which a barely trained, nearly grey output's colourfulness (~2) and SSIM
+    # (~0.002) show at 1e-5 relative
+    assert {name: metrics[name] for name in alone} == pytest.approx(alone, rel=1e-4, abs=1e-6)
 
 
 @pytest.mark.slow
