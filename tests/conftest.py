@@ -78,3 +78,23 @@ def hint_checkpoint(tmp_path_factory, synthetic_dir) -> Path:
     return tiny_unet_checkpoint(
         tmp_path_factory.mktemp("tiny_run"), synthetic_dir, "model.net.hint_input=true"
     )
+
+
+@pytest.fixture(scope="session")
+def pix2pix_checkpoint(tmp_path_factory) -> Path:
+    """A tiny pix2pix (the tests' U-Net, a narrow PatchGAN) that takes colour hints, trained for 2
+    epochs with simulated ones on shapes of random colours."""
+    from sketch2photo.commands.train import train
+
+    run = tmp_path_factory.mktemp("pix2pix_run")
+    data = write_dataset(run / "data", 24, size=32, colours="random")
+    gan = [
+        "model=pix2pix",
+        "model.net.depth=2",
+        "model.net.width=8",
+        "model.discriminator.ndf=8",
+        "model.net.hint_input=true",
+        "model.net.hint_residual=true",
+    ]
+    train(compose_config(run, [*TINY, f"data.data_dir={data}", "data.synthetic_pairs=null", *gan]))
+    return run / "checkpoints" / "last.ckpt"

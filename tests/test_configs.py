@@ -7,8 +7,10 @@ from lightning.pytorch import Trainer
 
 from helpers import compose_config
 from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
+from sketch2photo.gan import Pix2PixModule
 from sketch2photo.module import ColorizationModule
 from sketch2photo.nets.conditioning import ConditionedGenerator
+from sketch2photo.nets.patchgan import PatchGAN
 from sketch2photo.nets.unet import UNet
 
 PASSED_BY_TRAIN = {
@@ -41,6 +43,12 @@ def test_every_trainer_data_model_and_network_argument_is_a_key(tmp_path):
         set(cfg.model.net) - {"_target_"}
         == signature_names(ConditionedGenerator.__init__) | generator
     )
+    gan = compose_config(tmp_path, ["model=pix2pix"]).model
+    assert set(gan) - {"_target_"} == signature_names(Pix2PixModule.__init__)
+    assert set(gan.discriminator) - {"_target_"} == signature_names(PatchGAN.__init__) - {
+        "in_channels"  # the module sets it: the condition's channels and the image's
+    }
+    assert gan.net == cfg.model.net  # the same generator as model=unet
     flags = [
         "trainer.fast_dev_run=true",
         "trainer.limit_train_batches=2",

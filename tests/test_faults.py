@@ -52,10 +52,20 @@ def output_of(process: subprocess.Popen, timeout: float = 120) -> str:
         pytest.fail(f"the run hung; its threads' stacks:\n{process.communicate()[0][-6000:]}")
 
 
-def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
+# pix2pix: two networks, two optimizers and two schedulers (decaying over epochs 5-8) to restore
+PIX2PIX = [
+    "model=pix2pix",
+    "model.net.depth=2",
+    "model.net.width=8",
+    "model.discriminator.ndf=8",
+]
+
+
+@pytest.mark.parametrize("model", [[], PIX2PIX], ids=["autoencoder", "pix2pix"])
+def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, model):
     reference, killed = (
-        start(tmp_path, "reference"),
-        start(tmp_path, "killed"),
+        start(tmp_path, "reference", *model),
+        start(tmp_path, "killed", *model),
     )  # side by side, to save time
     wait_until(
         (tmp_path / "killed" / "samples" / "epoch_0004.png").exists,
@@ -72,7 +82,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert 2 <= saved_epoch < 7  # 0-based: at least 3 epochs done, the run not finished
     saved_config = (tmp_path / "killed" / ".hydra" / "config.yaml").read_text()
 
-    resumed = run_cli("s2p-train", "resume=killed", cwd=tmp_path)
+    resumed = run_cli("s2p-train", "resume=killed", cwd=tmp_path, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     expected, got = read_record(tmp_path / "reference"), read_record(tmp_path / "killed")
     assert got["status"] == "ok"

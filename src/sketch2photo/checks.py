@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from sketch2photo.errors import UserError
 
 LOSSES = ("mse", "l1", "l1+ssim")
+GAN_LOSSES = ("vanilla", "lsgan", "hinge")
 SPLITS = ("random", "none")
 BAD_FILE_POLICIES = ("error", "skip")
 CACHES = ("disk", "memory")
@@ -55,6 +56,50 @@ def check_model(lr: Any, loss: Any) -> None:
         )
     if loss not in LOSSES:
         raise UserError(f"model.loss={loss!r} must be one of {', '.join(LOSSES)}.")
+
+
+def check_gan(
+    d_lr: Any = None,
+    betas: Any = (0.5, 0.999),
+    gan_loss: Any = "vanilla",
+    loss_weight: Any = 100.0,
+    init_gain: Any = 0.02,
+    decay_start: Any = 0.5,
+    **_: Any,
+) -> None:
+    """model=pix2pix's own keys."""
+
+    def number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if gan_loss not in GAN_LOSSES:
+        raise UserError(f"model.gan_loss={gan_loss!r} must be one of {', '.join(GAN_LOSSES)}.")
+    if d_lr is not None and (not number(d_lr) or d_lr <= 0):
+        raise UserError(
+            f"model.d_lr={d_lr!r} must be a positive number, or null for model.lr's value."
+        )
+    if (
+        not isinstance(betas, (list, tuple))
+        or len(betas) != 2
+        or not all(number(beta) and 0 <= beta < 1 for beta in betas)
+    ):
+        raise UserError(
+            f"model.betas={betas!r} must be two numbers in [0, 1), Adam's (pix2pix: [0.5, 0.999])."
+        )
+    if not number(loss_weight) or loss_weight < 0:
+        raise UserError(
+            f"model.loss_weight={loss_weight!r} must be a number >= 0 (pix2pix's lambda: 100)."
+        )
+    if init_gain is not None and (not number(init_gain) or init_gain <= 0):
+        raise UserError(
+            f"model.init_gain={init_gain!r} must be a positive number (pix2pix: 0.02), or null "
+            "for PyTorch's default init."
+        )
+    if not number(decay_start) or not 0 <= decay_start <= 1:
+        raise UserError(
+            f"model.decay_start={decay_start!r} must be in [0, 1]: the fraction of the epochs "
+            "after which the rates fall linearly to 0 (pix2pix: 0.5; 1: constant)."
+        )
 
 
 def check_data(
@@ -185,6 +230,8 @@ def check_training_config(cfg: DictConfig) -> None:
     check_epochs(trainer.get("max_epochs"))
     if "lr" in model:
         check_model(model["lr"], model.get("loss", "mse"))
+    if "gan_loss" in model:
+        check_gan(**model)
     if {"image_size", "split"} <= data.keys():
         check_data(
             data["image_size"],

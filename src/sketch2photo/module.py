@@ -70,12 +70,19 @@ class ColorizationModule(LightningModule):
             self.net.compile()
         self.val_metrics = image_metrics("val/")
         self.test_metrics = image_metrics("test/")
+        self.lpips: torch.nn.Module | None = None
         # The mean loss over all pairs. Not self.log(sync_dist=True): its mean miscounts shards of
         # unequal size, e.g. 3 val pairs on 2 DDP ranks (Lightning issue #21859).
         self.mean_loss = torch.nn.ModuleDict(
             {stage: MeanMetric(nan_strategy="disable") for stage in ("val", "test")}
         )
         self.register_buffer("loss_is_finite", torch.tensor(True), persistent=False)
+
+    def score_lpips(self, network: torch.nn.Module) -> None:
+        """Score LPIPS too in validation and test, with metrics.lpips_network(<weights file>)."""
+        self.lpips = network
+        self.val_metrics = image_metrics("val/", network)
+        self.test_metrics = image_metrics("test/", network)
 
     @property
     def takes_hints(self) -> bool:
@@ -161,7 +168,7 @@ class ColorizationModule(LightningModule):
                 "this model was loaded for inference and has no optimizer config; "
                 "train from a .ckpt written by s2p-train, or with init_from=<file.ckpt>."
             )
-        optimizer = instantiate(self.hparams.optimizer)(self.parameters(), lr=self.hparams.lr)
+        optimizer = instantiate(self.hparams.optimizer)(self.net.parameters(), lr=self.hparams.lr)
         if not self.hparams.scheduler:
             return optimizer
         return {

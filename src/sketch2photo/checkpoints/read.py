@@ -4,8 +4,13 @@ network with a config, take their weights or data settings, rebuild the trained 
 A checkpoint is data from whoever handed it over. It is read with `weights_only=True` (tensors and
 plain containers only, so no pickle can run code). Before the module is rebuilt from the config
 inside it (load_module: eval, predict, export), every `_target_` in that config must be a network
-of this package, a `torch.optim` optimizer or a `torch.optim.lr_scheduler` scheduler. Training
-(resume, ckpt_path, init_from) instantiates from the user's own config, never from the file's.
+of this package, a `torch.optim` optimizer or a `torch.optim.lr_scheduler` scheduler, and a
+pix2pix checkpoint's `discriminator` the PatchGAN. Training (resume, ckpt_path, init_from)
+instantiates from the user's own config, never from the file's.
+
+A pix2pix checkpoint (model=pix2pix: its config has a `discriminator`) is served by its generator
+alone: load_module gives the same ColorizationModule as for a regression model, with the generator
+as its network, so every command that colours or scores works on it unchanged.
 """
 
 from __future__ import annotations
@@ -29,10 +34,14 @@ from sketch2photo.checkpoints.targets import (
 from sketch2photo.errors import UserError, unwrap
 from sketch2photo.module import ColorizationModule
 from sketch2photo.nets import network_defaults
+from sketch2photo.nets.patchgan import PatchGAN
 
 HPARAMS, DATA_HPARAMS = "hyper_parameters", "datamodule_hyper_parameters"
 MAX_IMAGE_SIZE = 4096  # from a file: one 4096 px sketch is 200 MB as float, one of 65536 px 51 GB
 MAX_CARD_BYTES = 1_000_000
+DISCRIMINATOR = f"{PatchGAN.__module__}.{PatchGAN.__qualname__}"
+# What inference takes from a GAN's config: the generator and how its input is laid out
+GENERATOR_HPARAMS = ("net", "image_size", "channels_last", "loss", "ssim_weight")
 
 
 def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
@@ -120,26 +129,49 @@ def read_safetensors(path: Path, key: str) -> dict:
     }
 
 
-MODEL_PARTS = {"net": network_target, "optimizer": optimizer_target, "scheduler": scheduler_target}
+MODEL_PARTS = {
+    "net": network_target,
+    "optimizer": optimizer_target,
+    "scheduler": scheduler_target,
+    "discriminator": lambda target: target == DISCRIMINATOR,
+}
 
 
 def check_hparams_targets(hparams: dict, path: Path, key: str) -> None:
-    """Refuse any `_target_` that is not a network of this package, an optimizer or a scheduler."""
+    """Refuse any `_target_` that is not a network of this package, an optimizer, a scheduler or
+    (as `discriminator`) the PatchGAN."""
     check_targets(
         hparams,
         lambda place, target: place in MODEL_PARTS and MODEL_PARTS[place](target),
         f"{key}={path}",
-        "a sketch2photo network, a torch.optim optimizer or a torch.optim.lr_scheduler scheduler",
+        "a sketch2photo network, a torch.optim optimizer, a torch.optim.lr_scheduler scheduler "
+        "or the PatchGAN discriminator",
         root=HPARAMS,
     )
 
 
+def is_gan(hparams: dict) -> bool:
+    """Whether a checkpoint's config is model=pix2pix's: it has a discriminator."""
+    return "discriminator" in hparams
+
+
 def check_network_matches(
-    checkpoint: dict, wanted_net: dict, path: str | Path, key: str = "ckpt_path"
+    checkpoint: dict,
+    wanted_net: dict,
+    path: str | Path,
+    key: str = "ckpt_path",
+    wanted_gan: bool = False,
 ) -> None:
     """The checkpoint's network must be the one the config asks for (defaults filled in on both
-    sides)."""
+    sides), and to continue training (not init_from) the same kind of model."""
     saved_net = checkpoint[HPARAMS]["net"]
+    if key != "init_from" and is_gan(checkpoint[HPARAMS]) != wanted_gan:
+        kinds = ("a regression model", "a pix2pix model")
+        raise UserError(
+            f"{key}={path} holds {kinds[is_gan(checkpoint[HPARAMS])]}, and this run trains "
+            f"{kinds[wanted_gan]}; select the same model=..., or start from its generator's "
+            f"weights with init_from={path}."
+        )
     if network_defaults(saved_net) != network_defaults(wanted_net):
         raise UserError(
             f"{key}={path} holds a different model ({saved_net}) from this run's model.net ({wanted_net}). "
@@ -228,15 +260,20 @@ def check_network_fits_weights(checkpoint: dict, path: str | Path) -> None:
 
 
 def load_module(path: str | Path, checkpoint: dict | None = None) -> ColorizationModule:
-    """The trained module, rebuilt from the config inside its checkpoint: no user config needed.
-    Pass `checkpoint` when read_checkpoint(path) has already been called."""
+    """The trained module, rebuilt from the config inside its checkpoint: no user config needed
+    (a pix2pix checkpoint's generator alone). Pass `checkpoint` when read_checkpoint(path) has
+    already been called."""
     checkpoint = checkpoint or read_checkpoint(path)
-    check_hparams_targets(checkpoint[HPARAMS], Path(path), "ckpt_path")
-    check_image_size(checkpoint[HPARAMS].get("image_size", 128), f"ckpt_path={path}: image_size")
+    hparams, state = checkpoint[HPARAMS], checkpoint["state_dict"]
+    check_hparams_targets(hparams, Path(path), "ckpt_path")
+    check_image_size(hparams.get("image_size", 128), f"ckpt_path={path}: image_size")
     check_network_fits_weights(checkpoint, path)
+    if is_gan(hparams):  # the generator is the model; the discriminator served training only
+        hparams = {name: hparams[name] for name in GENERATOR_HPARAMS if name in hparams}
+        state = {"net." + name: tensor for name, tensor in network_weights(checkpoint).items()}
     try:
-        module = ColorizationModule(**{**checkpoint[HPARAMS], "compile": False})
-        module.load_state_dict(checkpoint["state_dict"])
+        module = ColorizationModule(**{**hparams, "compile": False})
+        module.load_state_dict(state)
     except UserError:
         raise
     except Exception as error:  # a config the classes refuse, weights of another shape

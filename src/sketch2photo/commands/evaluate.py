@@ -38,19 +38,14 @@ from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.data.images import to_model_range
 from sketch2photo.errors import UserError
 from sketch2photo.hints import with_hints
-from sketch2photo.metrics import per_image_metrics
+from sketch2photo.metrics import lpips_network, per_image_metrics
 from sketch2photo.module import ColorizationModule
 from sketch2photo.runs.record import write_record
 from sketch2photo.runs.run_dir import typed_overrides
 from sketch2photo.runs.sample_grids import sample_grid
 
 log = logging.getLogger("sketch2photo.eval")
-METRICS = (
-    "psnr",
-    "ssim",
-    "l1",
-    "mse",
-)  # the test step also logs test/loss, which a baseline has no use for
+NOT_METRICS = ("loss", "placement", "hints")  # test/loss: a baseline has no use for it
 
 
 class ConstantImage(nn.Module):
@@ -93,7 +88,7 @@ class PerImageRows(Callback):
         self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
     ) -> None:
         pairs = trainer.datamodule.sets["test"].pairs
-        per_image = per_image_metrics(outputs, batch["photo"])
+        per_image = per_image_metrics(outputs, batch["photo"], pl_module.lpips)
         for i, index in enumerate(batch["index"].tolist()):
             pair = pairs[index]
             self.rows.append(
@@ -131,6 +126,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         if checkpoint
         else baseline_module(cfg.baseline, datamodule)
     )
+    if cfg.get("lpips_weights"):
+        model.score_lpips(lpips_network(cfg.lpips_weights))
     counts = hint_counts(cfg)
     if counts:
         require_hint_model(model, f"hints={cfg.hints} for ckpt_path={cfg.ckpt_path}")
@@ -163,7 +160,9 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
             ", ".join(f"{k}={v:.4g}" for k, v in means.items()),
         )
     means = {
-        f"{cfg.subset}/{name}": value for name, value in hint_rows[0].items() if name in METRICS
+        f"{cfg.subset}/{name}": value
+        for name, value in hint_rows[0].items()
+        if name not in NOT_METRICS
     }
 
     out_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -211,7 +210,12 @@ def score(
         enable_progress_bar=False,
     )
     tested = trainer.test(model, datamodule=datamodule, verbose=False)[0]
-    return {f"{cfg.subset}/{name}": float(tested[f"test/{name}"]) for name in METRICS}, rows
+    means = {
+        f"{cfg.subset}/{name.removeprefix('test/')}": float(value)
+        for name, value in tested.items()
+        if name.startswith("test/") and name.removeprefix("test/") not in NOT_METRICS
+    }
+    return means, rows
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:

@@ -16,11 +16,17 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from sketch2photo.checkpoints.read import check_network_matches, network_weights, read_checkpoint
+from sketch2photo.checkpoints.read import (
+    check_network_matches,
+    is_gan,
+    network_weights,
+    read_checkpoint,
+)
 from sketch2photo.checkpoints.resume import resume_config
 from sketch2photo.checkpoints.write import AtomicCheckpointIO
 from sketch2photo.checks import check_epochs
 from sketch2photo.errors import UserError
+from sketch2photo.metrics import lpips_network
 from sketch2photo.module import epoch_metrics
 from sketch2photo.runs.history import MetricHistory
 from sketch2photo.runs.record import RunRecord
@@ -50,7 +56,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
 
         datamodule = instantiate(cfg.data, _convert_="all")
         model = instantiate(cfg.model, _recursive_=False, _convert_="all")
+        if cfg.get("lpips_weights"):
+            model.score_lpips(lpips_network(cfg.lpips_weights))
         wanted_net = OmegaConf.to_container(cfg.model.net, resolve=True)
+        wanted_gan = is_gan(cfg.model)
         if ckpt_path and str(ckpt_path).endswith(".safetensors"):
             raise UserError(
                 f"ckpt_path={ckpt_path}: a safetensors export holds the network's weights only, not a "
@@ -59,7 +68,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if (
             ckpt_path
         ):  # Lightning restores it in fit(); check first that it is ours and the same network
-            check_network_matches(read_checkpoint(ckpt_path), wanted_net, ckpt_path)
+            check_network_matches(
+                read_checkpoint(ckpt_path), wanted_net, ckpt_path, wanted_gan=wanted_gan
+            )
         elif cfg.get(
             "init_from"
         ):  # fine-tuning: the network's weights only; optimizer and epochs start afresh
@@ -69,6 +80,10 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule.setup("fit")  # decode and validate the whole dataset before any training
         record_attribution(run_dir, datamodule.attribution)
         trainer_overrides: dict[str, Any] = {"devices": [gpu]} if gpu is not None else {}
+        if wanted_gan and cfg.trainer.get("strategy") == "ddp":
+            # each of a GAN's two backward passes per batch reaches one network only: DDP must look
+            # for the parameters a pass leaves out, or it waits for their gradients forever
+            trainer_overrides["strategy"] = "ddp_find_unused_parameters_true"
         if not datamodule.has("val"):
             monitor_train_loss_instead(cfg)
             trainer_overrides["limit_val_batches"] = 0

@@ -31,9 +31,12 @@ FIXED_HPARAMS = {
 
 def log_model_line(model, trainer) -> None:
     parameters = sum(p.numel() for p in model.parameters())
+    name = network_name(model.hparams.net)
+    if "discriminator" in model.hparams:  # pix2pix: the count is both networks'
+        name += " against " + model.hparams.discriminator["_target_"].rsplit(".", 1)[-1]
     log.info(
         "model: %s, %.2f M parameters, on %s, precision %s",
-        network_name(model.hparams.net),
+        name,
         parameters / 1e6,
         trainer.strategy.root_device,
         trainer.precision,
