@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from sketch2photo.regions import label_components
+
 
 def spread_hints(hints: Tensor, regions: Tensor) -> Tensor:
     """(B, 4, H, W) hint map, (B, 1, H, W) bool regions -> (B, 4, H, W): every region pixel that a
@@ -21,9 +23,11 @@ def spread_hints(hints: Tensor, regions: Tensor) -> Tensor:
     The mask channel is 1 where a hint reached, 0 elsewhere.
 
     Hint pixels spread their flat index, one step a pixel, and the colours are looked up at the end:
-    one small integer tensor a step, not four channels of floats. As background_mask: eagerly until
-    nothing grows, in traced and compiled graphs a fixed H + W steps (the same map unless a region
-    winds through corridors longer than that).
+    one small integer tensor a step, not four channels of floats. Eagerly, a region whose hints
+    (inside it, or on a line beside it) all have one colour is filled at once (its pixels take one
+    of those hints' indices) and the steps run only in regions with several colours, until nothing
+    grows. Traced and compiled graphs take a fixed H + W steps everywhere (the same map unless a
+    region winds through corridors longer than that).
     """
     batch, _, height, width = hints.shape
     hinted = hints[:, 3] > 0
@@ -33,7 +37,10 @@ def spread_hints(hints: Tensor, regions: Tensor) -> Tensor:
     source = torch.where(
         hinted[:, None], numbers, 0
     )  # (B, 1, H, W): 1 + the flat index of the hint pixel copied
-    source = _grow_until_done(source, regions)
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        source = _grow_for(height + width, source, regions)
+    else:
+        source = _spread_eagerly(source, hints, regions)
     reached = (source[:, 0] > 0).to(hints.dtype)
     index = (
         (source.long() - 1).clamp_min(0).flatten(1)[:, None, :].expand(-1, 3, -1)
@@ -42,14 +49,57 @@ def spread_hints(hints: Tensor, regions: Tensor) -> Tensor:
     return torch.cat([torch.where(reached[:, None] > 0, colour, 0.0), reached[:, None]], dim=1)
 
 
+def _spread_eagerly(source: Tensor, hints: Tensor, regions: Tensor) -> Tensor:
+    """The growth's result, the same pixel for pixel: each region (component of `regions`) takes
+    from the hint pixels in it and those on its border outside it; only where these differ in
+    colour does it matter which is nearest."""
+    labels = label_components(regions)  # (B, 1, H, W)
+    slots = labels.shape[-1] * labels.shape[-2] + 1  # labels 0 .. H * W of each image
+    labels = labels + torch.arange(len(labels), device=labels.device).view(-1, 1, 1, 1) * slots
+    labels = labels.long()  # unique across the batch; 0 (no region) is b * slots
+    hinted = source > 0
+    padded = F.pad(labels, (1, 1, 1, 1))
+    touched = torch.stack(  # (5, M): the regions each of the M hint pixels is in or beside
+        [
+            labels,
+            padded[..., :-2, 1:-1],
+            padded[..., 2:, 1:-1],
+            padded[..., 1:-1, :-2],
+            padded[..., 1:-1, 2:],
+        ]
+    )[:, hinted]
+    colours = hints[:, :3].permute(0, 2, 3, 1)[hinted[:, 0]]  # (M, 3)
+    count = len(labels) * slots
+    lowest = colours.new_full((count, 3), torch.inf)
+    highest = colours.new_full((count, 3), -torch.inf)
+    representative = torch.zeros(count, dtype=source.dtype, device=source.device)
+    for region in touched:  # each of the five neighbours in turn
+        rows = region[:, None].expand(-1, 3)
+        lowest.scatter_reduce_(0, rows, colours, "amin")
+        highest.scatter_reduce_(0, rows, colours, "amax")
+        representative.scatter_reduce_(0, region, source[hinted], "amax")
+    representative[::slots] = 0  # off the regions
+    one_colour = (representative > 0) & (lowest == highest).all(1)  # NaN: several
+    several = (representative > 0) & ~one_colour
+    several = several[labels]  # (B, 1, H, W)
+    if several.any():
+        source = _grow_until_done(source, several)
+    return torch.where(one_colour[labels] & ~hinted, representative[labels], source)
+
+
 def _grow_until_done(source: Tensor, where: Tensor) -> Tensor:
     height, width = source.shape[-2:]
-    fixed_steps = torch.jit.is_tracing() or torch.compiler.is_compiling()
-    for step in range(height + width if fixed_steps else height * width):
+    for step in range(height * width):
         grown = _grow(source, where)
-        if not fixed_steps and step % 8 == 7 and torch.equal(grown, source):
+        if step % 8 == 7 and torch.equal(grown, source):
             break
         source = grown
+    return source
+
+
+def _grow_for(steps: int, source: Tensor, where: Tensor) -> Tensor:
+    for _ in range(steps):
+        source = _grow(source, where)
     return source
 
 
