@@ -34,6 +34,13 @@ def background_mask(sketch: Tensor, threshold: float = 0.9) -> Tensor:
     return reached > 0
 
 
+def background_and_regions(sketch: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
+    """What the network computed before: the background, then regions_of's mask."""
+    background = background_mask(sketch, threshold)
+    paper = (sketch.mean(dim=1, keepdim=True) + 1) / 2 > threshold
+    return background, paper & ~background
+
+
 def spread_hints(hints: Tensor, regions: Tensor) -> Tensor:
     """(B, 4, H, W) hint map, (B, 1, H, W) bool regions -> (B, 4, H, W): every region pixel that a
     hint reaches without crossing a line takes the colour of the hint pixel nearest to it

@@ -17,7 +17,12 @@ from sketch2photo.hints.simulate import HintSampler, paint_patches, region_centr
 from sketch2photo.hints.spread import spread_hints
 from sketch2photo.nets import conditioning
 from sketch2photo.nets.conditioning import ConditionedGenerator
-from sketch2photo.regions import background_mask, label_components, regions_of
+from sketch2photo.regions import (
+    background_and_regions,
+    background_mask,
+    label_components,
+    regions_of,
+)
 
 
 def synthetic(count: int, size: int, seed: int, colours: str = "by_shape", augment: bool = False):
@@ -62,8 +67,12 @@ def test_background_and_labels_are_the_fills_one_pixel_a_step(name):
         background = background_mask(sketch, threshold)
         assert background.dtype == torch.bool
         assert torch.equal(background, frozen.background_mask(sketch, threshold))
-    regions = regions_of(sketch, background, threshold)
-    assert torch.equal(label_components(regions).long(), frozen.labels_by_growth(regions))
+    regions = regions_of(sketch, background, 0.9)
+    labels = frozen.labels_by_growth(regions)
+    assert torch.equal(label_components(regions).long(), labels)
+    also_background, labelled_regions = background_and_regions(sketch, 0.9)
+    assert torch.equal(also_background, background)
+    assert torch.equal(labelled_regions.long(), labels)
 
 
 def hint_maps(sketch: torch.Tensor, seed: int):
@@ -89,11 +98,12 @@ def hint_maps(sketch: torch.Tensor, seed: int):
 @pytest.mark.parametrize("name", SKETCHES)
 def test_spread_hints_are_the_growth_one_pixel_a_step(name):
     sketch = SKETCHES[name]
-    regions = regions_of(sketch, background_mask(sketch), 0.9)
+    background, labels = background_and_regions(sketch, 0.9)
+    regions = regions_of(sketch, background, 0.9)
     for number, hints in enumerate(hint_maps(sketch, seed=len(name))):
-        assert torch.equal(spread_hints(hints, regions), frozen.spread_hints(hints, regions)), (
-            number
-        )
+        expected = frozen.spread_hints(hints, regions)
+        assert torch.equal(spread_hints(hints, regions), expected), number
+        assert torch.equal(spread_hints(hints, labels), expected), number
 
 
 def test_the_spread_tests_meet_regions_of_one_colour_and_of_several():
@@ -148,8 +158,8 @@ def frozen_fills(monkeypatch):
     """Puts the frozen fills where the sampler and the network look them up."""
 
     def use() -> None:
-        for module in (simulate, conditioning):
-            monkeypatch.setattr(module, "background_mask", frozen.background_mask)
+        monkeypatch.setattr(simulate, "background_mask", frozen.background_mask)
+        monkeypatch.setattr(conditioning, "background_and_regions", frozen.background_and_regions)
         monkeypatch.setattr(
             simulate,
             "paint_patches",
