@@ -20,6 +20,7 @@ from sketch2photo.checkpoints.write import AtomicCheckpointIO
 from sketch2photo.checks import check_epochs
 from sketch2photo.errors import UserError
 from sketch2photo.module import epoch_metrics
+from sketch2photo.precision import resolve_precision
 from sketch2photo.runs.history import MetricHistory
 from sketch2photo.runs.record import RunRecord
 from sketch2photo.runs.report import log_hyperparameters, log_model_line, print_summary
@@ -60,6 +61,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             model.net.load_state_dict(network_weights(start))
         datamodule.setup("fit")  # decode and validate the whole dataset before any training
         trainer_overrides: dict[str, Any] = {"devices": [gpu]} if gpu is not None else {}
+        trainer_overrides["precision"] = resolve_precision(
+            cfg.trainer.get("precision", "32-true"), cfg.trainer.get("accelerator", "auto")
+        )
         if not datamodule.has("val"):
             monitor_train_loss_instead(cfg)
             trainer_overrides["limit_val_batches"] = 0
