@@ -222,3 +222,39 @@ def write_sparse_png(
             file.write(chunk(b"IDAT", bytes(data)))
         file.write(chunk(b"IEND", b""))
     return path
+
+
+# Line art the fills are tested on (regions.py, hints/spread.py)
+def ring_sketch(size: int = 32) -> torch.Tensor:
+    """(1, 3, size, size) in [-1, 1]: white paper with a closed black square outline, 8..23."""
+    sketch = torch.ones(1, 3, size, size)
+    sketch[..., 8, 8:24] = sketch[..., 23, 8:24] = sketch[..., 8:24, 8] = sketch[..., 8:24, 23] = -1
+    return sketch
+
+
+def outlined_sketch(gap: bool = False) -> torch.Tensor:
+    """A 32 px white sketch in [-1, 1]: a closed square outline (optionally with a one-pixel gap)
+    and a diamond of one-pixel diagonal steps, which only 8-connected paths could cross."""
+    sketch = torch.ones(1, 3, 32, 32)
+    sketch[..., 4, 4:15] = sketch[..., 14, 4:15] = sketch[..., 4:15, 4] = sketch[..., 4:15, 14] = -1
+    if gap:
+        sketch[..., 4, 9] = 1
+    for step in range(7):  # diamond around (24, 24)
+        for row, col in (
+            (18 + step, 24 + step),
+            (18 + step, 24 - step),
+            (30 - step, 24 + step),
+            (30 - step, 24 - step),
+        ):
+            sketch[..., row, col] = -1
+    return sketch
+
+
+def serpentine_sketch() -> torch.Tensor:
+    """A box whose only opening leads into a corridor that doubles back: the fill needs 55 steps
+    (of the 64 a trace takes at 32 px) to reach its far end, more than a trace that stops early."""
+    sketch = torch.ones(1, 3, 32, 32)
+    sketch[..., 2, 2:30] = sketch[..., 29, 2:30] = sketch[..., 2:30, 2] = sketch[..., 2:30, 29] = -1
+    sketch[..., 2, 4] = 1  # the opening, top left
+    sketch[..., 2:17, 6] = -1  # the wall the corridor turns around, at its bottom
+    return sketch

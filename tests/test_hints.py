@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from helpers import compose_config, run_cli
+from helpers import compose_config, ring_sketch, run_cli
 from sketch2photo.commands.evaluate import evaluate
 from sketch2photo.data.corpora.synthetic import generate_pairs
 from sketch2photo.data.images import sketch_to_input, to_model_range
@@ -16,13 +16,6 @@ from sketch2photo.hints.simulate import HintSampler, paint_patches, region_centr
 from sketch2photo.hints.spread import spread_hints
 from sketch2photo.nets.conditioning import ConditionedGenerator
 from sketch2photo.regions import background_mask, regions_of
-
-
-def ring_sketch(size: int = 32) -> torch.Tensor:
-    """(1, 3, size, size) in [-1, 1]: white paper with a closed black square outline, 8..23."""
-    sketch = torch.ones(1, 3, size, size)
-    sketch[..., 8, 8:24] = sketch[..., 23, 8:24] = sketch[..., 8:24, 8] = sketch[..., 8:24, 23] = -1
-    return sketch
 
 
 def synthetic_batch(count: int = 8, size: int = 64, colours: str = "by_shape"):

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import outlined_sketch, serpentine_sketch
 from sketch2photo.errors import UserError
 from sketch2photo.module import ColorizationModule
 from sketch2photo.nets.autoencoder import SeedAutoencoder
@@ -102,24 +103,6 @@ def test_losses(loss):
     assert output.grad.abs().sum() > 0
 
 
-def outlined_sketch(gap: bool = False) -> torch.Tensor:
-    """A 32 px white sketch in [-1, 1]: a closed square outline (optionally with a one-pixel gap)
-    and a diamond of one-pixel diagonal steps, which only 8-connected paths could cross."""
-    sketch = torch.ones(1, 3, 32, 32)
-    sketch[..., 4, 4:15] = sketch[..., 14, 4:15] = sketch[..., 4:15, 4] = sketch[..., 4:15, 14] = -1
-    if gap:
-        sketch[..., 4, 9] = 1
-    for step in range(7):  # diamond around (24, 24)
-        for row, col in (
-            (18 + step, 24 + step),
-            (18 + step, 24 - step),
-            (30 - step, 24 + step),
-            (30 - step, 24 - step),
-        ):
-            sketch[..., row, col] = -1
-    return sketch
-
-
 def test_background_mask_is_the_paper_outside_the_lines():
     mask = background_mask(outlined_sketch())[0, 0]
     assert mask.shape == (32, 32)
@@ -133,16 +116,6 @@ def test_background_mask_is_the_paper_outside_the_lines():
     assert not mask[4, 4:15].any()  # the lines themselves
     leaky = background_mask(outlined_sketch(gap=True))[0, 0]
     assert leaky[5:14, 5:14].all()  # a gap in the outline lets the fill in
-
-
-def serpentine_sketch() -> torch.Tensor:
-    """A box whose only opening leads into a corridor that doubles back: the fill needs 55 steps
-    (of the 64 a trace takes at 32 px) to reach its far end, more than a trace that stops early."""
-    sketch = torch.ones(1, 3, 32, 32)
-    sketch[..., 2, 2:30] = sketch[..., 29, 2:30] = sketch[..., 2:30, 2] = sketch[..., 2:30, 29] = -1
-    sketch[..., 2, 4] = 1  # the opening, top left
-    sketch[..., 2:17, 6] = -1  # the wall the corridor turns around, at its bottom
-    return sketch
 
 
 def test_background_mask_is_the_same_traced():

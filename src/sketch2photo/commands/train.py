@@ -28,6 +28,7 @@ from sketch2photo.checks import check_epochs
 from sketch2photo.errors import UserError
 from sketch2photo.metrics import lpips_network
 from sketch2photo.module import epoch_metrics
+from sketch2photo.precision import resolve_precision
 from sketch2photo.runs.history import MetricHistory
 from sketch2photo.runs.record import RunRecord
 from sketch2photo.runs.report import (
@@ -84,6 +85,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             # each of a GAN's two backward passes per batch reaches one network only: DDP must look
             # for the parameters a pass leaves out, or it waits for their gradients forever
             trainer_overrides["strategy"] = "ddp_find_unused_parameters_true"
+        trainer_overrides["precision"] = resolve_precision(
+            cfg.trainer.get("precision", "32-true"), cfg.trainer.get("accelerator", "auto")
+        )
         if not datamodule.has("val"):
             monitor_train_loss_instead(cfg)
             trainer_overrides["limit_val_batches"] = 0

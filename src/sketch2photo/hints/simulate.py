@@ -17,7 +17,7 @@ from torchvision.transforms.v2.functional import adjust_hue
 
 from sketch2photo.errors import UserError
 from sketch2photo.hints import HINT_CHANNELS
-from sketch2photo.regions import background_mask, regions_of
+from sketch2photo.regions import background_mask, label_components, regions_of
 
 
 class HintSampler:
@@ -127,6 +127,7 @@ class HintSampler:
             sizes,
             counts,
             paper=regions if self.within_region else None,
+            largest=self.max_size,
         )
 
 
@@ -137,6 +138,7 @@ def paint_patches(
     sizes: Tensor,
     counts: Tensor,
     paper: Tensor | None = None,
+    largest: int | None = None,
 ) -> Tensor:
     """Square patches of side `sizes` centred on (rows, cols), all (B, K), the first counts[b] of
     each image used, each painted with the mean of `photos` (B, 3, H, W) over it; later ones on top.
@@ -144,24 +146,17 @@ def paint_patches(
     paper: (B, 1, H, W) bool. A patch whose centre is paper keeps to the paper of the square it can
     reach from the centre without crossing a line, so a patch by an outline takes one region's
     colour, not its mix with the line and the region across it (a person picks one colour for one
-    region)."""
+    region). largest: a bound on the squares' `sizes` when the caller knows one (HintSampler's
+    max_size), so that they need not be read back from the device."""
     batch, _, height, width = photos.shape
     top, left = rows - (sizes - 1) // 2, cols - (sizes - 1) // 2
     bottom, right = (top + sizes).clamp(0, height), (left + sizes).clamp(0, width)
     top, left = top.clamp(0, height), left.clamp(0, width)
     slots = rows.shape[1]
     used = torch.arange(slots, device=photos.device)[None, :] < counts[:, None]  # (B, K)
-    ys, xs = torch.arange(height, device=photos.device), torch.arange(width, device=photos.device)
-    inside = (
-        (ys[None, None, :, None] >= top[..., None, None])
-        & (ys[None, None, :, None] < bottom[..., None, None])
-        & (xs[None, None, None, :] >= left[..., None, None])
-        & (xs[None, None, None, :] < right[..., None, None])
-        & used[..., None, None]
-    )  # (B, K, H, W)
-    if (
-        paper is None
-    ):  # squares: their means from an integral image, four lookups per patch, whatever its size
+    numbers = torch.arange(1, slots + 1, device=photos.device, dtype=torch.int16)
+    if paper is None:
+        # squares: their means from an integral image, four lookups per patch, whatever its size
         integral = F.pad(photos.double().cumsum(2).cumsum(3), (1, 0, 1, 0)).flatten(
             2
         )  # (B, 3, (H + 1) * (W + 1))
@@ -175,18 +170,41 @@ def paint_patches(
         colours = (sums / ((bottom - top) * (right - left)).clamp_min(1)[:, None, :]).to(
             photos.dtype
         )  # (B, 3, K)
+        # the last patch covering a pixel wins: the largest number (1-based) among them, from each
+        # patch's own pixels, not a (B, K, H, W) map of all of them
+        if largest is None:
+            largest = int(sizes.max()) if sizes.numel() else 0
+        steps = torch.arange(largest, device=photos.device)
+        ys, xs = top[..., None] + steps, left[..., None] + steps  # (B, K, largest)
+        covered = (
+            (ys < bottom[..., None])[..., :, None]
+            & (xs < right[..., None])[..., None, :]
+            & used[..., None, None]
+        )  # (B, K, largest, largest)
+        pixels = torch.where(covered, ys[..., :, None] * width + xs[..., None, :], 0)
+        topmost = torch.zeros(batch, height * width, dtype=torch.int16, device=photos.device)
+        topmost.scatter_reduce_(
+            1, pixels.flatten(1), torch.where(covered, numbers[:, None, None], 0).flatten(1), "amax"
+        )
+        topmost = topmost.view(batch, height, width)  # 0: no hint
     else:  # cut shapes: the mean over each patch's own pixels
+        ys = torch.arange(height, device=photos.device)
+        xs = torch.arange(width, device=photos.device)
+        inside = (
+            (ys[None, None, :, None] >= top[..., None, None])
+            & (ys[None, None, :, None] < bottom[..., None, None])
+            & (xs[None, None, None, :] >= left[..., None, None])
+            & (xs[None, None, None, :] < right[..., None, None])
+            & used[..., None, None]
+        )  # (B, K, H, W)
         inside = keep_to_centre_region(inside, rows * width + cols, paper, int(sizes.max()))
         weights = inside.flatten(2).to(photos.dtype)  # (B, K, H * W)
         colours = (
             torch.einsum("bcn,bkn->bck", photos.flatten(2), weights)
             / weights.sum(2).clamp_min(1)[:, None, :]
         )
-    # the last patch covering a pixel wins: its number (1-based) is the max over patches
-    numbers = torch.arange(1, slots + 1, device=photos.device, dtype=torch.int16)[
-        None, :, None, None
-    ]
-    topmost = torch.where(inside, numbers, 0).amax(1)  # (B, H, W); 0: no hint
+        # the last patch covering a pixel wins: its number (1-based) is the max over patches
+        topmost = torch.where(inside, numbers[None, :, None, None], 0).amax(1)  # (B, H, W)
     mask = (topmost > 0)[:, None]
     index = (topmost.long() - 1).clamp_min(0).flatten(1)[:, None, :].expand(-1, 3, -1)
     rgb = colours.gather(2, index).view(batch, 3, height, width)
@@ -220,22 +238,9 @@ def keep_to_centre_region(squares: Tensor, centres: Tensor, paper: Tensor, large
 def region_centres(regions: Tensor, count: int) -> Tensor:
     """(B, 1, H, W) bool regions -> (B, count) flat positions: for each of the `count` largest
     4-connected regions, largest first, its pixel nearest the region's centroid; -1 past the last.
-    For evaluation only: labels spread until stable, a few hundred steps at 128 px."""
+    For evaluation only: it loops over the images and their regions in Python."""
     batch, _, height, width = regions.shape
-    labels = torch.where(
-        regions[:, 0],
-        torch.arange(1, height * width + 1, device=regions.device).view(height, width),
-        0,
-    )
-    while True:
-        padded = F.pad(labels, (1, 1, 1, 1))
-        neighbours = torch.stack(
-            [padded[:, :-2, 1:-1], padded[:, 2:, 1:-1], padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]]
-        )
-        grown = torch.where(regions[:, 0], torch.maximum(labels, neighbours.amax(0)), 0)
-        if torch.equal(grown, labels):
-            break
-        labels = grown
+    labels = label_components(regions)[:, 0]
     centres = torch.full((batch, count), -1, dtype=torch.long, device=regions.device)
     ys, xs = torch.meshgrid(
         torch.arange(height, device=regions.device),

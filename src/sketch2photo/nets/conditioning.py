@@ -20,7 +20,7 @@ from sketch2photo.errors import UserError
 from sketch2photo.hints import HINT_CHANNELS
 from sketch2photo.hints.spread import spread_hints
 from sketch2photo.nets.unet import UNet
-from sketch2photo.regions import background_mask, regions_of
+from sketch2photo.regions import background_and_regions
 
 GENERATORS = {
     "unet": UNet
@@ -94,7 +94,8 @@ class ConditionedGenerator(nn.Module):
         (B, 3, H, W) in [-1, 1]."""
         spread = self.hint_input and self.hint_spread
         if self.background_input or self.background_fill or spread:
-            background = background_mask(sketch, self.background_threshold)  # (B, 1, H, W) bool
+            # (B, 1, H, W): bool, and the regions' labels (or a bool mask when traced)
+            background, regions = background_and_regions(sketch, self.background_threshold)
         inputs = [sketch]
         if self.background_input:
             inputs.append(background.to(sketch.dtype) * 2 - 1)
@@ -102,10 +103,7 @@ class ConditionedGenerator(nn.Module):
             if hints is None:
                 hints = sketch.new_zeros(sketch.shape[0], HINT_CHANNELS, *sketch.shape[2:])
             if spread:
-                hints = spread_hints(
-                    hints.to(sketch.dtype),
-                    regions_of(sketch, background, self.background_threshold),
-                )
+                hints = spread_hints(hints.to(sketch.dtype), regions)
             inputs.append(hints)
         output = self.generator(torch.cat(inputs, dim=1) if len(inputs) > 1 else sketch)
         if self.hint_input and self.hint_residual:  # the colours are 0 where there is no hint
