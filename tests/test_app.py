@@ -253,15 +253,22 @@ def test_a_hint_painted_in_the_browser_moves_the_colour_toward_it(hint_model, st
         assert page.locator("#sketch").get_by_role("button", name="Brush").count() == 1
         assert page.locator("img[src*='/examples/']").count() == 8
 
-        def result(previous: str | None = None) -> tuple[str, Image.Image]:
+        def result(
+            previous: str | None = None, unlike: Image.Image | None = None
+        ) -> tuple[str, Image.Image]:
+            """The next result in the page; with `unlike`, the next whose pixels differ from it
+            (every result is a file of its own, so a repeat of the same picture is a new one)."""
+
             def new_result():
                 image = page.locator("#result img")
                 source = image.get_attribute("src") if image.count() else None
-                return (
-                    (source, Image.open(BytesIO(page.request.get(source).body())))
-                    if source and source != previous
-                    else None
+                if not source or source == previous:
+                    return None
+                picture = Image.open(BytesIO(page.request.get(source).body()))
+                same = unlike is not None and np.array_equal(
+                    np.asarray(picture), np.asarray(unlike)
                 )
+                return None if same else (source, picture)
 
             try:
                 return wait_until(new_result, "a new result in the page", timeout=40, interval=0.2)
@@ -293,7 +300,7 @@ def test_a_hint_painted_in_the_browser_moves_the_colour_toward_it(hint_model, st
         page.mouse.down()
         page.mouse.move(x + 12, y, steps=6)
         page.mouse.up()
-        _, hinted = result(plain_source)
+        _, hinted = result(plain_source, unlike=plain)
         page.wait_for_timeout(500)
         screenshot = Path(SCREENSHOT_TO) if SCREENSHOT_TO else tmp_path / "app.png"
         page.screenshot(path=screenshot)

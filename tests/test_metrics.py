@@ -149,3 +149,12 @@ def test_lpips_from_a_local_weights_file_never_enters_a_checkpoint(tmp_path):
         lpips_network(str(tmp_path / "vgg.pth"))
     with pytest.raises(UserError, match="nowhere.pth does not exist"):
         lpips_network(str(tmp_path / "nowhere.pth"))
+
+
+def test_haarpsi_of_a_diverged_or_tiny_output_is_nan_not_an_error():
+    target = torch.rand(2, 3, 32, 32) * 2 - 1
+    output = target.clone()
+    output[0, 0, 5, 5] = float("nan")  # a diverged output: the run stops on its loss
+    scores = per_image_metrics(output, target)["haarpsi"]
+    assert scores[0].isnan() and scores[1] == pytest.approx(1.0, abs=1e-4)
+    assert per_image_metrics(target[..., :8, :8], target[..., :8, :8])["haarpsi"].isnan().all()

@@ -37,6 +37,7 @@ SEARCH = [
     "num_threads=1",
     "data.batch_size=4",
     "hydra.sweeper.heartbeat_interval=1",
+    "hydra.sweeper.grace_period=2",
     "hydra.sweeper.sampler.seed=0",
 ]
 # Prunes every trial after its first epoch: no trial reaches 1000 dB
@@ -208,11 +209,15 @@ def test_a_wrong_metric_name_fails_after_the_first_validation_epoch(train_config
         train(cfg)
     assert str(error.value).startswith(
         "optimized_metric=val/psnrr is not a metric of this run (did you mean val/psnr?); "
-        "after a validation epoch it has: val/l1, val/loss, val/mse, val/psnr, val/ssim."
+        "after a validation epoch it has: val/cf, val/cf_target, val/dcf, val/dcf_signed, val/de00, "
+        "val/haarpsi, val/l1, val/loss, val/mse, val/psnr, val/ssim."
     )
     assert read_record(tmp_path / "run")["epochs"] == 0  # in the first epoch
     cfg = train_config("hparams_search=optuna", "optimized_metric=test/psnr")
     with pytest.raises(UnknownMetric, match="use optimized_metric=val/psnr"):
+        train(cfg)
+    cfg = train_config("hparams_search=optuna", "optimized_metric=val/cf")  # logged, no direction
+    with pytest.raises(UnknownMetric, match="val/cf has no better direction"):
         train(cfg)
 
 
@@ -373,7 +378,8 @@ def test_a_wrong_metric_name_stops_the_search_at_the_first_trial(tmp_path, synth
     assert result.returncode == 1
     message = (
         "optimized_metric=val/psnrr is not a metric of this run (did you mean val/psnr?); "
-        "after a validation epoch it has: val/l1, val/loss, val/mse, val/psnr, val/ssim."
+        "after a validation epoch it has: val/cf, val/cf_target, val/dcf, val/dcf_signed, val/de00, "
+        "val/haarpsi, val/l1, val/loss, val/mse, val/psnr, val/ssim."
     )
     assert message in result.stderr.splitlines()  # alone on its line: no traceback
     assert "Traceback" not in result.stderr

@@ -127,7 +127,7 @@ def test_targets_are_checked_after_resolving_interpolations(run_dir, tmp_path, m
     # an escaped interpolation resolves to a string that instantiate() would resolve again
     tamper(
         run_dir,
-        lambda c: c["callbacks"].update(gone="\\${oc.create:{_target_: os.remove, _args_: [x]}}"),
+        lambda c: c["callbacks"].update(gone="\\${oc.env:S2P_TEST_TARGET}"),
     )
     with pytest.raises(UserError, match=r"holds an interpolation .* at callbacks\.gone"):
         resume(run_dir)
@@ -191,3 +191,92 @@ def test_a_run_with_the_users_own_targets_resumes_with_the_same_config_dir(tmp_p
     )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert read_record(tmp_path / "run")["epochs"] == 2
+
+
+@pytest.mark.parametrize(
+    "change, where",
+    [
+        (  # ModelCheckpoint(dirpath, filename) given positionally
+            lambda c: c["callbacks"]["model_checkpoint"].update(_args_=["/tmp/elsewhere"]),
+            r"callbacks\.model_checkpoint\._args_=.*positional arguments",
+        ),
+        (
+            lambda c: c["callbacks"]["model_checkpoint"].update(filename="../../best"),
+            r"callbacks\.model_checkpoint\.filename=\.\./\.\./best, not a plain name",
+        ),
+        (
+            lambda c: c["logger"]["tensorboard"].update(version="../.."),
+            r"logger\.tensorboard\.version=\.\./\.\., not a plain name",
+        ),
+        (
+            lambda c: c["callbacks"].update(
+                optuna_report={
+                    "_target_": "sketch2photo.runs.study.ReportToStudy",
+                    "storage": "/tmp/elsewhere/journal.log",
+                    "study_name": "x",
+                    "trial": 0,
+                    "metric": "val/psnr",
+                }
+            ),
+            r"callbacks\.optuna_report\.storage=/tmp/elsewhere/journal\.log, a study storage",
+        ),
+    ],
+)
+def test_nothing_in_the_config_writes_outside_the_run_dir_by_another_key(run_dir, change, where):
+    tamper(run_dir, change)
+    with pytest.raises(UserError, match=where):
+        resume(run_dir)
+    assert read_record(run_dir)["epochs"] == 1
+
+
+def test_sizes_and_synthetic_pairs_from_a_run_dir_are_bounded(run_dir, tmp_path):
+    tamper(run_dir, lambda c: c["data"].update(image_size=65536))
+    with pytest.raises(UserError, match=r"data\.image_size=65536 must be a whole number from 8"):
+        resume(run_dir)
+    elsewhere = tmp_path / "elsewhere"
+    tamper(
+        run_dir,
+        lambda c: c["data"].update(image_size=32, synthetic_pairs=8, data_dir=str(elsewhere)),
+    )
+    with pytest.raises(UserError, match=r"writes synthetic pairs to data\.data_dir=.*elsewhere"):
+        resume(run_dir)
+    assert not elsewhere.exists()
+
+
+def test_an_escaped_resolver_and_a_target_that_is_not_a_name_are_refused(run_dir):
+    # OmegaConf reads \\${...} as a backslash, then a live interpolation
+    tamper(run_dir, lambda c: c["callbacks"].update(spy="\\\\${oc.create:{a: 1}}"))
+    with pytest.raises(UserError, match=r"uses the resolver oc\.create \(at callbacks\.spy\)"):
+        resume(run_dir)
+    tamper(
+        run_dir,
+        lambda c: c["callbacks"].update(spy={"_target_": ["os.system"]}),
+    )
+    with pytest.raises(
+        UserError, match=r"asks to instantiate \['os\.system'\] \(at callbacks\.spy\)"
+    ):
+        resume(run_dir)
+
+
+def test_a_run_dir_under_the_config_dir_does_not_vouch_for_itself(run_dir, monkeypatch):
+    from sketch2photo.checkpoints import resume as resume_module
+
+    tamper(run_dir, lambda c: c["callbacks"].update(state={"_target_": "os.getcwd"}))
+    # --config-dir <a folder holding the run dir>: its .hydra/config.yaml names the target
+    folders = resume_module.config_folders()
+    monkeypatch.setattr(resume_module, "config_folders", lambda: [*folders, run_dir.parent])
+    with pytest.raises(UserError, match=r"'os\.getcwd' \(at callbacks\.state\)"):
+        resume(run_dir)
+
+
+def test_links_in_a_run_dir_are_refused_before_hydra_writes_into_it(run_dir, tmp_path):
+    from sketch2photo.runs.run_dir import check_no_links
+
+    victim = tmp_path / "victim.log"
+    victim.write_text("precious")
+    (run_dir / "train.log").unlink(missing_ok=True)
+    (run_dir / "train.log").symlink_to(victim)
+    with pytest.raises(UserError, match=r"train\.log is a link to .*victim\.log: refused"):
+        check_no_links([f"resume={run_dir}", "trainer.max_epochs=2"])
+    check_no_links(["trainer.max_epochs=2"])  # no resume: nothing to check
+    assert victim.read_text() == "precious"

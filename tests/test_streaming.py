@@ -268,7 +268,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, packed):
     ]
     assert 1 <= saved_epoch < 5
 
-    resumed = run_cli("s2p-train", "resume=killed", cwd=tmp_path, env={"PYTHONPATH": str(TESTS)})
+    resumed = run_cli(  # the test's own callback, typed again: a run dir's targets are not trusted
+        "s2p-train",
+        "resume=killed",
+        "++callbacks.batches._target_=test_streaming.RecordBatches",
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(TESTS)},
+    )
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     expected, got = read_record(tmp_path / "reference"), read_record(tmp_path / "killed")
     assert got["status"] == "ok" and got["epochs"] == 6

@@ -34,7 +34,7 @@ from sketch2photo.checks import (
 from sketch2photo.config import CONFIG_DIR
 from sketch2photo.did_you_mean import nearest_names
 from sketch2photo.errors import UserError, disk_full, require_keys, unwrap
-from sketch2photo.runs.run_dir import in_multirun, remove_refused_run
+from sketch2photo.runs.run_dir import check_no_links, in_multirun, remove_refused_run
 from sketch2photo.runs.sweep_summary import SweepStart, sweep_summary
 
 log = logging.getLogger("sketch2photo")
@@ -151,6 +151,8 @@ def command(
             sys.argv[1:] = [_as_list(argument, list_keys) for argument in sys.argv[1:]]
         try:
             check_optuna_sweeper(sys.argv[1:])
+            if config_name == "train":
+                check_no_links(sys.argv[1:])
         except UserError as error:
             print(error, file=sys.stderr)
             sys.exit(1)

@@ -34,6 +34,7 @@ PER_IMAGE = (
     3,
 )  # PSNR per image, then averaged: the usual convention, not PSNR of the pooled MSE
 HIGHER_IS_BETTER = ("psnr", "ssim", "haarpsi")
+NO_BETTER = ("cf", "cf_target", "dcf_signed")  # descriptions of the output, not qualities
 
 
 def image_metrics(prefix: str, lpips: torch.nn.Module | None = None) -> MetricCollection:
@@ -122,7 +123,14 @@ def haarpsi(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     I and Q channels. 1 for identical images."""
     import piq
 
-    return piq.haarpsi(to_unit_range(output), to_unit_range(target), reduction="none")
+    if min(output.shape[-2:]) < 16:  # piq's Haar filters need 16 px: no score, not an error
+        return output.new_full(output.shape[:1], float("nan"))
+    # piq refuses NaN input; a diverged output gets NaN, and the run stops on its loss
+    finite = output.isfinite().flatten(1).all(dim=1)
+    score = piq.haarpsi(
+        to_unit_range(output).nan_to_num(0.0), to_unit_range(target), reduction="none"
+    )
+    return score.masked_fill(~finite, float("nan"))
 
 
 def _cf(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

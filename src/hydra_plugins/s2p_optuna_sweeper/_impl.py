@@ -151,13 +151,18 @@ class OptunaSweeperImpl(Sweeper):
                 waited = True
                 time.sleep(interval)
                 continue
-            trials = [study.ask(space.distributions) for _ in range(batch)]
+            trials, trial_ids = [], []
+            for _ in range(batch):
+                # its first heartbeat at once: Optuna never counts a trial without one as stale,
+                # so a worker killed here would leave one that the others wait for
+                trials.append(trial := study.ask(space.distributions))
+                trial_ids.append(
+                    storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+                )
+                if interval:
+                    storage.record_heartbeat(trial_ids[-1])
             for trial in trials:
                 trial.set_user_attr("run_dir", str((sweep_dir / str(trial.number)).resolve()))
-            trial_ids = [
-                storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-                for trial in trials
-            ]
             with heartbeats(storage, trial_ids, interval):
                 returns = self.launcher.launch(
                     [self.job_overrides(space, trial, location, study) for trial in trials],
@@ -207,15 +212,15 @@ class OptunaSweeperImpl(Sweeper):
             except (TypeError, ValueError):
                 error = ValueError(f"s2p-train returned {result.return_value!r}, not a number")
             if error is None:
-                study.tell(trial, value)
+                study.tell(trial, value, skip_if_finished=True)
                 return None
         else:
             error = result._return_value  # the job's exception; .return_value would print it
             if isinstance(error, optuna.TrialPruned):
-                study.tell(trial, state=TrialState.PRUNED)
+                study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
                 return None
         trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:1000])
-        study.tell(trial, state=TrialState.FAIL)
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         log.warning("trial %d failed: %s", trial.number, error)
         if isinstance(error, UnknownMetric):  # every trial would fail the same way
             raise error

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sketch2photo.checkpoints.aliases import upgrade_run_config, written_before_recut
-from sketch2photo.checkpoints.read import read_checkpoint
+from sketch2photo.checkpoints.read import check_image_size, read_checkpoint
 from sketch2photo.checkpoints.targets import (
     check_resolvers,
     check_targets,
@@ -51,6 +51,8 @@ MODEL_PARTS = {
     "model.scheduler": scheduler_target,
 }
 WRITTEN_PATHS = ("dirpath", "save_dir", "default_root_dir")  # callbacks', loggers', the Trainer's
+# file and folder names joined onto those paths: a plain name keeps them inside
+WRITTEN_NAMES = ("filename", "name", "version", "sub_dir", "prefix")
 
 
 def resume_config(cfg: DictConfig) -> tuple[DictConfig, str | None]:
@@ -103,6 +105,7 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, str | None]:
         if change.key_or_group.split(".")[-1] == "_target_"  # the user's choice, typed now
     }
     resolved = checked_run_config(saved, run_dir, source, typed_targets)
+    check_run_data(resolved, cfg, source)
     log.info("resuming %s from %s", run_dir, last)
     return resolved, str(last)
 
@@ -116,7 +119,7 @@ def checked_run_config(
         resolved = OmegaConf.to_container(saved, resolve=True)
     except OmegaConfBaseException as error:
         raise UserError(f"{source} does not resolve ({error}).") from None
-    named = targets_named_in(config_folders()) | typed_targets
+    named = targets_named_in(config_folders(), leave_out=run_dir) | typed_targets
     check_targets(
         resolved,
         lambda place, target: (
@@ -138,19 +141,60 @@ def config_folders() -> list[Path]:
 
 
 def check_written_paths(config, run_dir: Path, source: str, place: str = "") -> None:
-    """Checkpoints, logs and the Trainer's root go inside the run dir, nowhere else."""
+    """Checkpoints, logs and the Trainer's root go inside the run dir, nowhere else: paths inside
+    it, plain names joined onto them, no positional arguments (`_args_`, which the project's
+    configs never use) that could pass a path unnamed, and no study storage of the run's own."""
     if isinstance(config, dict):
         for name, value in config.items():
             where = f"{place}.{name}" if place else str(name)
-            if name in WRITTEN_PATHS and isinstance(value, str) and not _inside(value, run_dir):
+            reason = _writes_outside(name, value, run_dir)
+            if reason:
                 raise UserError(
-                    f"{source} sets {where}={value}, which is outside the run dir {run_dir}; "
-                    "refused, nothing was written."
+                    f"{source} sets {where}={value}, {reason}; refused, nothing was written."
                 )
             check_written_paths(value, run_dir, source, where)
     elif isinstance(config, list):
         for index, item in enumerate(config):
             check_written_paths(item, run_dir, source, f"{place}[{index}]")
+
+
+def check_run_data(resolved: DictConfig, cfg: DictConfig, source: str) -> None:
+    """The run's data settings within what a checkpoint may ask for; synthetic pairs, which are
+    written, only into this project's data folder."""
+    data = resolved.get("data") or {}
+    check_image_size(data.get("image_size", 128), f"{source} sets data.image_size")
+    data_root = Path(cfg.paths.data_dir)
+    if data.get("synthetic_pairs") and not _inside(str(data.get("data_dir")), data_root):
+        raise UserError(
+            f"{source} writes synthetic pairs to data.data_dir={data.get('data_dir')}, outside "
+            f"this project's data folder {data_root}; refused, nothing was written."
+        )
+
+
+def _writes_outside(name: str, value, run_dir: Path) -> str | None:
+    """Why setting `name` to `value` could write outside run_dir, if it could."""
+    if name == "_args_":
+        return "positional arguments, which could pass a path unnamed (the project's configs name every argument)"
+    if not isinstance(value, str) and not (name == "storage" and value is not None):
+        return None
+    if name in WRITTEN_PATHS and not _inside(value, run_dir):
+        return f"which is outside the run dir {run_dir}"
+    if name in WRITTEN_NAMES and not _plain_name(value):
+        return f"not a plain name: a path could lead it out of the run dir {run_dir}"
+    if name == "storage" and value != _sweep_storage():
+        return "a study storage of the run's own (only a sweep's job reports to a study)"
+    return None
+
+
+def _sweep_storage() -> str | None:
+    """The study storage this command was given (a sweep's job), if any."""
+    if not HydraConfig.initialized():
+        return None
+    return OmegaConf.select(HydraConfig.get(), "sweeper.storage", default=None)
+
+
+def _plain_name(value: str) -> bool:
+    return "/" not in value and "\\" not in value and value not in (".", "..")
 
 
 def _inside(path: str, folder: Path) -> bool:

@@ -23,8 +23,8 @@ from sketch2photo.nets import NETWORKS
 
 Allowed = Callable[[str, Any], bool]  # (where in the config, the target) -> may it be called
 NOTHING_CALLED = "refused, nothing was called."
-# ${name:...}, not \${...} (escaped: a plain string once resolved)
-RESOLVER = re.compile(r"(?<!\\)\$\{\s*([\w.\-]+)\s*:")
+# ${name:...}, escaped or not: OmegaConf reads \\${...} as a backslash and a live interpolation
+RESOLVER = re.compile(r"\$\{\s*([\w.\-]+)\s*:")
 
 
 def check_targets(
@@ -38,7 +38,7 @@ def check_targets(
             f"{source} holds an interpolation (${{...}}) at {interpolation}; {NOTHING_CALLED}"
         )
     for place, target in targets_in(config):
-        if not allowed(place, target):
+        if not isinstance(target, str) or not allowed(place, target):
             raise UserError(
                 f"{source} asks to instantiate {target!r} (at {place}), which is not "
                 f"{allowed_are}; {NOTHING_CALLED}"
@@ -87,11 +87,16 @@ def _join(place: str, name: Any) -> str:
     return f"{place}.{name}" if place else str(name)
 
 
-def targets_named_in(folders: list[Path]) -> set[str]:
-    """Every `_target_` the YAML files under `folders` name: what those configs can instantiate."""
+def targets_named_in(folders: list[Path], leave_out: Path | None = None) -> set[str]:
+    """Every `_target_` the YAML files under `folders` name: what those configs can instantiate.
+    Hidden folders (a run's .hydra/) and `leave_out` (the run dir being checked, which would vouch
+    for itself under --config-dir .) are not config folders."""
     named: set[str] = set()
     for folder in folders:
         for path in sorted(Path(folder).rglob("*.yaml")):
+            hidden = any(part.startswith(".") for part in path.relative_to(folder).parts)
+            if hidden or (leave_out and path.resolve().is_relative_to(leave_out.resolve())):
+                continue
             try:
                 config = yaml.safe_load(path.read_text())
             except (OSError, yaml.YAMLError):

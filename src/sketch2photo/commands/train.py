@@ -81,7 +81,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         datamodule.setup("fit")  # decode and validate the whole dataset before any training
         record_attribution(run_dir, datamodule.attribution)
         trainer_overrides: dict[str, Any] = {"devices": [gpu]} if gpu is not None else {}
-        if wanted_gan and cfg.trainer.get("strategy") == "ddp":
+        strategy, devices = cfg.trainer.get("strategy", "auto"), cfg.trainer.get("devices", 1)
+        if wanted_gan and (strategy == "ddp" or (strategy == "auto" and devices not in (1, "1"))):
             # each of a GAN's two backward passes per batch reaches one network only: DDP must look
             # for the parameters a pass leaves out, or it waits for their gradients forever
             trainer_overrides["strategy"] = "ddp_find_unused_parameters_true"

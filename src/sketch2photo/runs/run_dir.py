@@ -1,8 +1,10 @@
 """The run dir Hydra made for this command: whether it is one job of a multirun, what was typed for
-it, and removing it when the command was refused before any work."""
+it, removing it when the command was refused before any work, and refusing to resume one that
+holds links."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +12,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.types import RunMode
+
+from sketch2photo.errors import UserError
 
 
 def in_multirun() -> bool:
@@ -34,3 +38,22 @@ def remove_refused_run(run_dir: Path) -> None:
         if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
             break
         parent.rmdir()
+
+
+def check_no_links(arguments: list[str]) -> None:
+    """resume=<run dir>: refuse a run dir holding links, before Hydra writes its logs and configs
+    into it (a link there would take those writes elsewhere)."""
+    given = next(
+        (a.split("=", 1)[1] for a in arguments if a.lstrip("+").startswith("resume=")), None
+    )
+    if not given or not Path(given).is_dir():
+        return
+    for folder, folders, files in os.walk(given, followlinks=False):
+        for name in [*folders, *files]:
+            path = Path(folder) / name
+            if path.is_symlink():
+                raise UserError(
+                    f"resume={given}: {path} is a link to {os.readlink(path)}: refused, links in "
+                    "a run dir are not followed (it may point at a file you need). Remove it, or "
+                    "copy the run dir without links."
+                )

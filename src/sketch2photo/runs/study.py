@@ -16,6 +16,7 @@ from typing import Any
 from lightning.pytorch import Callback
 
 from sketch2photo.errors import UnknownMetric
+from sketch2photo.metrics import NO_BETTER
 from sketch2photo.module import epoch_metrics
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class ReportToStudy(Callback):
 
     def _report(self, trainer) -> None:
         value = trainer.callback_metrics.get(self.metric)
-        if value is None:
+        if value is None or self.metric.split("/")[-1] in NO_BETTER:
             raise UnknownMetric(self._unknown(sorted(epoch_metrics(trainer.callback_metrics))))
         prune = False
         if self.trial is not None:
@@ -123,6 +124,12 @@ class ReportToStudy(Callback):
             )
 
     def _unknown(self, logged: list[str]) -> str:
+        if self.metric.split("/")[-1] in NO_BETTER:
+            return (
+                f"optimized_metric={self.metric} has no better direction: it describes the "
+                "output (its colourfulness), it does not score it; use val/dcf (how far the "
+                "colourfulness is from the truth's), val/de00 or val/psnr."
+            )
         if self.metric.startswith("test/"):
             return (
                 f"optimized_metric={self.metric}: a search reads its metric after every epoch, "

@@ -77,7 +77,7 @@ SAME_PERSON = {
 # Curation: (rule, what it measures, the least a kept glyph has). A glyph is dropped by the first
 # rule it fails. outlined_fills: colour edges (a step over EDGE_STEP in any channel between
 # neighbours) within 3 px of a line; 0.85 drops 277 of the 304 flags, whose stripes no line
-# separates, and 190 of the 4,191 other glyphs (rainbow stripes, gradients, shapes without lines).
+# separates, and 183 of the 4,191 other glyphs (rainbow stripes, gradients, shapes without lines).
 CURATION = (
     ("has_outline", "share of the sketch's pixels that are line", 0.005),
     ("has_fill", "share of pixels where the colour image differs from its outline", 0.02),
@@ -300,18 +300,29 @@ def _write_pair(job: tuple[Path, int, str, str, Path]) -> None:
     Image.fromarray(colour, "RGB").save(out / f"{stage}B" / f"{path.stem}_B.png")
 
 
-def write_corpus(out_dir: str | Path, size: int, style: str, workers: int | None = None) -> Path:
+def write_corpus(
+    out_dir: str | Path,
+    size: int,
+    style: str,
+    workers: int | None = None,
+    train_glyphs: int | None = None,
+) -> Path:
     """Render the curated pairs of the shipped split into out_dir ({train,test}{A,B}/<codepoints>_
     {A,B}.png, openmoji.json: version, licence, pairs and what each curation rule dropped, and
-    ATTRIBUTION.txt). Built aside and renamed into place: a killed build leaves nothing half
-    done."""
+    ATTRIBUTION.txt). train_glyphs: that many training glyphs, evenly spaced through the split
+    (the test split stays whole). Built aside and renamed into place: a killed build leaves
+    nothing half done."""
     if style not in SKETCH_STYLES:
         raise UserError(f"data.sketch_style={style!r} must be one of {', '.join(SKETCH_STYLES)}.")
     out_dir = Path(out_dir)
+    wanted = {"image_size": size, "sketch_style": style, "train_glyphs": train_glyphs}
     if (out_dir / "openmoji.json").is_file():
+        check_corpus_settings(out_dir, wanted)
         return out_dir
     version = openmoji().VERSION
     fates = fates_of(load_split())
+    if train_glyphs is not None:
+        fates = with_train_glyphs(fates, train_glyphs)
     files = {path.stem: path for path in svg_files()}
     jobs = [
         (files[name], size, style, fate)
@@ -338,8 +349,7 @@ def write_corpus(out_dir: str | Path, size: int, style: str, workers: int | None
             "corpus": "OpenMoji",
             "version": version,
             "license": LICENSE,
-            "image_size": size,
-            "sketch_style": style,
+            **wanted,
             "glyphs": len(fates),
             "pairs": {stage: counts.count(stage) for stage in ("train", "test")},
             "dropped": {rule: counts.count(f"dropped:{rule}") for rule, _, _ in CURATION},
@@ -359,3 +369,38 @@ def write_corpus(out_dir: str | Path, size: int, style: str, workers: int | None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
+
+
+def with_train_glyphs(fates: dict[str, str], count: int) -> dict[str, str]:
+    """Keep `count` training glyphs, evenly spaced in the split's order (every category keeps
+    some); the others become "unused"."""
+    train = [name for name, fate in fates.items() if fate == "train"]
+    if not 1 <= count <= len(train):
+        raise UserError(f"data.train_glyphs={count} must be from 1 to {len(train)} (or null: all).")
+    kept = {train[i * len(train) // count] for i in range(count)}
+    return {
+        name: "unused" if fate == "train" and name not in kept else fate
+        for name, fate in fates.items()
+    }
+
+
+def check_corpus_settings(out_dir: Path, wanted: dict) -> None:
+    """A folder rendered earlier must hold what this run asks for: another size, style or subset
+    would train silently on other pairs."""
+    try:
+        held = json.loads((out_dir / "openmoji.json").read_text())
+    except (OSError, ValueError) as error:
+        raise UserError(
+            f"{out_dir / 'openmoji.json'} cannot be read ({error}): remove {out_dir} and the "
+            "corpus is rendered again."
+        ) from None
+    differ = [
+        f"{key}={held.get(key)!r} (asked: {value!r})"
+        for key, value in wanted.items()
+        if held.get(key) != value
+    ]
+    if differ:
+        raise UserError(
+            f"{out_dir} holds OpenMoji pairs rendered with {', '.join(differ)}: point "
+            "data.data_dir at another folder, or remove this one to render it again."
+        )

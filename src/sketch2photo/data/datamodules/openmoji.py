@@ -15,13 +15,20 @@ from sketch2photo.errors import UserError
 
 
 class OpenMojiDataModule(PairedSketchDataModule):
-    def __init__(self, sketch_style: str = "exact", render_workers: int | None = None, **settings):
+    def __init__(
+        self,
+        sketch_style: str = "exact",
+        render_workers: int | None = None,
+        train_glyphs: int | None = None,
+        **settings,
+    ):
         if sketch_style not in SKETCH_STYLES:
             raise UserError(
                 f"data.sketch_style={sketch_style!r} must be one of {', '.join(SKETCH_STYLES)}."
             )
         super().__init__(**settings)
         self.sketch_style, self.render_workers = sketch_style, render_workers
+        self.train_glyphs = train_glyphs
 
     def prepare_data(self) -> None:
         """Render the corpus unless it is there. One process renders; the others (DDP ranks, sweep
@@ -29,7 +36,13 @@ class OpenMojiDataModule(PairedSketchDataModule):
         folder = Path(self.data_dir)
         folder.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(folder.parent / f".{folder.name}.lock"):
-            write_corpus(folder, self.hparams.image_size, self.sketch_style, self.render_workers)
+            write_corpus(
+                folder,
+                self.hparams.image_size,
+                self.sketch_style,
+                self.render_workers,
+                self.train_glyphs,
+            )
 
     def setup(self, stage: str | None = None) -> None:
         if not self.sets:
