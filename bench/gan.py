@@ -13,7 +13,9 @@ file with the command that made it; it prints the table as markdown.
 The data is an argument, so the same script runs on any corpus:
     python bench/gan.py --out bench/results/gan_pokemon.json --folds 0 1 --epochs 120 \
         --data data=sketch2photo data.data_dir=../shared/data/sketch2photo data.folds=5
-    python bench/gan.py --out bench/results/gan_openmoji.json --epochs 10 --data data=openmoji
+    python bench/gan.py --out bench/results/gan_openmoji.json --epochs 10 --pretrained \
+        --data data=openmoji data.train_glyphs=1200 data.image_size=64 data.batch_size=16 \
+        data.data_dir=data/openmoji-demo-64px-exact
 Extra settings for pix2pix alone: --pix2pix model.discriminator.ndf=32 ...; --pretrained adds
 pix2pix started from each fold's U-Net (L1) weights (init_from).
 """
@@ -149,7 +151,8 @@ def main() -> None:
     args = parser.parse_args()
     command = "python bench/gan.py " + shlex.join(sys.argv[1:])
     work = args.out.with_suffix("")  # run dirs beside the JSON, e.g. bench/results/gan_pokemon/
-    common = [*args.data, *GENERATOR, f"trainer.max_epochs={args.epochs}", *QUIET]
+    # --data last: it may change the generator's size, batch or augmentation for its corpus
+    common = [*GENERATOR, *args.data, f"trainer.max_epochs={args.epochs}", *QUIET]
     folds = args.folds or [None]
     models = {**MODELS, "pix2pix": [*MODELS["pix2pix"], *args.pix2pix]}
 

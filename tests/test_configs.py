@@ -2,10 +2,13 @@
 its network is a key (no `+`), and the defaults work on any dataset."""
 
 import inspect
+from pathlib import Path
 
+import pytest
 from lightning.pytorch import Trainer
 
 from helpers import compose_config
+from sketch2photo.config import CONFIG_DIR
 from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.gan import Pix2PixModule
 from sketch2photo.module import ColorizationModule
@@ -78,3 +81,16 @@ def test_dataset_default_is_a_batch_and_a_full_batch_on_a_large_set_is_warned(
     assert warned
     assert "GB for the batch alone at 32 px" in warned[0]
     assert "data.batch_size" in warned[0]
+
+
+@pytest.mark.parametrize(
+    "experiment", sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+)
+def test_every_experiment_composes_and_builds_its_model(tmp_path, experiment):
+    from hydra.utils import instantiate
+
+    cfg = compose_config(tmp_path, [f"experiment={experiment}"])
+    model = instantiate(cfg.model, _recursive_=False, _convert_="all")
+    assert model.hparams.image_size == cfg.data.image_size
+    if experiment == "demo":  # make demo: a hint model on OpenMoji, scored by s2p-eval instead
+        assert cfg.data.train_glyphs == 1200 and cfg.test is False and model.takes_hints

@@ -121,6 +121,10 @@ def test_a_corpus_builds_once_and_trains_with_its_attribution(tmp_path, few_glyp
     before = (folder / "trainA").stat().st_mtime_ns
     assert openmoji.write_corpus(folder, 32, "exact") == folder  # built: reused as it is
     assert (folder / "trainA").stat().st_mtime_ns == before
+    with pytest.raises(UserError, match=r"rendered with image_size=32 \(asked: 64\)"):
+        openmoji.write_corpus(folder, 64, "exact")  # another size: not reused silently
+    with pytest.raises(UserError, match=r"train_glyphs=None \(asked: 5\)"):
+        openmoji.write_corpus(folder, 32, "exact", train_glyphs=5)
 
     metrics = train(
         train_config(
@@ -140,3 +144,17 @@ def test_bad_settings_name_the_key():
         UserError, match="data.sketch_style='pencil' must be one of exact, xdog, jitter"
     ):
         OpenMojiDataModule(sketch_style="pencil", data_dir="nowhere")
+
+
+def test_a_subset_of_training_glyphs_is_spread_through_the_split():
+    fates = openmoji.fates_of(openmoji.load_split())
+    train = [name for name, fate in fates.items() if fate == "train"]
+    kept = openmoji.with_train_glyphs(fates, 100)
+    chosen = [name for name in train if kept[name] == "train"]
+    assert len(chosen) == 100 and chosen[0] == train[0]
+    assert train.index(chosen[-1]) > 0.95 * len(train)  # spread to the end, not the first 100
+    assert [n for n, f in kept.items() if f == "test"] == [
+        n for n, f in fates.items() if f == "test"
+    ]
+    with pytest.raises(UserError, match=r"data.train_glyphs=0 must be from 1 to 3508"):
+        openmoji.with_train_glyphs(fates, 0)
