@@ -12,8 +12,8 @@ runs on synthetic pairs (a smoke test of the check, not the check itself).
     python bench/precision_check.py [--seeds 0,1] [--epochs 10] [--precision bf16-mixed]
                                     [--out bench/results/precision_check] [-- data=openmoji ...]
 
-Runs already finished in --out are scored, not trained again. The table goes to
-<out>/precision_check.json with the command that made it.
+Runs already finished in --out are scored, not trained again. The table goes to <out>.json
+(bench/results/precision_check.json) with the command that made it.
 """
 
 from __future__ import annotations
@@ -115,7 +115,6 @@ def main() -> None:
             }
         )
         print(f"| {count} | {full:.2f} | {mixed:.2f} | {mixed - full:+.2f} | {within} |")
-    args.out.mkdir(parents=True, exist_ok=True)
     record = {
         "command": " ".join(["python", "bench/precision_check.py", *sys.argv[1:]]),
         "auto_on_this_machine": auto,
@@ -124,7 +123,7 @@ def main() -> None:
         "overrides": [*data, f"trainer.max_epochs={args.epochs}", *args.overrides],
         "rows": rows,
     }
-    (args.out / "precision_check.json").write_text(json.dumps(record, indent=2) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")  # beside the runs
 
 
 if __name__ == "__main__":
