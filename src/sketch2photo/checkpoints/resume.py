@@ -17,13 +17,11 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sketch2photo.checkpoints.aliases import upgrade_run_config, written_before_recut
+from sketch2photo.checkpoints.read import MODEL_PARTS as CHECKPOINT_PARTS
 from sketch2photo.checkpoints.read import check_image_size, read_checkpoint
 from sketch2photo.checkpoints.targets import (
     check_resolvers,
     check_targets,
-    network_target,
-    optimizer_target,
-    scheduler_target,
     targets_named_in,
 )
 from sketch2photo.config import CONFIG_DIR
@@ -44,12 +42,9 @@ RUN_DIR_RESOLVERS = {
     "s2p_direction",
 }
 # Where any torch.optim optimizer or scheduler and any sketch2photo network may be named, as in a
-# checkpoint: `model.optimizer._target_=torch.optim.SGD` on the first run's command line.
-MODEL_PARTS = {
-    "model.net": network_target,
-    "model.optimizer": optimizer_target,
-    "model.scheduler": scheduler_target,
-}
+# checkpoint (read.py's table, under model.): `model.optimizer._target_=torch.optim.SGD` on the
+# first run's command line.
+MODEL_PARTS = {f"model.{place}": allowed for place, allowed in CHECKPOINT_PARTS.items()}
 WRITTEN_PATHS = ("dirpath", "save_dir", "default_root_dir")  # callbacks', loggers', the Trainer's
 # file and folder names joined onto those paths: a plain name keeps them inside
 WRITTEN_NAMES = ("filename", "name", "version", "sub_dir", "prefix")
