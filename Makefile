@@ -26,7 +26,7 @@ demo: install
 test: install
 	$(BIN)/python -m pytest -q
 
-# The tests that start no process and no browser (not marked slow): under 2 minutes.
+# The tests that start no process and no browser (not marked slow): about 2 minutes.
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
