@@ -232,8 +232,11 @@ def check_training_config(cfg: DictConfig) -> None:
         check_model(model["lr"], model.get("loss", "mse"))
     if "gan_loss" in model:
         check_gan(**model)
-        for key, plain in (("gradient_clip_val", None), ("accumulate_grad_batches", 1)):
-            if trainer.get(key, plain) not in (plain, 0 if plain is None else plain):
+        for key, plain, allowed in (
+            ("gradient_clip_val", "null", (None, 0)),
+            ("accumulate_grad_batches", 1, (None, 1)),
+        ):
+            if trainer.get(key) not in allowed:
                 raise UserError(
                     f"trainer.{key}={trainer[key]} does not apply to model=pix2pix, which steps its "
                     f"two optimizers itself (Lightning's manual optimization); leave it at {plain}."
