@@ -12,8 +12,12 @@ docs/hints_psnr.png with the no-hint references as horizontal lines.
 
     python bench/hints.py [--data ../shared/data/sketch2photo] [--out bench/results/hints]
                           [--folds 0,3] [--name cv_unet_hints] [-- extra s2p-train overrides]
-    # score runs you trained yourself
+    # score runs you trained yourself (on the data each was trained with)
     python bench/hints.py --runs <run dir> [<run dir> ...]
+    # one checkpoint trained elsewhere (e.g. OpenMoji pretraining) on each fold, no training here
+    python bench/hints.py --pretrained <file.ckpt> --name <folder under --out>
+    # and the numbers, with this command, into a results file (bench/results/*.json)
+    python bench/hints.py ... --json bench/results/<name>.json
     # where the held-out error lies at 10 hints
     python bench/hints.py --runs <run dir> --where 10
     # scored with hint patches kept to one region
@@ -66,19 +70,40 @@ def train(run_dir: Path, data: Path, fold: int, overrides: list[str]) -> None:
     )
 
 
-def score(run_dir: Path, within_region: bool = False) -> list[dict]:
-    """s2p-eval's rows (placement, hints, psnr, ...) for the run's final weights,
-    kept in the run dir.
+def fold_data(data: Path, fold: int) -> list[str]:
+    """s2p-eval's data overrides for fold `fold`'s held-out pairs, split as experiment=cv_seed
+    splits them (whatever data the checkpoint was trained on)."""
+    return [
+        "data=sketch2photo",
+        f"data.data_dir={data}",
+        "data.layout=auto",
+        "data.split=random",
+        "data.folds=5",
+        f"data.fold={fold}",
+        "data.val_fraction=0.1",
+        "data.split_seed=0",
+    ]
+
+
+def score(
+    run_dir: Path,
+    within_region: bool = False,
+    checkpoint: Path | None = None,
+    data_overrides: tuple[str, ...] = (),
+) -> list[dict]:
+    """s2p-eval's rows (placement, hints, psnr, ssim, ...) for the run's final weights (or
+    `checkpoint`, on `data_overrides`), kept in the run dir.
     within_region: hint patches kept to the region of their centre (data.hints.within_region)."""
     out = run_dir / ("hints-eval-within-region" if within_region else "hints-eval")
     if not (out / "hints.json").is_file():
         subprocess.run(
             [
                 str(BIN / "s2p-eval"),
-                f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}",
+                f"ckpt_path={checkpoint or run_dir / 'checkpoints' / 'last.ckpt'}",
                 f"hints={','.join(map(str, COUNTS))}",
                 f"data.hints.within_region={str(within_region).lower()}",
                 f"hydra.run.dir={out}",
+                *data_overrides,
             ],
             cwd=ROOT,
             check=True,
@@ -87,13 +112,41 @@ def score(run_dir: Path, within_region: bool = False) -> list[dict]:
     return json.loads((out / "hints.json").read_text())
 
 
-def summary(scored: dict[str, list[dict]]) -> dict[tuple[str, int], list[float]]:
-    """(placement, count) -> held-out PSNR of each run."""
+def summary(
+    scored: dict[str, list[dict]], metric: str = "psnr"
+) -> dict[tuple[str, int], list[float]]:
+    """(placement, count) -> held-out `metric` of each run."""
     table: dict[tuple[str, int], list[float]] = {}
     for rows in scored.values():
         for row in rows:
-            table.setdefault((row["placement"], row["hints"]), []).append(row["psnr"])
+            table.setdefault((row["placement"], row["hints"]), []).append(row[metric])
     return table
+
+
+def write_results(path: Path, scored: dict[str, list[dict]]) -> None:
+    """The table's numbers and the command that made them, for the docs' results page."""
+    rows = []
+    for metric in ("psnr", "ssim"):
+        table = summary(scored, metric)
+        for (placement, count), values in sorted(table.items()):
+            rows.append(
+                {
+                    "metric": metric,
+                    "placement": placement,
+                    "hints": count,
+                    "mean": statistics.mean(values),
+                    "std": statistics.stdev(values) if len(values) > 1 else None,
+                    "runs": len(values),
+                }
+            )
+    command = "python bench/hints.py " + " ".join(sys.argv[1:])
+    runs = {
+        run: [{k: row[k] for k in ("placement", "hints", "psnr", "ssim")} for row in rows]
+        for run, rows in scored.items()
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"command": command, "table": rows, "runs": runs}, indent=2))
+    print(f"wrote {path}")
 
 
 def mean_std(values: list[float]) -> str:
@@ -217,19 +270,36 @@ def main() -> None:
         action="store_true",
         help="score with hint patches kept to their centre's region (data.hints.within_region=true)",
     )
+    parser.add_argument(
+        "--pretrained", type=Path, help="score this checkpoint on each fold, no training"
+    )
+    parser.add_argument("--json", type=Path, help="also write the numbers and command here")
     parser.add_argument("overrides", nargs="*", help="extra s2p-train overrides, after --")
     args = parser.parse_args()
     if args.runs and args.where is not None:
         for run_dir in args.runs:
             error_by_kind(run_dir, args.where)
         return
+    folds = list(map(int, args.folds.split(",")))
     if args.runs:
         run_dirs = args.runs
+        scored = {str(run_dir): score(run_dir, args.within_region) for run_dir in run_dirs}
+    elif args.pretrained:
+        run_dirs = [args.out / args.name / str(fold) for fold in folds]
+        scored = {
+            str(run_dir): score(
+                run_dir,
+                args.within_region,
+                args.pretrained,
+                tuple(fold_data(args.data.resolve(), fold)),
+            )
+            for fold, run_dir in zip(folds, run_dirs, strict=True)
+        }
     else:
-        run_dirs = [args.out / args.name / str(fold) for fold in map(int, args.folds.split(","))]
-        for fold, run_dir in zip(map(int, args.folds.split(",")), run_dirs, strict=True):
+        run_dirs = [args.out / args.name / str(fold) for fold in folds]
+        for fold, run_dir in zip(folds, run_dirs, strict=True):
             train(run_dir, args.data.resolve(), fold, args.overrides)
-    scored = {str(run_dir): score(run_dir, args.within_region) for run_dir in run_dirs}
+        scored = {str(run_dir): score(run_dir, args.within_region) for run_dir in run_dirs}
     for run_dir, rows in scored.items():
         print(
             run_dir,
@@ -237,7 +307,9 @@ def main() -> None:
         )
     table = summary(scored)
     print_table(table, len(run_dirs))
-    if not args.runs:
+    if args.json:
+        write_results(args.json, scored)
+    if not args.runs and not args.pretrained:
         plot(
             table,
             args.figure,

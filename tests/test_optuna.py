@@ -309,16 +309,16 @@ def test_a_killed_sweep_resumes_without_rerunning_a_finished_trial(tmp_path, syn
     assert all(record["status"] == "ok" for record in rerun.values())
 
 
-@pytest.mark.slow
-def test_two_workers_share_a_journal_study(tmp_path, synthetic_dir):
-    journal = tmp_path / "shared" / "journal.log"
+def two_workers_on(storage: str, study_name: str, tmp_path, data_dir):
+    """Two sweeps started at once on one study storage: (the study's trials, each worker's
+    records by trial number), once both have exited 0."""
     command = [
         *SEARCH,
-        f"data.data_dir={synthetic_dir}",
+        f"data.data_dir={data_dir}",
         "hydra.sweeper.n_trials=4",
-        "hydra.sweeper.study_name=shared",
+        f"hydra.sweeper.study_name={study_name}",
         "hydra.sweeper.sampler.seed=null",  # one seed would give both workers the same values
-        f"hydra.sweeper.storage={journal}",
+        f"hydra.sweeper.storage={storage}",
     ]
     workers = [
         start_cli("s2p-train", "-m", *command, f"hydra.sweep.dir=worker{k}", cwd=tmp_path)
@@ -328,14 +328,20 @@ def test_two_workers_share_a_journal_study(tmp_path, synthetic_dir):
     assert [worker.returncode for worker in workers] == [0, 0], (
         outputs[0][-2000:] + outputs[1][-2000:]
     )
-    trials = load(str(journal), "shared").trials
+    trials = load(storage, study_name).trials
     ran = [records(tmp_path / f"worker{k}") for k in (0, 1)]
-    assert all(ran), "both workers ran trials"
     assert not set(ran[0]) & set(ran[1])  # no trial done twice
     assert sorted([*ran[0], *ran[1]]) == [t.number for t in trials]  # none lost
     # two workers that ask at the same moment may each add one beyond n_trials
-    assert 4 <= len(trials) <= 5
-    assert all(t.state == TrialState.COMPLETE for t in trials)
+    assert 4 <= len(trials) <= 5 and all(t.state == TrialState.COMPLETE for t in trials)
+    return trials, ran
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_journal_study(tmp_path, synthetic_dir):
+    journal = tmp_path / "shared" / "journal.log"
+    trials, ran = two_workers_on(str(journal), "shared", tmp_path, synthetic_dir)
+    assert all(ran), "both workers ran trials"
     for records_of in ran:
         for number, record in records_of.items():
             assert record["status"] == "ok"
@@ -447,27 +453,7 @@ def postgres_url():
 
 @pytest.mark.slow
 def test_two_workers_share_a_study_on_a_postgresql_server(tmp_path, synthetic_dir, postgres_url):
-    command = [
-        *SEARCH,
-        f"data.data_dir={synthetic_dir}",
-        "hydra.sweeper.n_trials=4",
-        "hydra.sweeper.study_name=on_postgres",
-        "hydra.sweeper.sampler.seed=null",
-        f"hydra.sweeper.storage={postgres_url}",
-    ]
-    workers = [
-        start_cli("s2p-train", "-m", *command, f"hydra.sweep.dir=worker{k}", cwd=tmp_path)
-        for k in (0, 1)
-    ]
-    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0], (
-        outputs[0][-2000:] + outputs[1][-2000:]
-    )
-    trials = load(postgres_url, "on_postgres").trials
-    ran = [records(tmp_path / f"worker{k}") for k in (0, 1)]
-    assert not set(ran[0]) & set(ran[1])
-    assert sorted([*ran[0], *ran[1]]) == [t.number for t in trials]
-    assert 4 <= len(trials) <= 5 and all(t.state == TrialState.COMPLETE for t in trials)
+    trials, _ = two_workers_on(postgres_url, "on_postgres", tmp_path, synthetic_dir)
     assert trials[0].intermediate_values.keys() == {1, 2}  # reported to the server every epoch
 
 

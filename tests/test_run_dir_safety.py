@@ -280,3 +280,13 @@ def test_links_in_a_run_dir_are_refused_before_hydra_writes_into_it(run_dir, tmp
         check_no_links([f"resume={run_dir}", "trainer.max_epochs=2"])
     check_no_links(["trainer.max_epochs=2"])  # no resume: nothing to check
     assert victim.read_text() == "precious"
+
+
+def test_a_quoted_run_dir_is_read_as_hydra_reads_it(tmp_path):
+    from sketch2photo.runs.run_dir import check_no_links
+
+    spaced = tmp_path / "my runs" / "a=1"
+    spaced.mkdir(parents=True)
+    (spaced / "train.log").symlink_to(tmp_path)
+    with pytest.raises(UserError, match=r"train\.log is a link"):
+        check_no_links(["-m", f"resume='{spaced}'", "trainer.max_epochs=2"])

@@ -11,6 +11,7 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
+from hydra.errors import OverrideParseException
 from hydra.types import RunMode
 
 from sketch2photo.errors import UserError
@@ -40,13 +41,27 @@ def remove_refused_run(run_dir: Path) -> None:
         parent.rmdir()
 
 
+def typed_value(arguments: list[str], key: str):
+    """The value given to `key` among command-line arguments, parsed by Hydra's override grammar
+    (quotes and escapes included) before Hydra has run; None when it is not there."""
+    parser = OverridesParser.create()
+    for argument in arguments:
+        if argument.startswith("-") or "=" not in argument:  # Hydra's flags (-m, --config-dir)
+            continue
+        try:
+            override = parser.parse_override(argument)
+        except OverrideParseException:
+            continue  # Hydra itself reports it, with its own message
+        if override.key_or_group == key:
+            return override.value()
+    return None
+
+
 def check_no_links(arguments: list[str]) -> None:
     """resume=<run dir>: refuse a run dir holding links, before Hydra writes its logs and configs
     into it (a link there would take those writes elsewhere)."""
-    given = next(
-        (a.split("=", 1)[1] for a in arguments if a.lstrip("+").startswith("resume=")), None
-    )
-    if not given or not Path(given).is_dir():
+    given = typed_value(arguments, "resume")
+    if not isinstance(given, str) or not Path(given).is_dir():
         return
     for folder, folders, files in os.walk(given, followlinks=False):
         for name in [*folders, *files]:
