@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= dev,sweep,export,streaming,app,openmoji
 
-.PHONY: demo test test-fast lint format install bench clean
+.PHONY: demo test test-fast lint format install bench docs clean
 
 $(BIN)/s2p-train: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,15 +31,22 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: install
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 
 format: install
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench tools
+	$(BIN)/ruff format src tests bench tools
+
+# The docs site into site/: fails on a broken link, a missing page or a stale generated page.
+docs: install
+	$(BIN)/python -m pip install --quiet -e ".[docs]"
+	$(BIN)/python tools/results_page.py --check
+	$(BIN)/python tools/reference_page.py --check
+	$(BIN)/mkdocs build --strict
 
 bench: install
 	$(BIN)/python bench/seed_speed.py
 
 clean:
-	rm -rf outputs .pytest_cache
+	rm -rf outputs .pytest_cache site

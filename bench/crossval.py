@@ -11,8 +11,9 @@ fold's 4 held-out pairs (no checkpoint is picked by them); training MSE is the f
 on its 16 training pairs in eval mode (s2p-eval subset=train). It prints a markdown table of
 mean ± std over the folds, how much held-out PSNR moves over the last epochs, where the U-Net's
 held-out error lies, what painting the background white does to the final outputs of the models
-trained without it, and writes docs/crossval_fold0_outputs.png: each model's outputs (a row per
-model) on the held-out sketches of fold 0.
+trained without it, and writes <out>/fold0_outputs.png: each model's outputs (a row per model) on
+the held-out sketches of fold 0, for you to look at; they colour the Pokémon art, which is not ours
+to publish, so the picture stays out of docs/.
 
     python bench/crossval.py [--data ../shared/data/sketch2photo] [--out bench/results/crossval]
 """
@@ -236,7 +237,7 @@ def main() -> None:
             [m["train/mse"] for m in on_train],
         )
 
-    outputs_figure(out, ROOT / "docs" / "crossval_fold0_outputs.png")
+    outputs_figure(out, out / "fold0_outputs.png")
 
     def cell(values: list[float], digits: int) -> str:
         return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"

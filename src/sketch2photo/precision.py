@@ -7,8 +7,8 @@ natively, else float32.
   16-mixed on the tensor cores of compute capability 7.x (Volta, Turing), else 32-true. (The
   vendors' figures: this project has had no GPU to measure on.)
 - Anything else: 32-true. That includes Apple's MPS, and CPUs without AMX: those with AVX-512 BF16
-  only (AMD Zen 4, for one) train faster with an explicit trainer.precision=bf16-mixed too (README,
-  Performance), but auto leaves them at 32-true.
+  only (AMD Zen 4, for one) train faster with an explicit trainer.precision=bf16-mixed too (docs:
+  Results, training speed), but auto leaves them at 32-true.
 
 Any other value (32-true, bf16-mixed, 16-mixed, ...) is Lightning's and passes through.
 experiment=seed and the cv_* experiments pin 32-true, so that their published figures hold.

@@ -6,7 +6,7 @@ Until 0.2.0 the U-Net carried its own background and hint options (`sketch2photo
 with background_input, hint_input, ...); they now wrap any generator (nets/conditioning.py), so an
 older U-Net becomes a ConditionedGenerator around today's plain U-Net, its weights under
 `generator.`. The flags hint_line_fill and hint_whole_figure were dropped: they gained at most
-0.15 dB (the README's hints table). A file that set one loads without it, with a warning.
+0.15 dB (the docs' hints results). A file that set one loads without it, with a warning.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from torchvision.transforms.v2 import functional as F
 
 @dataclass(frozen=True)
 class XDoG:
-    """Parameters (all documented in the README's make-pairs section).
+    """Parameters (all documented in the docs' Data page, pairs from your photos).
 
     sigma: scale of the edges in pixels; larger gives thicker, fewer lines.
     k: ratio of the two Gaussians' scales.

@@ -1,7 +1,7 @@
 """Spreading colour hints over the regions of the sketch they fall in, inside the network's graph.
 
 A user puts one dot of orange in a figure's belly and means the whole belly. Given only the dot, a
-network trained on 16 pairs learns to ignore it (see the README's hints table); given the belly
+network trained on 16 pairs learns to ignore it (see the docs' hints results); given the belly
 already filled, it only has to correct the shading. A region is paper inside the figure
 (regions.py): spreading stops at the lines and never runs out into the white around the figure
 through a gap in an outline.
