@@ -123,30 +123,51 @@ def summary(
     return table
 
 
-def write_results(path: Path, scored: dict[str, list[dict]]) -> None:
-    """The table's numbers and the command that made them, for the docs' results page."""
-    rows = []
-    for metric in ("psnr", "ssim"):
+def write_results(path: Path, scored: dict[str, list[dict]], title: str, setup: str) -> None:
+    """The tables' numbers and the command that made them, in the docs' results schema
+    (tools/results_page.py): PSNR and SSIM, mean and std over the runs, per placement and count,
+    then each run's PSNR."""
+    tables = []
+    for metric, name in (("psnr", "held-out PSNR (dB)"), ("ssim", "held-out SSIM")):
         table = summary(scored, metric)
-        for (placement, count), values in sorted(table.items()):
-            rows.append(
-                {
-                    "metric": metric,
-                    "placement": placement,
-                    "hints": count,
-                    "mean": statistics.mean(values),
-                    "std": statistics.stdev(values) if len(values) > 1 else None,
-                    "runs": len(values),
-                }
-            )
-    command = "python bench/hints.py " + " ".join(sys.argv[1:])
-    runs = {
-        run: [{k: row[k] for k in ("placement", "hints", "psnr", "ssim")} for row in rows]
-        for run, rows in scored.items()
+        tables.append(
+            {
+                "caption": f"{name}, mean ± std over {len(scored)} run(s)",
+                "columns": ["placement", *(f"{count} hints" for count in COUNTS)],
+                "rows": [
+                    [placement, *(cell(table[placement, count]) for count in COUNTS)]
+                    for placement in PLACEMENTS
+                ],
+            }
+        )
+    tables.append(
+        {
+            "caption": "held-out PSNR (dB) of each run",
+            "columns": ["run", *(f"{p[:3]} {count}" for p in PLACEMENTS for count in COUNTS)],
+            "rows": [
+                [run, *(row["psnr"] for p in PLACEMENTS for row in rows if row["placement"] == p)]
+                for run, rows in scored.items()
+            ],
+        }
+    )
+    record = {
+        "schema": "sketch2photo.results/1",
+        "title": title,
+        "commands": ["python bench/hints.py " + " ".join(sys.argv[1:])],
+        "setup": setup,
+        "tables": tables,
+        "provenance": {"source": "measured"},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"command": command, "table": rows, "runs": runs}, indent=2))
+    path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"wrote {path}")
+
+
+def cell(values: list[float]) -> dict:
+    return {
+        "mean": statistics.mean(values),
+        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+    }
 
 
 def mean_std(values: list[float]) -> str:
@@ -274,6 +295,8 @@ def main() -> None:
         "--pretrained", type=Path, help="score this checkpoint on each fold, no training"
     )
     parser.add_argument("--json", type=Path, help="also write the numbers and command here")
+    parser.add_argument("--title", help="--json: the results page's section title")
+    parser.add_argument("--setup", default="", help="--json: what was measured, in markdown")
     parser.add_argument("overrides", nargs="*", help="extra s2p-train overrides, after --")
     args = parser.parse_args()
     if args.runs and args.where is not None:
@@ -308,7 +331,7 @@ def main() -> None:
     table = summary(scored)
     print_table(table, len(run_dirs))
     if args.json:
-        write_results(args.json, scored)
+        write_results(args.json, scored, args.title or args.name, args.setup)
     if not args.runs and not args.pretrained:
         plot(
             table,

@@ -67,7 +67,7 @@ def cell(value) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict):
-        return f"{value['mean']:.3g} ± {value['std']:.2g}"
+        return f"{value['mean']:.4g} ± {value['std']:.2g}"
     if isinstance(value, bool) or value is None:
         return str(value).lower()
     return f"{value:.4g}" if isinstance(value, float) else str(value)
