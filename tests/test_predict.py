@@ -3,6 +3,7 @@ checkpoint alone; colour hints from files, and colouring.colour giving the same 
 
 import json
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -395,6 +396,56 @@ def test_hint_files_transparency_and_scale(tmp_path):
         match=r"off\.json: not a hint list \(hint 0 at \(300, 10\) is outside the 256x256 sketch\)",
     ):
         read_hint_file(tmp_path / "off.json", sketch_size, 32)
+
+
+def test_a_hint_layer_that_is_nearly_all_hints_is_refused(tmp_path, hint_folders, hint_checkpoint):
+    """An opaque PNG (a picture, or hints painted on white) would make every pixel a hint: refused
+    with the file's name and what to do, as is one with under 1% left clear. Flat colours in every
+    region with the lines left clear (the most a hint layer covers) are read."""
+    sketches, hints = hint_folders
+    sketch = np.asarray(Image.open(sketches / "ant.png"))
+    opaque = Image.new("RGBA", sketch.shape[::-1], (255, 255, 255, 255))
+    opaque.save(hints / "ant.png")
+    refusal = (
+        r"{}: {} of its pixels are hints \(alpha > 0\), so it is a picture, not a hint layer\. "
+        r"Paint the hints on a transparent layer \(alpha 0 = no hint\)"
+    )
+    with pytest.raises(
+        UserError, match=refusal.format(re.escape(str(hints / "ant.png")), "every one")
+    ):
+        read_hint_file(hints / "ant.png", sketch.shape[::-1], 32)
+
+    almost = np.full((*sketch.shape, 4), 255, dtype=np.uint8)
+    almost[0, :20, 3] = 0  # 20 of 4096 pixels clear: 99.5% hints
+    Image.fromarray(almost, "RGBA").save(hints / "ant.png")
+    with pytest.raises(UserError, match=refusal.format(".*ant.png", r"99\.5%")):
+        read_hint_file(hints / "ant.png", sketch.shape[::-1], 32)
+
+    # the app's layer goes through the same check
+    module = load_module(hint_checkpoint)
+    with pytest.raises(UserError, match=refusal.format("the hint image", "every one")):
+        colour(module, Image.open(sketches / "ant.png"), opaque)
+
+    flats = np.zeros((*sketch.shape, 4), dtype=np.uint8)
+    flats[sketch >= 128] = (240, 120, 20, 255)  # everything but the lines, background included
+    assert 0.8 < (sketch >= 128).mean() <= 0.99
+    Image.fromarray(flats, "RGBA").save(hints / "ant.png")
+    assert read_hint_file(hints / "ant.png", sketch.shape[::-1], 32)[3].mean() > 0.8
+
+    # s2p-predict names the file, skips it and colours the others
+    Image.new("RGBA", sketch.shape[::-1], (255, 0, 0, 255)).save(hints / "ant.png")
+    writer = predict(
+        predict_config(
+            tmp_path,
+            f"ckpt_path={hint_checkpoint}",
+            f"input={sketches}",
+            f"hints={hints}",
+            f"output={tmp_path / 'out'}",
+        )
+    )
+    assert writer.written == 2
+    assert len(writer.failed) == 1 and str(hints / "ant.png") in writer.failed[0]
+    assert "every one of its pixels are hints" in writer.failed[0]
 
 
 def test_hints_need_a_model_that_takes_them(tmp_path, hint_folders, tiny_checkpoint):
