@@ -206,3 +206,37 @@ def test_building_the_package_gives_no_warning(tmp_path):
     assert list((tmp_path / "wheel").glob("sketch2photo-*.whl")), output[-3000:]
     warnings = [line for line in output.splitlines() if "warn" in line.lower()]
     assert warnings == [], "\n".join(warnings)
+
+
+def make_dry_run(target: str, venv: Path) -> str:
+    """What `make <target>` would run with its venv at `venv`, without running it."""
+    result = subprocess.run(
+        ["make", "-n", "-C", str(ROOT), target, f"VENV={venv}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_make_demo_installs_the_openmoji_extra_alone_and_make_test_adds_the_rest(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    venv = tmp_path / "venv"
+    assert 'pip install --quiet -e ".[openmoji]"' in make_dry_run("demo", venv)
+
+    venv.mkdir()
+    (venv / ".installed-demo").touch()  # what `make demo` leaves: `make test` still installs
+    installs = [line for line in make_dry_run("test", venv).splitlines() if "pip install" in line]
+    every_extra = installs[-1].split('".[')[1].split("]")[0].split(",")
+    assert sorted(every_extra) == sorted(extras)
+    assert "pip install" not in make_dry_run("demo", venv)  # the demo's set is there already
+
+    (venv / ".installed-all").touch()
+    assert "pip install" not in make_dry_run("test", venv)
