@@ -424,9 +424,7 @@ def test_a_hint_layer_that_is_nearly_all_hints_is_refused(tmp_path, hint_folders
         r"{}: {} of its pixels are hints \(alpha > 0\), so it is a picture, not a hint layer\. "
         r"Paint the hints on a transparent layer \(alpha 0 = no hint\)"
     )
-    with pytest.raises(
-        UserError, match=refusal.format(re.escape(str(hints / "ant.png")), "every one")
-    ):
+    with pytest.raises(UserError, match=refusal.format(re.escape(str(hints / "ant.png")), "all")):
         read_hint_file(hints / "ant.png", sketch.shape[::-1], 32)
 
     almost = np.full((*sketch.shape, 4), 255, dtype=np.uint8)
@@ -437,7 +435,7 @@ def test_a_hint_layer_that_is_nearly_all_hints_is_refused(tmp_path, hint_folders
 
     # the app's layer goes through the same check
     module = load_module(hint_checkpoint)
-    with pytest.raises(UserError, match=refusal.format("the hint image", "every one")):
+    with pytest.raises(UserError, match=refusal.format("the hint image", "all")):
         colour(module, Image.open(sketches / "ant.png"), opaque)
 
     flats = np.zeros((*sketch.shape, 4), dtype=np.uint8)
@@ -459,7 +457,7 @@ def test_a_hint_layer_that_is_nearly_all_hints_is_refused(tmp_path, hint_folders
     )
     assert writer.written == 2
     assert len(writer.failed) == 1 and str(hints / "ant.png") in writer.failed[0]
-    assert "every one of its pixels are hints" in writer.failed[0]
+    assert "all of its pixels are hints" in writer.failed[0]
 
 
 def test_hints_need_a_model_that_takes_them(tmp_path, hint_folders, tiny_checkpoint):

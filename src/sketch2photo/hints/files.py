@@ -96,7 +96,7 @@ def hints_from_image(
         )
     share = _hint_share(image)
     if share > MAX_HINT_SHARE:
-        amount = "every one" if share == 1 else f"{math.floor(share * 1000) / 10:g}%"
+        amount = "all" if share == 1 else f"{math.floor(share * 1000) / 10:g}%"
         raise UserError(
             f"{source}: {amount} of its pixels are hints (alpha > 0), so it is a picture, not a hint "
             "layer. Paint the hints on a transparent layer (alpha 0 = no hint) and save that layer "
