@@ -89,6 +89,7 @@ def colour_held_out_sketches(out: Path, sweep_name: str, checkpoint: Path) -> No
         f"ckpt_path={checkpoint}",
         f"input={sketches}",
         f"output={out / f'{sweep_name}-outputs'}",
+        "keep_size=false",  # the figure shows the model's own outputs
     )
 
 

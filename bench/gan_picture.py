@@ -45,7 +45,7 @@ def main() -> None:
         label = name.replace(" ", "_").replace(",", "").replace("(", "").replace(")", "")
         module = load_module(args.bench / "runs" / "split" / label / "checkpoints" / "last.ckpt")
         size = module.hparams.image_size
-        rows.append((name, [colour(module, image) for image in rows[0][1]]))
+        rows.append((name, [colour(module, image, keep_size=False) for image in rows[0][1]]))
     rows.append(("truth", [open_image(p) for p in photos]))
 
     tiles = [

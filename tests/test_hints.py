@@ -4,8 +4,10 @@ stops at lines and the background, resume continues the same draws, and s2p-eval
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image, ImageDraw
 
 from helpers import compose_config, ring_sketch, run_cli
 from sketch2photo.commands.evaluate import evaluate
@@ -15,7 +17,7 @@ from sketch2photo.errors import UserError
 from sketch2photo.hints.simulate import HintSampler, paint_patches, region_centres
 from sketch2photo.hints.spread import spread_hints
 from sketch2photo.nets.conditioning import ConditionedGenerator
-from sketch2photo.regions import background_mask, regions_of
+from sketch2photo.regions import background_and_regions, background_mask, regions_of
 
 
 def synthetic_batch(count: int = 8, size: int = 64, colours: str = "by_shape"):
@@ -307,3 +309,50 @@ def test_hint_options_that_need_another_say_so():
         match="model.net.hint_correction=0.25 bounds the correction of model.net.hint_residual",
     ):
         ConditionedGenerator(depth=2, width=8, hint_input=True, hint_correction=0.25)
+
+
+def test_a_stroke_of_the_apps_default_brush_inside_a_region_colours_that_region_alone():
+    """make demo's model sees 64 px, its corpus's sketches (the app's examples) are 64 px: a stroke
+    with s2p-app's default brush through the centre of each region of real OpenMoji glyphs,
+    rasterised into the hint layer as the editor does (a round dab at each pixel of the path, the
+    path inside the region), changes the hints the model sees (spread over the regions) in that
+    region only. The same stroke with Gradio's own default brush does not."""
+    pytest.importorskip("scipy", reason="the openmoji extra is not installed")
+    pytest.importorskip("resvg_py", reason="the openmoji extra is not installed")
+    from scipy.ndimage import distance_transform_edt
+
+    from sketch2photo.colouring import prepare_sketch
+    from sketch2photo.commands.app import BRUSH_RADIUS
+    from sketch2photo.data.corpora import openmoji
+    from sketch2photo.hints.files import hints_from_image
+
+    size, gradio_radius = 64, 25
+    glyphs = {path.stem: path for path in openmoji.svg_files()}
+    tested = spilled = 0
+    for name in ("1F600", "1F3E0", "1F428"):  # grinning face, house, koala
+        sketch = Image.fromarray(openmoji.render_pair(glyphs[name], size, "exact")[0], "L")
+        _, labels = background_and_regions(prepare_sketch(sketch, size)[None])
+        no_stroke = spread_hints(torch.zeros(1, 4, size, size), labels)[0]
+        for label in labels.unique()[1:]:
+            region = labels[0, 0] == label
+            inside = distance_transform_edt(region.numpy())  # to the nearest pixel outside it
+            y, x = np.unravel_index(inside.argmax(), inside.shape)
+            # a careful stroke: its dabs' edges (anti-aliased: a faint pixel is a hint too) stay
+            # off the lines
+            path = [(x + dx, y) for dx in range(-3, 4) if inside[y, x + dx] > BRUSH_RADIUS + 1]
+            if not path:  # no room for the brush inside the outline
+                continue
+
+            def seen_hints(radius: int, path=path, sketch=sketch, labels=labels) -> torch.Tensor:
+                layer = Image.new("RGBA", sketch.size, (0, 0, 0, 0))
+                draw = ImageDraw.Draw(layer)
+                for px, py in path:
+                    draw.ellipse((px - radius, py - radius, px + radius, py + radius), fill="red")
+                return spread_hints(hints_from_image(layer, sketch.size, size)[None], labels)[0]
+
+            changed = (seen_hints(BRUSH_RADIUS) != no_stroke).any(0)
+            assert torch.equal(changed, region), f"{name}, region {label}: a stroke spilled"
+            tested += 1
+            spilled += bool(((seen_hints(gradio_radius) != no_stroke).any(0) & ~region).any())
+    assert tested >= 5
+    assert spilled == tested  # Gradio's 25 px radius crosses an outline every time

@@ -178,3 +178,65 @@ def test_a_users_own_experiment_file_through_config_dir(installed, tmp_path):
     assert "_target_: sketch2photo.nets.conditioning.ConditionedGenerator" in config
     assert "generator: unet" in config
     assert "lr: 0.002" in config
+
+
+def test_building_the_package_gives_no_warning(tmp_path):
+    """setuptools builds the metadata and the wheel from pyproject.toml without a warning (it once
+    warned twice that project.license as a TOML table is deprecated)."""
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(
+        ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__")
+    )
+    (tmp_path / "meta").mkdir(), (tmp_path / "wheel").mkdir()
+    build = (
+        "from setuptools import build_meta; "
+        "build_meta.prepare_metadata_for_build_wheel('meta'); build_meta.build_wheel('wheel')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", build],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert list((tmp_path / "wheel").glob("sketch2photo-*.whl")), output[-3000:]
+    warnings = [line for line in output.splitlines() if "warn" in line.lower()]
+    assert warnings == [], "\n".join(warnings)
+
+
+def make_dry_run(target: str, venv: Path) -> str:
+    """What `make <target>` would run with its venv at `venv`, without running it."""
+    result = subprocess.run(
+        ["make", "-n", "-C", str(ROOT), target, f"VENV={venv}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_make_demo_installs_the_openmoji_extra_alone_and_make_test_adds_the_rest(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    venv = tmp_path / "venv"
+    assert 'pip install --quiet -e ".[openmoji]"' in make_dry_run("demo", venv)
+
+    venv.mkdir()
+    (venv / ".installed-demo").touch()  # what `make demo` leaves: `make test` still installs
+    installs = [line for line in make_dry_run("test", venv).splitlines() if "pip install" in line]
+    every_extra = installs[-1].split('".[')[1].split("]")[0].split(",")
+    assert sorted(every_extra) == sorted(extras)
+    assert "pip install" not in make_dry_run("demo", venv)  # the demo's set is there already
+
+    (venv / ".installed-all").touch()
+    assert "pip install" not in make_dry_run("test", venv)

@@ -3,6 +3,7 @@ checkpoint alone; colour hints from files, and colouring.colour giving the same 
 
 import json
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -73,6 +74,7 @@ def test_mixed_folder_in_batches(tmp_path, sketch_folder, tiny_checkpoint):
             f"input={sketch_folder}",
             f"output={out}",
             "batch_size=4",
+            "keep_size=false",
         )
     )
     assert writer.written == 6
@@ -101,10 +103,16 @@ def test_mixed_folder_in_batches(tmp_path, sketch_folder, tiny_checkpoint):
 
 
 def test_keep_size_and_keep_extension(tmp_path, sketch_folder, tiny_checkpoint):
+    """By default each result has its sketch's own size, as in s2p-app; keep_size=false gives the
+    model's."""
     resized, kept = tmp_path / "resized", tmp_path / "kept"
     predict(
         predict_config(
-            tmp_path, f"ckpt_path={tiny_checkpoint}", f"input={sketch_folder}", f"output={resized}"
+            tmp_path,
+            f"ckpt_path={tiny_checkpoint}",
+            f"input={sketch_folder}",
+            f"output={resized}",
+            "keep_size=false",
         )
     )
     writer = predict(
@@ -113,14 +121,14 @@ def test_keep_size_and_keep_extension(tmp_path, sketch_folder, tiny_checkpoint):
             f"ckpt_path={tiny_checkpoint}",
             f"input={sketch_folder}",
             f"output={kept}",
-            "keep_size=true",
             "keep_extension=true",
         )
     )
     assert writer.written == 6
     for name, size in SIZES.items():
         assert Image.open(kept / name).size == size, name
-    # keep_size is the model-size result resized back with the same bicubic filter
+        assert Image.open(resized / f"{name.rsplit('.', 1)[0]}.png").size == (32, 32), name
+    # the sketch's size is the model-size result resized back with the same bicubic filter
     back = Image.open(resized / "deep16.png").resize(SIZES["deep16.png"], RESAMPLE)
     assert np.array_equal(np.asarray(Image.open(kept / "deep16.png")), np.asarray(back))
     assert Image.open(kept / "wide.jpg").format == "JPEG"
@@ -179,7 +187,9 @@ def test_command_with_only_a_checkpoint_reports_failures(tmp_path, sketch_folder
     assert "corrupt.png" in output
     assert "Traceback" not in output
     assert sorted(p.name for p in workdir.iterdir()) == ["out"]  # a tool: no outputs/ or .hydra/
-    assert {Image.open(p).size for p in (workdir / "out").iterdir()} == {(32, 32)}
+    assert {p.name: Image.open(p).size for p in (workdir / "out").iterdir()} == {
+        f"{name.rsplit('.', 1)[0]}.png": size for name, size in SIZES.items()
+    }  # each at its sketch's own size, by default
 
     missing = run_cli("s2p-predict", f"input={sketch_folder}", cwd=workdir)
     assert missing.returncode == 1
@@ -255,10 +265,14 @@ def test_hints_from_a_folder_colour_and_preview(tmp_path, hint_folders, hint_che
         ), name
     assert np.array_equal(as_array(hinted / "bee.png"), as_array(plain / "bee.png"))
 
-    # the preview: sketch with hints painted on | the result, side by side (make_grid, 2 px padding)
+    # the preview, at the model's size: sketch with hints painted on | the result, side by side
+    # (make_grid, 2 px padding); the result file is that result resized to its sketch's 64 px
     preview = as_array(hinted / "previews" / "ant.png")
     assert preview.shape == (32 + 4, 2 * 32 + 6, 3)
-    assert np.array_equal(preview[2:34, 36:68], as_array(hinted / "ant.png"))
+    result = Image.fromarray(preview[2:34, 36:68].astype(np.uint8))
+    assert np.array_equal(
+        np.asarray(result.resize((HINT_SKETCH_SIZE,) * 2, RESAMPLE)), as_array(hinted / "ant.png")
+    )
     painted = read_hint_file(hints / "ant.png", (HINT_SKETCH_SIZE,) * 2, 32)
     ys, xs = painted[3].nonzero(as_tuple=True)
     assert np.array_equal(
@@ -278,7 +292,8 @@ def test_hints_from_a_folder_colour_and_preview(tmp_path, hint_folders, hint_che
         assert (
             np.abs(np.asarray(picture).astype(int) - as_array(hinted / f"{name}.png")).max() <= 1
         ), name
-    assert colour(module, ant, hints / "ant.png", keep_size=True).size == (HINT_SKETCH_SIZE,) * 2
+    assert as_array(hinted / "ant.png").shape[:2] == (HINT_SKETCH_SIZE,) * 2  # the sketch's size
+    assert colour(module, ant, hints / "ant.png", keep_size=False).size == (32, 32)
 
     # a drawing app's RGBA sketch (lines on transparent paper) is flattened on white, as open_image
     # does
@@ -395,6 +410,54 @@ def test_hint_files_transparency_and_scale(tmp_path):
         match=r"off\.json: not a hint list \(hint 0 at \(300, 10\) is outside the 256x256 sketch\)",
     ):
         read_hint_file(tmp_path / "off.json", sketch_size, 32)
+
+
+def test_a_hint_layer_that_is_nearly_all_hints_is_refused(tmp_path, hint_folders, hint_checkpoint):
+    """An opaque PNG (a picture, or hints painted on white) would make every pixel a hint: refused
+    with the file's name and what to do, as is one with under 1% left clear. Flat colours in every
+    region with the lines left clear (the most a hint layer covers) are read."""
+    sketches, hints = hint_folders
+    sketch = np.asarray(Image.open(sketches / "ant.png"))
+    opaque = Image.new("RGBA", sketch.shape[::-1], (255, 255, 255, 255))
+    opaque.save(hints / "ant.png")
+    refusal = (
+        r"{}: {} of its pixels are hints \(alpha > 0\), so it is a picture, not a hint layer\. "
+        r"Paint the hints on a transparent layer \(alpha 0 = no hint\)"
+    )
+    with pytest.raises(UserError, match=refusal.format(re.escape(str(hints / "ant.png")), "all")):
+        read_hint_file(hints / "ant.png", sketch.shape[::-1], 32)
+
+    almost = np.full((*sketch.shape, 4), 255, dtype=np.uint8)
+    almost[0, :20, 3] = 0  # 20 of 4096 pixels clear: 99.5% hints
+    Image.fromarray(almost, "RGBA").save(hints / "ant.png")
+    with pytest.raises(UserError, match=refusal.format(".*ant.png", r"99\.5%")):
+        read_hint_file(hints / "ant.png", sketch.shape[::-1], 32)
+
+    # the app's layer goes through the same check
+    module = load_module(hint_checkpoint)
+    with pytest.raises(UserError, match=refusal.format("the hint image", "all")):
+        colour(module, Image.open(sketches / "ant.png"), opaque)
+
+    flats = np.zeros((*sketch.shape, 4), dtype=np.uint8)
+    flats[sketch >= 128] = (240, 120, 20, 255)  # everything but the lines, background included
+    assert 0.8 < (sketch >= 128).mean() <= 0.99
+    Image.fromarray(flats, "RGBA").save(hints / "ant.png")
+    assert read_hint_file(hints / "ant.png", sketch.shape[::-1], 32)[3].mean() > 0.8
+
+    # s2p-predict names the file, skips it and colours the others
+    Image.new("RGBA", sketch.shape[::-1], (255, 0, 0, 255)).save(hints / "ant.png")
+    writer = predict(
+        predict_config(
+            tmp_path,
+            f"ckpt_path={hint_checkpoint}",
+            f"input={sketches}",
+            f"hints={hints}",
+            f"output={tmp_path / 'out'}",
+        )
+    )
+    assert writer.written == 2
+    assert len(writer.failed) == 1 and str(hints / "ant.png") in writer.failed[0]
+    assert "all of its pixels are hints" in writer.failed[0]
 
 
 def test_hints_need_a_model_that_takes_them(tmp_path, hint_folders, tiny_checkpoint):

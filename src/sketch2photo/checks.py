@@ -30,7 +30,7 @@ HINT_PLACEMENTS = (
 # own body
 USAGES = {
     "predict": "s2p-predict ckpt_path=<file.ckpt or .safetensors> input=<sketch file or folder> output=<folder> "
-    "[keep_size=true] [hints=<hint file or folder>]",
+    "[keep_size=false] [hints=<hint file or folder>]",
     "app": "s2p-app ckpt_path=<file.ckpt or .safetensors> [data.data_dir=<pairs>] [host=127.0.0.1] [port=7860]",
     "export": "s2p-export ckpt_path=<file.ckpt> format=onnx|torchscript|safetensors [output=<file>]",
     "compare": "s2p-compare dir=<sweep dir, run dir or outputs> [metric=val/loss] [out=<dir>]",

@@ -57,10 +57,10 @@ def preview(sketch: Tensor, hints: Tensor, output: Tensor) -> Image.Image:
 
 
 def colour(
-    module, sketch: Image.Image, hints: HintSource = None, keep_size: bool = False
+    module, sketch: Image.Image, hints: HintSource = None, keep_size: bool = True
 ) -> Image.Image:
-    """Colour one sketch with a loaded module (checkpoints/read.py's load_module), at the model's
-    size or, with keep_size, at the sketch's own."""
+    """Colour one sketch with a loaded module (checkpoints/read.py's load_module), at the sketch's
+    own size (the model's output resized, bicubic) or, with keep_size=False, at the model's."""
     if hints is not None:
         require_hint_model(module, "hints")
     size = module.hparams.image_size

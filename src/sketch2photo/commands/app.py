@@ -48,6 +48,10 @@ from sketch2photo.errors import UserError
 log = logging.getLogger("sketch2photo.app")
 HINTS, LINES = "Hints", "Lines"  # the editor's layers, top first: value["layers"] == [hints, lines]
 PALETTE = ["#d62828", "#f77f00", "#fcbf49", "#2a9d8f", "#1d4ed8", "#7b2cbf", "#8d5524", "#000000"]
+# The brush's radius in the sketch's pixels, at most 2 px at the model's size for a sketch at least
+# that size: each hint pixel colours the whole region it falls in, so a stroke only has to stay
+# off the lines. Gradio's own default (25 px) spans whole regions of make demo's 64 px sketches.
+BRUSH_RADIUS = 2
 MAX_CANVAS = 2048  # px on the long side of a sketch in the editor (browsers' canvases have limits)
 UPLOAD_PIXELS = 4096 * 4096  # an upload larger is refused: each costs 4 bytes a pixel, decoded
 UPLOAD_BYTES = "50mb"
@@ -194,8 +198,9 @@ def build(module, examples: list[Path], keep_size: bool = True, title: str = "sk
             f"### {title}\n"
             + (
                 "**Upload a sketch** (or draw one on the **Lines** layer: Layers, bottom right of the canvas), then paint "
-                "colour hints with the brush on the **Hints** layer: pick a colour, stroke inside a region. The result "
-                "follows every stroke; the eraser and undo take hints back."
+                "colour hints with the brush on the **Hints** layer: pick a colour, stroke inside a region. Each hint "
+                "pixel colours the whole region it falls in, so a stroke that crosses a line colours the regions on "
+                "both sides. The result follows every stroke; the eraser and undo take hints back."
                 if hints
                 else "Upload a sketch. This model was trained without colour hints, so there is no brush."
             )
@@ -217,7 +222,10 @@ def build(module, examples: list[Path], keep_size: bool = True, title: str = "sk
                             layers=[HINTS, LINES], allow_additional_layers=False
                         ),
                         brush=gr.Brush(
-                            colors=PALETTE, default_color=PALETTE[0], color_mode="defaults"
+                            default_size=BRUSH_RADIUS,
+                            colors=PALETTE,
+                            default_color=PALETTE[0],
+                            color_mode="defaults",
                         ),
                     )
                     sketch.convert_and_format_image = decode_editor_image

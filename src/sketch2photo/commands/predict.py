@@ -1,11 +1,12 @@
 """s2p-predict: colour new sketches with a trained model.
 
-    s2p-predict ckpt_path=<file.ckpt> input=<sketch file or folder> output=<folder> [keep_size=true]
-                [hints=<hint file or folder>]
+    s2p-predict ckpt_path=<file.ckpt> input=<sketch file or folder> output=<folder>
+                [keep_size=false] [hints=<hint file or folder>]
 
 The model and its preprocessing come from the checkpoint alone. Every image file in `input` (not
 its subfolders) is decoded like the training sketches, resized to the model's size, coloured in
-batches and written to `output/<same name>.png` (colouring.py: the same steps as an app's).
+batches and written to `output/<same name>.png` (colouring.py: the same steps as an app's), resized
+back to the sketch's own size as in s2p-app (keep_size=false: at the model's size).
 
 hints= (a model trained with model.net.hint_input=true): a hint file for a single sketch, or a
 folder where `<stem>.png` (alpha > 0: a hint in that colour) or `<stem>.json` holds the hints of
