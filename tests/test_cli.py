@@ -3,6 +3,7 @@ error and no traceback, a multirun and its summary line, python -m, a quiet run,
 
 import json
 import subprocess
+import time
 from importlib.metadata import entry_points
 
 import pytest
@@ -109,6 +110,26 @@ def run_entry(entry: str, *args: str, cwd) -> tuple[subprocess.CompletedProcess,
             "data.input_dir=nowhere: no packed dataset can be read",
         ),
         ("s2p-compare", ["--help"], "s2p-compare"),
+        (
+            "s2p-train",
+            ["+model.lrr=1"],
+            "+model.lrr=1: model (sketch2photo.module.ColorizationModule) takes no argument "
+            "'lrr'; did you mean model.lr=1?",
+        ),
+        (
+            "s2p-train",
+            ["data=sketch2photo", "data.data_dir=no/such"],
+            "data.data_dir=no/such does not exist",
+        ),
+        ("s2p-train", ["init_from=nowhere.ckpt"], "init_from=nowhere.ckpt does not exist"),
+        ("s2p-eval", ["ckpt_path=nowhere.ckpt"], "ckpt_path=nowhere.ckpt does not exist"),
+        ("s2p-export", ["ckpt_path=nowhere.ckpt"], "ckpt_path=nowhere.ckpt does not exist"),
+        ("s2p-app", ["ckpt_path=nowhere.ckpt"], "ckpt_path=nowhere.ckpt does not exist"),
+        (
+            "s2p-predict",
+            ["ckpt_path=.", "input=x", "output=y"],
+            "ckpt_path=. is a folder without checkpoints/best.ckpt or checkpoints/last.ckpt",
+        ),
     ],
 )
 def test_help_and_mistakes_answer_without_torch(tmp_path, entry, args, expected):
@@ -122,6 +143,42 @@ def test_help_and_mistakes_answer_without_torch(tmp_path, entry, args, expected)
     if not args or "=" in args[0]:
         assert result.returncode == 1
         assert not (tmp_path / "outputs").exists()  # refused before any work: no run dir
+
+
+def test_a_typo_of_a_known_key_is_the_projects_line_alone(tmp_path):
+    result = run_cli("s2p-train", "model.lrr=0.1", "trainer.max_epoch=3", cwd=tmp_path)
+    assert result.returncode == 1
+    first, second = result.stderr.splitlines()  # nothing of Hydra's before, between or after
+    assert first == "model.lrr: did you mean model.lr=0.1?"
+    assert second.startswith("trainer.max_epoch: did you mean trainer.max_epochs=3 or")
+    assert result.stdout == ""
+    unknown = run_cli("s2p-train", "zzzz=1", cwd=tmp_path)  # no near-miss: Hydra's own advice
+    assert unknown.returncode == 1
+    assert "Could not override 'zzzz'.\nTo append to your config use +zzzz=1" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
+def test_missing_files_and_a_bad_output_fail_fast_without_torch(tmp_path):
+    (tmp_path / "given.ckpt").write_bytes(b"only checked for existence before torch loads")
+    (tmp_path / "sketch.png").write_bytes(b"only checked for its name before torch loads")
+    for entry, args, expected in (
+        ("s2p-predict", ["ckpt_path=gone.ckpt", "input=sketch.png", "output=out"], "gone.ckpt"),
+        ("s2p-eval", ["ckpt_path=gone.ckpt"], "ckpt_path=gone.ckpt does not exist"),
+        ("s2p-train", ["data=sketch2photo", "data.data_dir=gone"], "data.data_dir=gone does"),
+        (
+            "s2p-predict",
+            ["ckpt_path=given.ckpt", "input=sketch.png", "output=sketch.png"],
+            "output=sketch.png is a file; give a folder",
+        ),
+    ):
+        started = time.monotonic()
+        result, torch_loaded = run_entry(entry, *args, cwd=tmp_path)
+        seconds = time.monotonic() - started
+        assert result.returncode == 1 and expected in result.stdout + result.stderr
+        assert not torch_loaded
+        assert seconds < 3, f"{entry} {args}: {seconds:.1f} s (about 0.8 s when the cores are free)"
 
 
 def test_predict_and_export_errors_look_like_trains(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 from lightning.pytorch import Trainer
 
 from helpers import compose_config
+from sketch2photo.checks import EVERY_ARGUMENT_IN_CONFIG
 from sketch2photo.config import CONFIG_DIR
 from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.gan import Pix2PixModule
@@ -52,6 +53,9 @@ def test_every_trainer_data_model_and_network_argument_is_a_key(tmp_path):
         "in_channels"  # the module sets it: the condition's channels and the image's
     }
     assert gan.net == cfg.model.net  # the same generator as model=unet
+    # the classes checks.py refuses a `+` key for (it takes no argument but these keys): these
+    checked = [cfg.trainer, cfg.data, cfg.model, cfg.model.net, gan, gan.discriminator]
+    assert sorted(EVERY_ARGUMENT_IN_CONFIG) == sorted(node._target_ for node in checked)
     flags = [
         "trainer.fast_dev_run=true",
         "trainer.limit_train_batches=2",
