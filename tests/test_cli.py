@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 import pytest
 from omegaconf import OmegaConf
 
-from helpers import TINY, run_cli, two_job_sweep
+from helpers import TINY, run_cli, run_on_a_terminal, two_job_sweep
 from sketch2photo.config import CONFIG_DIR
 
 pytestmark = pytest.mark.slow
@@ -17,16 +17,17 @@ pytestmark = pytest.mark.slow
 
 def test_two_job_multirun_shares_one_root(tmp_path, synthetic_dir):
     sweep = two_job_sweep(tmp_path, synthetic_dir)
-    lrs = []
-    for job in ("0", "1"):
+    overrides = []
+    for job, lr in (("0", "0.001"), ("1", "0.003")):
         record = json.loads((sweep / job / "metrics.json").read_text())
         assert record["status"] == "ok"
         assert record["epochs"] == 2
-        assert any(p.name.startswith("events.out.tfevents") for p in (sweep / job).iterdir())
+        events = sweep / job / f"model.lr={lr}"  # TensorBoard's run: what the sweep varies
+        assert any(p.name.startswith("events.out.tfevents") for p in events.iterdir())
         assert (sweep / job / ".hydra" / "config.yaml").is_file()
-        lrs.append((sweep / job / ".hydra" / "overrides.yaml").read_text())
-    assert "model.lr=0.001" in lrs[0]
-    assert "model.lr=0.003" in lrs[1]
+        overrides.append((sweep / job / ".hydra" / "overrides.yaml").read_text())
+    assert "model.lr=0.001" in overrides[0]
+    assert "model.lr=0.003" in overrides[1]
     assert not (tmp_path / "outputs").exists()  # nothing strays outside the sweep root
 
 
@@ -230,6 +231,33 @@ def test_a_run_prints_no_warnings_and_one_line_each(tmp_path):
     assert "final val/* (last epoch, 1)" in out
     assert "final test/* (best.ckpt, epoch 1)" in out
     assert "TensorBoard: tensorboard --logdir" in out
+
+
+@pytest.mark.slow
+def test_the_progress_bar_is_on_a_terminal_only_and_its_flag_works(tmp_path, synthetic_dir):
+    """Output to a file: no bar (tqdm's carriage returns), one line per epoch instead. On a
+    terminal: the bar, unless trainer.enable_progress_bar=false, which Lightning used to refuse
+    beside the bar the project adds."""
+    tiny = [a for a in TINY if "progress_bar" not in a] + [f"data.data_dir={synthetic_dir}"]
+    to_a_file = run_cli("s2p-train", *tiny, "hydra.run.dir=file", cwd=tmp_path)
+    output = to_a_file.stdout + to_a_file.stderr
+    assert to_a_file.returncode == 0, output[-2000:]
+    assert "\r" not in output and "it/s]" not in output
+    assert output.count("][sketch2photo.train][INFO] - epoch 1/2: train/loss=") == 1
+    assert output.count("] - epoch 2/2: train/loss=") == 1
+    assert "val/psnr=" in output
+
+    status, output = run_on_a_terminal("s2p-train", *tiny, "hydra.run.dir=bar", cwd=tmp_path)
+    assert status == 0, output[-2000:]
+    assert "it/s" in output and "\r" in output  # tqdm's bar
+    assert "] - epoch 1/2:" not in output
+
+    status, output = run_on_a_terminal(
+        "s2p-train", *tiny, "trainer.enable_progress_bar=false", "hydra.run.dir=off", cwd=tmp_path
+    )
+    assert status == 0, output[-2000:]
+    assert "it/s" not in output
+    assert "] - epoch 2/2: train/loss=" in output
 
 
 @pytest.mark.slow

@@ -42,7 +42,12 @@ from sketch2photo.checks import (
 from sketch2photo.config import CONFIG_DIR
 from sketch2photo.did_you_mean import nearest_names
 from sketch2photo.errors import UserError, disk_full, require_keys, unwrap
-from sketch2photo.runs.run_dir import check_no_links, in_multirun, remove_refused_run
+from sketch2photo.runs.run_dir import (
+    check_no_links,
+    in_multirun,
+    name_runs_by_sweep,
+    remove_refused_run,
+)
 from sketch2photo.runs.sweep_summary import SweepStart, sweep_summary
 
 log = logging.getLogger("sketch2photo")
@@ -162,8 +167,11 @@ def command(
         silence_known_noise()  # here too: a sweeper's imports log before any job runs
         if arguments is not None:
             sys.argv[1:] = arguments(sys.argv[1:])
-        if list_keys and not {"-m", "--multirun"} & set(sys.argv):
+        multirun = bool({"-m", "--multirun"} & set(sys.argv))
+        if list_keys and not multirun:
             sys.argv[1:] = [_as_list(argument, list_keys) for argument in sys.argv[1:]]
+        if multirun:
+            sys.argv[1:] = name_runs_by_sweep(sys.argv[1:])
         try:
             check_optuna_sweeper(sys.argv[1:])
             if config_name == "train":
