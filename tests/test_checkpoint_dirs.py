@@ -4,9 +4,12 @@ line; a folder without either, or a missing path, is one clear line."""
 import logging
 
 import pytest
+from omegaconf import open_dict
 
+from helpers import compose_config
 from sketch2photo.checkpoints.locate import checkpoint_file
 from sketch2photo.checkpoints.read import read_checkpoint
+from sketch2photo.checks import check_training_paths
 from sketch2photo.errors import UserError
 
 
@@ -39,3 +42,20 @@ def test_read_checkpoint_takes_a_run_dir(tiny_checkpoint):
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     checkpoint = read_checkpoint(run_dir)
     assert checkpoint["hyper_parameters"]["net"]["width"] == 8
+
+
+def test_the_training_precheck_finds_files_and_leaves_made_datasets_alone(tmp_path, caplog):
+    run = tmp_path / "earlier_run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.ckpt").write_bytes(b"")
+    cfg = compose_config(tmp_path, ["data=openmoji", "data.data_dir=not/rendered/yet"])
+    check_training_paths(cfg)  # data=openmoji (and synthetic) make their folder on first use
+    cfg = compose_config(tmp_path, ["data=sketch2photo", f"data.data_dir={tmp_path}"])
+    with open_dict(cfg):
+        cfg.init_from = str(run)
+    check_training_paths(cfg)
+    assert cfg.init_from == str(run / "checkpoints" / "best.ckpt")  # the command reads the file
+    with pytest.raises(UserError, match=r"data\.data_dir=no/pairs does not exist"):
+        check_training_paths(
+            compose_config(tmp_path, ["data=sketch2photo", "data.data_dir=no/pairs"])
+        )

@@ -32,11 +32,13 @@ HINT_PLACEMENTS = (
     "regions",
 )  # hints/protocol.py's placements; here without importing torch
 
+READS_DATA_DIR = "sketch2photo.data.datamodules.pairs.PairedSketchDataModule"  # data=sketch2photo
+
 # The classes whose config lists every argument they take (tests/test_configs.py checks it): a key
 # added to one with `+` is one it does not take
 EVERY_ARGUMENT_IN_CONFIG = (
     "lightning.pytorch.Trainer",
-    "sketch2photo.data.datamodules.pairs.PairedSketchDataModule",
+    READS_DATA_DIR,
     "sketch2photo.module.ColorizationModule",
     "sketch2photo.gan.Pix2PixModule",
     "sketch2photo.nets.conditioning.ConditionedGenerator",
@@ -332,8 +334,8 @@ def check_training_paths(cfg: DictConfig) -> None:
         return
     use_checkpoint_files(cfg, ("ckpt_path", "init_from"))
     data = cfg.get("data") or {}
-    if data.get("data_dir") and not data.get("synthetic_pairs") and "input_dir" not in data:
-        check_data_dir(data.data_dir)
+    if data.get("_target_") == READS_DATA_DIR and not data.get("synthetic_pairs"):
+        check_data_dir(data.data_dir)  # data=synthetic and data=openmoji make theirs
 
 
 def check_eval_paths(cfg: DictConfig) -> None:
