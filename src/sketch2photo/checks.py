@@ -48,10 +48,10 @@ EVERY_ARGUMENT_IN_CONFIG = (
 # What each tool says when a required key (`???`) is missing: cli.py's precheck and the command's
 # own body
 USAGES = {
-    "predict": "s2p-predict ckpt_path=<file.ckpt or .safetensors> input=<sketch file or folder> output=<folder> "
+    "predict": "s2p-predict ckpt_path=<run dir, .ckpt or .safetensors> input=<sketch file or folder> output=<folder> "
     "[keep_size=true] [hints=<hint file or folder>]",
-    "app": "s2p-app ckpt_path=<file.ckpt or .safetensors> [data.data_dir=<pairs>] [host=127.0.0.1] [port=7860]",
-    "export": "s2p-export ckpt_path=<file.ckpt> format=onnx|torchscript|safetensors [output=<file>]",
+    "app": "s2p-app ckpt_path=<run dir, .ckpt or .safetensors> [data.data_dir=<pairs>] [host=127.0.0.1] [port=7860]",
+    "export": "s2p-export ckpt_path=<run dir or .ckpt> format=onnx|torchscript|safetensors [output=<file>]",
     "compare": "s2p-compare dir=<sweep dir, run dir or outputs> [metric=val/loss] [out=<dir>]",
     "make_pairs": "s2p-make-pairs photos=<folder of colour images> out=<new folder> [size=256]",
     "pack": "s2p-pack data.data_dir=<pairs> out=<new folder or s3://bucket/prefix> [data.image_size=128]",
@@ -290,7 +290,7 @@ def check_eval_config(cfg: DictConfig) -> None:
         raise UserError(f"subset={cfg.subset!r} must be one of {', '.join(SUBSETS)}.")
     if bool(cfg.ckpt_path) == bool(cfg.baseline):
         raise UserError(
-            "give exactly one of ckpt_path=<file.ckpt or .safetensors> or baseline=mean|white."
+            "give exactly one of ckpt_path=<run dir, .ckpt or .safetensors> or baseline=mean|white."
         )
     if cfg.baseline and cfg.baseline not in BASELINES:
         raise UserError(f"baseline={cfg.baseline!r} must be one of {', '.join(BASELINES)}.")

@@ -25,7 +25,9 @@ from typing import Any
 import hydra
 from hydra._internal.utils import run_and_report
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from sketch2photo.checks import (
     USAGES,
@@ -185,7 +187,7 @@ def command(
             os.environ[FULL_ERROR] = "1"  # Hydra raises a command line it refuses, until run()
         try:
             return hydra_main()
-        except Exception as error:
+        except (HydraException, OmegaConfBaseException) as error:  # what Hydra would report
             if not raising:
                 raise
             os.environ.pop(FULL_ERROR, None)
