@@ -4,12 +4,16 @@ checkpoint."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
+import select
 import signal
 import socket
 import struct
 import subprocess
 import sys
+import termios
 import time
 import zlib
 from collections.abc import Callable
@@ -110,6 +114,28 @@ def start_cli(
         start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def run_on_a_terminal(
+    program: str | Path, *args: str, cwd: Path | None = None, timeout: float = 300
+) -> tuple[int, str]:
+    """Run a command to the end with a pseudo-terminal as its stdout and stderr, as a user at a
+    terminal does; (exit status, everything it wrote)."""
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # else 0 columns
+    process = start_cli(program, *args, cwd=cwd, stdout=follower)
+    os.close(follower)
+    chunks = []
+    while select.select([leader], [], [], timeout)[0]:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the command has ended and closed its end of the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    return process.wait(timeout=timeout), b"".join(chunks).decode(errors="replace")
 
 
 def wait_until(

@@ -3,12 +3,13 @@ error and no traceback, a multirun and its summary line, python -m, a quiet run,
 
 import json
 import subprocess
+import time
 from importlib.metadata import entry_points
 
 import pytest
 from omegaconf import OmegaConf
 
-from helpers import TINY, run_cli, two_job_sweep
+from helpers import TINY, run_cli, run_on_a_terminal, two_job_sweep
 from sketch2photo.config import CONFIG_DIR
 
 pytestmark = pytest.mark.slow
@@ -16,16 +17,17 @@ pytestmark = pytest.mark.slow
 
 def test_two_job_multirun_shares_one_root(tmp_path, synthetic_dir):
     sweep = two_job_sweep(tmp_path, synthetic_dir)
-    lrs = []
-    for job in ("0", "1"):
+    overrides = []
+    for job, lr in (("0", "0.001"), ("1", "0.003")):
         record = json.loads((sweep / job / "metrics.json").read_text())
         assert record["status"] == "ok"
         assert record["epochs"] == 2
-        assert any(p.name.startswith("events.out.tfevents") for p in (sweep / job).iterdir())
+        events = sweep / job / f"model.lr={lr}"  # TensorBoard's run: what the sweep varies
+        assert any(p.name.startswith("events.out.tfevents") for p in events.iterdir())
         assert (sweep / job / ".hydra" / "config.yaml").is_file()
-        lrs.append((sweep / job / ".hydra" / "overrides.yaml").read_text())
-    assert "model.lr=0.001" in lrs[0]
-    assert "model.lr=0.003" in lrs[1]
+        overrides.append((sweep / job / ".hydra" / "overrides.yaml").read_text())
+    assert "model.lr=0.001" in overrides[0]
+    assert "model.lr=0.003" in overrides[1]
     assert not (tmp_path / "outputs").exists()  # nothing strays outside the sweep root
 
 
@@ -109,6 +111,26 @@ def run_entry(entry: str, *args: str, cwd) -> tuple[subprocess.CompletedProcess,
             "data.input_dir=nowhere: no packed dataset can be read",
         ),
         ("s2p-compare", ["--help"], "s2p-compare"),
+        (
+            "s2p-train",
+            ["+model.lrr=1"],
+            "+model.lrr=1: model (sketch2photo.module.ColorizationModule) takes no argument "
+            "'lrr'; did you mean model.lr=1?",
+        ),
+        (
+            "s2p-train",
+            ["data=sketch2photo", "data.data_dir=no/such"],
+            "data.data_dir=no/such does not exist",
+        ),
+        ("s2p-train", ["init_from=nowhere.ckpt"], "init_from=nowhere.ckpt does not exist"),
+        ("s2p-eval", ["ckpt_path=nowhere.ckpt"], "ckpt_path=nowhere.ckpt does not exist"),
+        ("s2p-export", ["ckpt_path=nowhere.ckpt"], "ckpt_path=nowhere.ckpt does not exist"),
+        ("s2p-app", ["ckpt_path=nowhere.ckpt"], "ckpt_path=nowhere.ckpt does not exist"),
+        (
+            "s2p-predict",
+            ["ckpt_path=.", "input=x", "output=y"],
+            "ckpt_path=. is a folder without checkpoints/best.ckpt or checkpoints/last.ckpt",
+        ),
     ],
 )
 def test_help_and_mistakes_answer_without_torch(tmp_path, entry, args, expected):
@@ -122,6 +144,42 @@ def test_help_and_mistakes_answer_without_torch(tmp_path, entry, args, expected)
     if not args or "=" in args[0]:
         assert result.returncode == 1
         assert not (tmp_path / "outputs").exists()  # refused before any work: no run dir
+
+
+def test_a_typo_of_a_known_key_is_the_projects_line_alone(tmp_path):
+    result = run_cli("s2p-train", "model.lrr=0.1", "trainer.max_epoch=3", cwd=tmp_path)
+    assert result.returncode == 1
+    first, second = result.stderr.splitlines()  # nothing of Hydra's before, between or after
+    assert first == "model.lrr: did you mean model.lr=0.1?"
+    assert second.startswith("trainer.max_epoch: did you mean trainer.max_epochs=3 or")
+    assert result.stdout == ""
+    unknown = run_cli("s2p-train", "zzzz=1", cwd=tmp_path)  # no near-miss: Hydra's own advice
+    assert unknown.returncode == 1
+    assert "Could not override 'zzzz'.\nTo append to your config use +zzzz=1" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+    assert not (tmp_path / "outputs").exists()
+
+
+@pytest.mark.slow
+def test_missing_files_and_a_bad_output_fail_fast_without_torch(tmp_path):
+    (tmp_path / "given.ckpt").write_bytes(b"only checked for existence before torch loads")
+    (tmp_path / "sketch.png").write_bytes(b"only checked for its name before torch loads")
+    for entry, args, expected in (
+        ("s2p-predict", ["ckpt_path=gone.ckpt", "input=sketch.png", "output=out"], "gone.ckpt"),
+        ("s2p-eval", ["ckpt_path=gone.ckpt"], "ckpt_path=gone.ckpt does not exist"),
+        ("s2p-train", ["data=sketch2photo", "data.data_dir=gone"], "data.data_dir=gone does"),
+        (
+            "s2p-predict",
+            ["ckpt_path=given.ckpt", "input=sketch.png", "output=sketch.png"],
+            "output=sketch.png is a file; give a folder",
+        ),
+    ):
+        started = time.monotonic()
+        result, torch_loaded = run_entry(entry, *args, cwd=tmp_path)
+        seconds = time.monotonic() - started
+        assert result.returncode == 1 and expected in result.stdout + result.stderr
+        assert not torch_loaded
+        assert seconds < 3, f"{entry} {args}: {seconds:.1f} s (about 0.8 s when the cores are free)"
 
 
 def test_predict_and_export_errors_look_like_trains(tmp_path):
@@ -173,6 +231,33 @@ def test_a_run_prints_no_warnings_and_one_line_each(tmp_path):
     assert "final val/* (last epoch, 1)" in out
     assert "final test/* (best.ckpt, epoch 1)" in out
     assert "TensorBoard: tensorboard --logdir" in out
+
+
+@pytest.mark.slow
+def test_the_progress_bar_is_on_a_terminal_only_and_its_flag_works(tmp_path, synthetic_dir):
+    """Output to a file: no bar (tqdm's carriage returns), one line per epoch instead. On a
+    terminal: the bar, unless trainer.enable_progress_bar=false, which Lightning used to refuse
+    beside the bar the project adds."""
+    tiny = [a for a in TINY if "progress_bar" not in a] + [f"data.data_dir={synthetic_dir}"]
+    to_a_file = run_cli("s2p-train", *tiny, "hydra.run.dir=file", cwd=tmp_path)
+    output = to_a_file.stdout + to_a_file.stderr
+    assert to_a_file.returncode == 0, output[-2000:]
+    assert "\r" not in output and "it/s]" not in output
+    assert output.count("][sketch2photo.train][INFO] - epoch 1/2: train/loss=") == 1
+    assert output.count("] - epoch 2/2: train/loss=") == 1
+    assert "val/psnr=" in output
+
+    status, output = run_on_a_terminal("s2p-train", *tiny, "hydra.run.dir=bar", cwd=tmp_path)
+    assert status == 0, output[-2000:]
+    assert "it/s" in output and "\r" in output  # tqdm's bar
+    assert "] - epoch 1/2:" not in output
+
+    status, output = run_on_a_terminal(
+        "s2p-train", *tiny, "trainer.enable_progress_bar=false", "hydra.run.dir=off", cwd=tmp_path
+    )
+    assert status == 0, output[-2000:]
+    assert "it/s" not in output
+    assert "] - epoch 2/2: train/loss=" in output
 
 
 @pytest.mark.slow

@@ -5,9 +5,13 @@ import inspect
 from pathlib import Path
 
 import pytest
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch import Trainer
+from omegaconf import read_write
 
 from helpers import compose_config
+from sketch2photo.checks import EVERY_ARGUMENT_IN_CONFIG
 from sketch2photo.config import CONFIG_DIR
 from sketch2photo.data.datamodules.pairs import PairedSketchDataModule
 from sketch2photo.gan import Pix2PixModule
@@ -15,6 +19,7 @@ from sketch2photo.module import ColorizationModule
 from sketch2photo.nets.conditioning import ConditionedGenerator
 from sketch2photo.nets.patchgan import PatchGAN
 from sketch2photo.nets.unet import UNet
+from sketch2photo.runs.run_dir import EXCLUDE_KEYS, name_runs_by_sweep
 
 PASSED_BY_TRAIN = {
     "logger",
@@ -52,6 +57,9 @@ def test_every_trainer_data_model_and_network_argument_is_a_key(tmp_path):
         "in_channels"  # the module sets it: the condition's channels and the image's
     }
     assert gan.net == cfg.model.net  # the same generator as model=unet
+    # the classes checks.py refuses a `+` key for (it takes no argument but these keys): these
+    checked = [cfg.trainer, cfg.data, cfg.model, cfg.model.net, gan, gan.discriminator]
+    assert sorted(EVERY_ARGUMENT_IN_CONFIG) == sorted(node._target_ for node in checked)
     flags = [
         "trainer.fast_dev_run=true",
         "trainer.limit_train_batches=2",
@@ -94,3 +102,27 @@ def test_every_experiment_composes_and_builds_its_model(tmp_path, experiment):
     assert model.hparams.image_size == cfg.data.image_size
     if experiment == "demo":  # make demo: a hint model on OpenMoji, scored by s2p-eval instead
         assert cfg.data.train_glyphs == 1200 and cfg.test is False and model.takes_hints
+
+
+def test_sweep_runs_are_named_by_what_the_sweep_varies(tmp_path):
+    typed = [
+        "model.lr=1e-3,3e-3",
+        "data.image_size=32,64",
+        "trainer.max_epochs=2",
+        "data.data_dir=/a/b",
+        "hydra.sweep.dir=s",
+    ]
+    *unchanged, excluded = name_runs_by_sweep(["-m", *typed])
+    assert unchanged == ["-m", *typed]
+    assert excluded == f"{EXCLUDE_KEYS}=[trainer.max_epochs,data.data_dir]"
+    job = ["model.lr=0.001", "data.image_size=64", "trainer.max_epochs=2", "data.data_dir=/a/b"]
+    cfg = compose_config(tmp_path, [*job, excluded])
+    assert cfg.logger.tensorboard.version == ""  # a single run: its events in the run dir
+    with read_write(cfg.hydra):
+        cfg.hydra.mode = RunMode.MULTIRUN
+    HydraConfig.instance().set_config(cfg)
+    assert cfg.logger.tensorboard.version == "data.image_size=64,model.lr=0.001"
+    with read_write(cfg.hydra):
+        cfg.hydra.job.override_dirname = "data.data_dir=/a/b"  # swept folders: one name each
+    HydraConfig.instance().set_config(cfg)
+    assert cfg.logger.tensorboard.version == "data.data_dir=\u2215a\u2215b"

@@ -169,6 +169,21 @@ def test_a_single_file_and_clear_errors(tmp_path, sketch_folder, tiny_checkpoint
 
 
 @pytest.mark.slow
+def test_a_run_dir_as_ckpt_path_uses_its_best_checkpoint(tmp_path, sketch_folder, tiny_checkpoint):
+    run_dir = tiny_checkpoint.parents[1]
+    result = run_cli(
+        "s2p-predict",
+        f"ckpt_path={run_dir}",
+        f"input={sketch_folder / 'grey.png'}",
+        f"output={tmp_path / 'out'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert f"ckpt_path={run_dir}: using {run_dir}/checkpoints/best.ckpt" in result.stdout
+    assert (tmp_path / "out" / "grey.png").is_file()
+
+
+@pytest.mark.slow
 def test_command_with_only_a_checkpoint_reports_failures(tmp_path, sketch_folder, tiny_checkpoint):
     """No config but the checkpoint, in an empty dir: the U-Net and its 32 px come from the
     checkpoint."""

@@ -43,6 +43,8 @@ def test_tiny_fit_writes_the_run_dir(train_config, tmp_path):
     events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0}).Reload()
     tags = events.Tags()
     assert {"train/loss", "val/psnr", "val/ssim"} <= set(tags["scalars"])
+    # test/*: in metrics.json (above), not in TensorBoard, whose SCALARS page opens on train/
+    assert not [tag for tag in tags["scalars"] if tag.startswith("test/")]
     assert [e.step for e in events.Scalars("train/loss")][:3] == sorted(
         e.step for e in events.Scalars("train/loss")
     )[:3]

@@ -4,13 +4,19 @@ The classes call the same functions, for users who build them in Python."""
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from sketch2photo.checkpoints.locate import checkpoint_file
+from sketch2photo.commands.predict_files import list_inputs, output_paths
+from sketch2photo.data.layouts import check_data_dir
 from sketch2photo.errors import UserError
+from sketch2photo.outputs import check_folder, check_writes
+from sketch2photo.runs.run_dir import typed_overrides
 
 LOSSES = ("mse", "l1", "l1+ssim")
 GAN_LOSSES = ("vanilla", "lsgan", "hinge")
@@ -26,13 +32,26 @@ HINT_PLACEMENTS = (
     "regions",
 )  # hints/protocol.py's placements; here without importing torch
 
+READS_DATA_DIR = "sketch2photo.data.datamodules.pairs.PairedSketchDataModule"  # data=sketch2photo
+
+# The classes whose config lists every argument they take (tests/test_configs.py checks it): a key
+# added to one with `+` is one it does not take
+EVERY_ARGUMENT_IN_CONFIG = (
+    "lightning.pytorch.Trainer",
+    READS_DATA_DIR,
+    "sketch2photo.module.ColorizationModule",
+    "sketch2photo.gan.Pix2PixModule",
+    "sketch2photo.nets.conditioning.ConditionedGenerator",
+    "sketch2photo.nets.patchgan.PatchGAN",
+)
+
 # What each tool says when a required key (`???`) is missing: cli.py's precheck and the command's
 # own body
 USAGES = {
-    "predict": "s2p-predict ckpt_path=<file.ckpt or .safetensors> input=<sketch file or folder> output=<folder> "
+    "predict": "s2p-predict ckpt_path=<run dir, .ckpt or .safetensors> input=<sketch file or folder> output=<folder> "
     "[keep_size=false] [hints=<hint file or folder>]",
-    "app": "s2p-app ckpt_path=<file.ckpt or .safetensors> [data.data_dir=<pairs>] [host=127.0.0.1] [port=7860]",
-    "export": "s2p-export ckpt_path=<file.ckpt> format=onnx|torchscript|safetensors [output=<file>]",
+    "app": "s2p-app ckpt_path=<run dir, .ckpt or .safetensors> [data.data_dir=<pairs>] [host=127.0.0.1] [port=7860]",
+    "export": "s2p-export ckpt_path=<run dir or .ckpt> format=onnx|torchscript|safetensors [output=<file>]",
     "compare": "s2p-compare dir=<sweep dir, run dir or outputs> [metric=val/loss] [out=<dir>]",
     "make_pairs": "s2p-make-pairs photos=<folder of colour images> out=<new folder> [size=256]",
     "pack": "s2p-pack data.data_dir=<pairs> out=<new folder or s3://bucket/prefix> [data.image_size=128]",
@@ -271,7 +290,7 @@ def check_eval_config(cfg: DictConfig) -> None:
         raise UserError(f"subset={cfg.subset!r} must be one of {', '.join(SUBSETS)}.")
     if bool(cfg.ckpt_path) == bool(cfg.baseline):
         raise UserError(
-            "give exactly one of ckpt_path=<file.ckpt or .safetensors> or baseline=mean|white."
+            "give exactly one of ckpt_path=<run dir, .ckpt or .safetensors> or baseline=mean|white."
         )
     if cfg.baseline and cfg.baseline not in BASELINES:
         raise UserError(f"baseline={cfg.baseline!r} must be one of {', '.join(BASELINES)}.")
@@ -298,4 +317,63 @@ def check_eval_config(cfg: DictConfig) -> None:
         raise UserError(
             "baseline=mean subset=all would score the mean of all pairs on those same pairs; "
             "use subset=test or subset=val, whose mean comes from the training pairs."
+        )
+
+
+def use_checkpoint_files(cfg: DictConfig, keys: tuple[str, ...] = ("ckpt_path",)) -> None:
+    """Each of `keys` that is set names a checkpoint file from here on: a run dir's best, else last
+    (locate.py); one clear line when there is none."""
+    for key in keys:
+        if cfg.get(key):
+            cfg[key] = str(checkpoint_file(cfg[key], key))
+
+
+def check_training_paths(cfg: DictConfig) -> None:
+    """s2p-train's checkpoints and dataset folder exist (not with resume=: its run's are read)."""
+    if cfg.get("resume"):
+        return
+    use_checkpoint_files(cfg, ("ckpt_path", "init_from"))
+    data = cfg.get("data") or {}
+    if data.get("_target_") == READS_DATA_DIR and not data.get("synthetic_pairs"):
+        check_data_dir(data.data_dir)  # data=synthetic and data=openmoji make theirs
+
+
+def check_eval_paths(cfg: DictConfig) -> None:
+    """s2p-eval's checkpoint, and its dataset folder where it is not the checkpoint's own."""
+    use_checkpoint_files(cfg)
+    typed = {override.key_or_group for override in typed_overrides()}
+    if cfg.baseline or "data.data_dir" in typed:
+        check_data_dir(cfg.data.data_dir)
+
+
+def check_predict_paths(cfg: DictConfig) -> None:
+    """s2p-predict's checkpoint, its sketches, and an output folder that overwrites none of them."""
+    use_checkpoint_files(cfg)
+    paths = list_inputs(Path(str(cfg.input)))
+    output = Path(str(cfg.output))
+    check_folder(output)
+    check_writes(
+        output_paths(paths, output, cfg.keep_extension),
+        {**{path: "the input" for path in paths}, Path(cfg.ckpt_path): "ckpt_path"},
+        output,
+    )
+
+
+def check_added_keys(cfg: DictConfig) -> None:
+    """A key added with `+` (Hydra's advice for a key the config lacks) to a part built from a class
+    that takes no such argument: one line naming it, instead of the class's TypeError."""
+    for override in typed_overrides():
+        if not (override.is_add() or override.is_force_add()):
+            continue
+        parent, _, name = override.key_or_group.rpartition(".")
+        node = OmegaConf.select(cfg, parent, default=None) if parent else None
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        if target not in EVERY_ARGUMENT_IN_CONFIG:
+            continue
+        known = [key for key in node.keys() if key not in (name, "_target_")]
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        value = override.input_line.split("=", 1)[1] if "=" in override.input_line else ""
+        instead = f"did you mean {parent}.{close[0]}={value}?" if close else "its keys: --cfg job"
+        raise UserError(
+            f"{override.input_line}: {parent} ({target}) takes no argument {name!r}; {instead}"
         )

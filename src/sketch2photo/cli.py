@@ -13,31 +13,50 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import signal
 import sys
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra._internal.utils import run_and_report
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException
 from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
 
 from sketch2photo.checks import (
     USAGES,
+    check_added_keys,
     check_eval_config,
+    check_eval_paths,
     check_litdata,
     check_optuna_sweeper,
+    check_predict_paths,
     check_training_config,
+    check_training_paths,
+    use_checkpoint_files,
 )
 from sketch2photo.config import CONFIG_DIR
 from sketch2photo.did_you_mean import nearest_names
 from sketch2photo.errors import UserError, disk_full, require_keys, unwrap
-from sketch2photo.runs.run_dir import check_no_links, in_multirun, remove_refused_run
+from sketch2photo.runs.run_dir import (
+    check_no_links,
+    in_multirun,
+    name_runs_by_sweep,
+    remove_refused_run,
+)
 from sketch2photo.runs.sweep_summary import SweepStart, sweep_summary
 
 log = logging.getLogger("sketch2photo")
+# Hydra prints a command line it refuses (a key the config lacks: "To append to your config use
+# +key=...") and exits. Set to 1, it raises the error instead, so that entry() can answer a
+# near-miss of a known key with the project's did-you-mean line alone.
+FULL_ERROR = "HYDRA_FULL_ERROR"
 
 # Lightning's lines that tell a user of these commands nothing: the model line names the device,
 # the summary says which weights were tested, and the litlogger tip is an advertisement.
@@ -98,13 +117,16 @@ def command(
     `body` ("module:function"). `list_keys` take a comma list without brackets (`hints=0,1,3`),
     which Hydra outside -m refuses as an ambiguous sweep; `arguments` rewrites the command line
     first (s2p-compare's older style)."""
-    started = []
+    started, hydra_raises = [], []
 
     def run(cfg: DictConfig) -> Any:
         started.append(True)
+        if hydra_raises == [True]:
+            os.environ.pop(FULL_ERROR, None)  # the job's own errors: reported by Hydra as usual
         ran_body = False
         silence_known_noise()
         try:
+            check_added_keys(cfg)
             if (
                 precheck is not None and not in_multirun()
             ):  # a sweep job records its failure in its own dir instead
@@ -147,8 +169,11 @@ def command(
         silence_known_noise()  # here too: a sweeper's imports log before any job runs
         if arguments is not None:
             sys.argv[1:] = arguments(sys.argv[1:])
-        if list_keys and not {"-m", "--multirun"} & set(sys.argv):
+        multirun = bool({"-m", "--multirun"} & set(sys.argv))
+        if list_keys and not multirun:
             sys.argv[1:] = [_as_list(argument, list_keys) for argument in sys.argv[1:]]
+        if multirun:
+            sys.argv[1:] = name_runs_by_sweep(sys.argv[1:])
         try:
             check_optuna_sweeper(sys.argv[1:])
             if config_name == "train":
@@ -156,19 +181,30 @@ def command(
         except UserError as error:
             print(error, file=sys.stderr)
             sys.exit(1)
+        raising = FULL_ERROR not in os.environ  # else the user asked for Hydra's full tracebacks
+        hydra_raises[:] = [raising]
+        if raising:
+            os.environ[FULL_ERROR] = "1"  # Hydra raises a command line it refuses, until run()
         try:
             return hydra_main()
-        except SystemExit as exit:
-            if exit.code == 1 and not started:  # Hydra refused the command line: say what was meant
-                hint = nearest_names(CONFIG_DIR, config_name, sys.argv[1:])
-                if hint:
-                    print(hint, file=sys.stderr)
-            raise
+        except (HydraException, OmegaConfBaseException) as error:  # what Hydra would report
+            if not raising:
+                raise
+            os.environ.pop(FULL_ERROR, None)
+            hint = not started and nearest_names(CONFIG_DIR, config_name, sys.argv[1:])
+            if hint:  # a near-miss of a known key: the project's line instead of Hydra's `+` advice
+                print(hint, file=sys.stderr)
+                sys.exit(1)
+            run_and_report(partial(_raise, error))  # Hydra's own report, then exit status 1
         finally:
             if SweepStart.sweep_dirs:
                 print(sweep_summary(SweepStart.sweep_dirs.pop()))
 
     return entry
+
+
+def _raise(error: BaseException) -> None:
+    raise error
 
 
 def _after_disk_full(config_name: str) -> str:
@@ -187,9 +223,23 @@ def _as_list(argument: str, keys: tuple[str, ...]) -> str:
     )
 
 
-def requires(name: str) -> Callable[[DictConfig], None]:
-    """A precheck: every required key (`???`) of the command is given."""
-    return lambda cfg: require_keys(cfg, USAGES[name])
+def requires(name: str, *then: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
+    """A precheck: every required key (`???`) of the command is given, then the checks `then`."""
+
+    def precheck(cfg: DictConfig) -> None:
+        require_keys(cfg, USAGES[name])
+        for check in then:
+            check(cfg)
+
+    return precheck
+
+
+def all_of(*checks: Callable[[DictConfig], None]) -> Callable[[DictConfig], None]:
+    def precheck(cfg: DictConfig) -> None:
+        for check in checks:
+            check(cfg)
+
+    return precheck
 
 
 def compare_arguments(arguments: list[str]) -> list[str]:
@@ -221,13 +271,24 @@ def _pack_precheck(cfg: DictConfig) -> None:
 
 
 # The one entry table: console script -> config, body, precheck.
-train = command("train", "sketch2photo.commands.train:main", check_training_config)
-evaluate = command(
-    "eval", "sketch2photo.commands.evaluate:main", check_eval_config, list_keys=("hints",)
+train = command(
+    "train",
+    "sketch2photo.commands.train:main",
+    all_of(check_training_config, check_training_paths),
 )
-predict = command("predict", "sketch2photo.commands.predict:main", requires("predict"))
-export = command("export", "sketch2photo.commands.export:main", requires("export"))
-app = command("app", "sketch2photo.commands.app:main", requires("app"))
+evaluate = command(
+    "eval",
+    "sketch2photo.commands.evaluate:main",
+    all_of(check_eval_config, check_eval_paths),
+    list_keys=("hints",),
+)
+predict = command(
+    "predict", "sketch2photo.commands.predict:main", requires("predict", check_predict_paths)
+)
+export = command(
+    "export", "sketch2photo.commands.export:main", requires("export", use_checkpoint_files)
+)
+app = command("app", "sketch2photo.commands.app:main", requires("app", use_checkpoint_files))
 compare = command(
     "compare",
     "sketch2photo.commands.compare:main",

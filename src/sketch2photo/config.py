@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from sketch2photo.metrics import higher_is_better
+from sketch2photo.runs.run_dir import in_multirun
 
 CONFIG_DIR = str(
     Path(__file__).resolve().parent / "configs"
 )  # shipped inside the package; ./configs links here
+MAX_NAME_BYTES = 200  # a file name's limit is 255 on most file systems
 
 
 def _resume_dir(default: str, *, _root_: DictConfig) -> str:
@@ -35,7 +38,19 @@ def _study_name(task_name: str, overrides: list[str]) -> str:
     return f"{task_name}-{hashlib.sha256(typed.encode()).hexdigest()[:8]}"
 
 
+def _sweep_run_name() -> str:
+    """logger.tensorboard.version: in a sweep, what this job's sweep overrides set (Hydra's
+    hydra.job.override_dirname, the keys typed with one value left out: cli.py), e.g.
+    `data.image_size=64,model.lr=0.001`, so TensorBoard names the curves by them; "" for a single
+    run, whose events stay in its run dir."""
+    if not in_multirun():
+        return ""
+    name = HydraConfig.get().job.override_dirname.replace("/", "\u2215")  # a value's / is no folder
+    return name.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
+
+
 OmegaConf.register_new_resolver("s2p_run_dir", _resume_dir, replace=True)
+OmegaConf.register_new_resolver("s2p_sweep_run", _sweep_run_name, replace=True)
 OmegaConf.register_new_resolver("s2p_if_resuming", _if_resuming, replace=True)
 OmegaConf.register_new_resolver("s2p_direction", _direction, replace=True)
 OmegaConf.register_new_resolver("s2p_study_name", _study_name, replace=True)

@@ -25,6 +25,7 @@ import torch
 from hydra.utils import instantiate
 
 from sketch2photo.checkpoints.aliases import upgrade_checkpoint
+from sketch2photo.checkpoints.locate import checkpoint_file
 from sketch2photo.checkpoints.targets import (
     check_targets,
     network_target,
@@ -45,14 +46,10 @@ GENERATOR_HPARAMS = ("net", "image_size", "channels_last", "loss", "ssim_weight"
 
 
 def read_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict:
-    """Load a checkpoint file (or a safetensors export with its model card) safely, check that it is
-    one of ours, and bring one written by an earlier version up to date (aliases.py); one clear
-    UserError otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(
-            f"{key}={path} does not exist. A run keeps its checkpoints in <run dir>/checkpoints/{{best,last}}.ckpt."
-        )
+    """Load a checkpoint file (or a safetensors export with its model card; a run dir: its best,
+    else last, checkpoint) safely, check that it is one of ours, and bring one written by an earlier
+    version up to date (aliases.py); one clear UserError otherwise."""
+    path = checkpoint_file(path, key)
     checkpoint = (
         read_safetensors(path, key) if path.suffix == ".safetensors" else read_torch_file(path, key)
     )

@@ -40,6 +40,7 @@ RUN_DIR_RESOLVERS = {
     "s2p_run_dir",
     "s2p_if_resuming",
     "s2p_direction",
+    "s2p_sweep_run",
 }
 # Where any torch.optim optimizer or scheduler and any sketch2photo network may be named, as in a
 # checkpoint (read.py's table, under model.): `model.optimizer._target_=torch.optim.SGD` on the

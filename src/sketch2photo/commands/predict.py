@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections import Counter
 from pathlib import Path
 
 import torch
@@ -33,8 +32,8 @@ from torch.utils.data import DataLoader, Dataset
 from sketch2photo.checkpoints.read import load_module
 from sketch2photo.checks import USAGES
 from sketch2photo.colouring import prepare_sketch, preview, require_hint_model, to_picture
+from sketch2photo.commands.predict_files import list_inputs, output_paths
 from sketch2photo.data.images import BadImageError, open_image
-from sketch2photo.data.layouts import IMAGE_EXTENSIONS, image_files
 from sketch2photo.errors import SOME_FILES_FAILED, UserError, require_keys
 from sketch2photo.hints.files import HINT_SUFFIXES, empty_hints, prepare_hints
 from sketch2photo.outputs import check_folder, check_writes
@@ -121,37 +120,6 @@ class ImageWriter(BasePredictionWriter):
                     path
                 )
                 self.previews.append(path)
-
-
-def list_inputs(input_path: Path) -> list[Path]:
-    if input_path.is_file():
-        if input_path.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise UserError(
-                f"input={input_path} is not an image file ({', '.join(IMAGE_EXTENSIONS)})."
-            )
-        return [input_path]
-    if not input_path.is_dir():
-        raise UserError(
-            f"input={input_path} does not exist; give a sketch file or a folder of sketches."
-        )
-    paths = image_files(input_path)
-    if not paths:
-        raise UserError(
-            f"input={input_path} holds no image files ({', '.join(IMAGE_EXTENSIONS)}; subfolders are not read)."
-        )
-    return paths
-
-
-def output_paths(paths: list[Path], output: Path, keep_extension: bool) -> list[Path]:
-    """output/<name>: the input's stem with .png, or its own extension with keep_extension=true."""
-    targets = [output / (p.name if keep_extension else f"{p.stem}.png") for p in paths]
-    clashes = sorted(name for name, count in Counter(t.name for t in targets).items() if count > 1)
-    if clashes:
-        raise UserError(
-            f"several inputs would be written to the same file ({', '.join(clashes)}), e.g. a.jpg and a.png. "
-            "Use keep_extension=true or rename them."
-        )
-    return targets
 
 
 def pair_hints(

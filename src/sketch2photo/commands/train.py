@@ -8,12 +8,14 @@ and its checkpoints are written (runs/study.py).
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sketch2photo.checkpoints.read import (
@@ -93,10 +95,19 @@ def train(cfg: DictConfig) -> dict[str, float]:
             monitor_train_loss_instead(cfg)
             trainer_overrides["limit_val_batches"] = 0
 
+        show_bar = cfg.trainer.get("enable_progress_bar")
+        trainer_overrides["enable_progress_bar"] = show_bar = (
+            sys.stdout.isatty() if show_bar is None else show_bar  # tqdm writes to stdout
+        )
+        callbacks = [
+            callback
+            for callback in instantiate_all(cfg.get("callbacks"))
+            if show_bar or not isinstance(callback, ProgressBar)
+        ]
         record.history = history = MetricHistory()
         record.trainer = trainer = instantiate(
             cfg.trainer,
-            callbacks=[*instantiate_all(cfg.get("callbacks")), history],
+            callbacks=[*callbacks, history],
             logger=instantiate_all(cfg.get("logger")) or False,
             plugins=[AtomicCheckpointIO()],
             default_root_dir=cfg.paths.run_dir,
@@ -117,13 +128,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             pruned = pruned_after(trainer) is not None
             if cfg.get("test") and datamodule.has("test") and not pruned:
                 tested_on = test_weights(trainer, datamodule)
-                tested = trainer.test(
-                    model,
-                    datamodule=datamodule,
-                    ckpt_path=tested_on,
-                    weights_only=True,
-                    verbose=False,
-                )
+                tested = test_without_loggers(trainer, model, datamodule, tested_on)
                 metrics.update(epoch_metrics(tested[0]))
                 weights["test"] = (
                     f"best.ckpt, epoch {best.get('epoch')}"
@@ -180,6 +185,19 @@ def monitor_train_loss_instead(cfg: DictConfig) -> None:
 
 def instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(item) for item in (group or {}).values() if item and "_target_" in item]
+
+
+def test_without_loggers(trainer, model, datamodule, ckpt_path: str | None) -> list[dict]:
+    """trainer.test, its test/* metrics (one number per run) kept out of TensorBoard: they are in
+    metrics.json and the summary, and SCALARS then opens on the curves (train/ sorts before val/,
+    test/ before both)."""
+    loggers, trainer.loggers = trainer.loggers, []
+    try:
+        return trainer.test(
+            model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False
+        )
+    finally:
+        trainer.loggers = loggers
 
 
 def test_weights(trainer, datamodule) -> str | None:

@@ -130,13 +130,19 @@ def find_pairs(data_dir: str | Path, layout: str = "auto") -> Listing:
             gc.enable()
 
 
-def _find_pairs(data_dir: Path, layout: str) -> Listing:
-    check_layout(layout)
+def check_data_dir(data_dir: str | Path) -> None:
+    """data.data_dir must be a folder: checked before torch loads too (checks.py)."""
+    data_dir = Path(str(data_dir))
     if not data_dir.is_dir():
         raise UserError(
             f"data.data_dir={data_dir} does not exist (looked in {data_dir.resolve()}).\n"
             f"Point data.data_dir at your dataset, or use data=synthetic to try the framework.\n{LAYOUT_HELP}"
         )
+
+
+def _find_pairs(data_dir: Path, layout: str) -> Listing:
+    check_layout(layout)
+    check_data_dir(data_dir)
     if layout == "auto":
         has_folders = any((data_dir / a).is_dir() for a, _ in SPLIT_FOLDERS.values())
         layout = "folders" if has_folders else "aligned"

@@ -81,9 +81,11 @@ def hyperparameters(cfg: DictConfig) -> dict:
 
 
 def log_hyperparameters(trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """One HPARAMS row per run, with the final metrics. Only the session is written, not a per-run
+    """One HPARAMS row per run, with the final train/ and val/ metrics (TensorBoard reads a metric's
+    value from its scalars; test/* has none). Only the session is written, not a per-run
     experiment summary: TensorBoard then takes the columns from all runs in the logdir together."""
     params = hyperparameters(cfg)
+    metrics = {name: value for name, value in metrics.items() if not name.startswith("test/")}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger) and metrics:
             _, session_start, session_end = hparams(params, metrics)

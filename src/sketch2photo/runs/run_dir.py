@@ -16,6 +16,8 @@ from hydra.types import RunMode
 
 from sketch2photo.errors import UserError
 
+EXCLUDE_KEYS = "hydra.job.config.override_dirname.exclude_keys"
+
 
 def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
@@ -72,3 +74,22 @@ def check_no_links(arguments: list[str]) -> None:
                     "a run dir are not followed (it may point at a file you need). Remove it, or "
                     "copy the run dir without links."
                 )
+
+
+def name_runs_by_sweep(arguments: list[str]) -> list[str]:
+    """A multirun's command line, with Hydra told to leave each key typed with one value out of
+    hydra.job.override_dirname, which then names what the sweep varies (config.py's
+    s2p_sweep_run, TensorBoard's run names). Unchanged when it does not parse: Hydra says why."""
+    typed = [argument for argument in arguments if "=" in argument and argument[0] != "-"]
+    try:
+        overrides = OverridesParser.create().parse_overrides(typed)
+    except Exception:
+        return arguments
+    if any(override.key_or_group.startswith(EXCLUDE_KEYS) for override in overrides):
+        return arguments  # the user's own choice
+    fixed = [
+        override.key_or_group
+        for override in overrides
+        if not override.is_sweep_override() and not override.key_or_group.startswith("hydra.")
+    ]
+    return [*arguments, f"{EXCLUDE_KEYS}=[{','.join(fixed)}]"]
