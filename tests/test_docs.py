@@ -161,3 +161,8 @@ def test_every_docs_page_is_in_the_nav_and_no_picture_is_missing():
         assert (ROOT / link).is_file(), link
     assert len(readme.splitlines()) < 200
     assert not (docs / "crossval_fold0_outputs.png").exists()
+
+
+def test_no_page_is_left_with_a_placeholder():
+    pages = {p.name: p.read_text() for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]}
+    assert not [name for name, text in pages.items() if "TODO" in text]

@@ -89,6 +89,8 @@ def test_the_first_hour_runs_as_written(tmp_path):
     assert (tmp_path / "outputs/first-hour/checkpoints/last.ckpt").is_file()
     assert (tmp_path / "coloured/1F431_A.png").is_file()
     assert (tmp_path / "coloured-hints/previews/1F431_A.png").is_file()
-    events = (tmp_path / "outputs/first-sweep").glob("*/events.out.tfevents.*")
-    assert {path.parent.name for path in events} == {"0", "1"}  # TensorBoard's two runs
+    events = (tmp_path / "outputs/first-sweep").glob("*/*/events.out.tfevents.*")
+    # TensorBoard's two runs: <job number>/<what the sweep varies>
+    runs = {(path.parent.parent.name, path.parent.name) for path in events}
+    assert runs == {("0", "model.lr=0.0003"), ("1", "model.lr=0.001")}
     assert (tmp_path / "outputs/first-sweep/comparison.csv").is_file()
