@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The extras by name (pyproject.toml): make demo takes the core and openmoji alone; make install,
 # make test and CI take every extra. A `make test` after `make demo` adds the rest.
 DEMO_EXTRAS ?= openmoji
-EXTRAS ?= dev,sweep,export,streaming,app,openmoji
+EXTRAS ?= dev,sweep,export,streaming,app,openmoji,docs
 
 .PHONY: demo test test-fast lint format install bench docs clean
 
@@ -51,7 +51,6 @@ format: install
 
 # The docs site into site/: fails on a broken link, a missing page or a stale generated page.
 docs: install
-	$(BIN)/python -m pip install --quiet -e ".[docs]"
 	$(BIN)/python tools/results_page.py --check
 	$(BIN)/python tools/reference_page.py --check
 	$(BIN)/mkdocs build --strict

@@ -59,3 +59,30 @@ def test_the_training_precheck_finds_files_and_leaves_made_datasets_alone(tmp_pa
         check_training_paths(
             compose_config(tmp_path, ["data=sketch2photo", "data.data_dir=no/pairs"])
         )
+
+
+def test_a_run_dirs_checkpoint_reached_through_a_link_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "best.ckpt").write_bytes(b"")
+    linked_file = tmp_path / "a" / "checkpoints"
+    linked_file.mkdir(parents=True)
+    (linked_file / "best.ckpt").symlink_to(elsewhere / "best.ckpt")
+    with pytest.raises(UserError, match=r"best\.ckpt is reached through a link .* refused"):
+        checkpoint_file(tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "checkpoints").symlink_to(elsewhere)  # the folder itself a link
+    with pytest.raises(UserError, match=r"reached through a link"):
+        checkpoint_file(tmp_path / "b")
+    assert checkpoint_file(elsewhere) == elsewhere / "best.ckpt"  # the real folder is fine
+
+
+def test_a_sweep_job_given_a_run_dir_continues_from_its_checkpoint_file(tmp_path):
+    """Jobs of a sweep skip cli.py's precheck (each records its own failure): the command's body
+    reads the run dir itself."""
+    from sketch2photo.checkpoints.resume import resume_config
+
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "last.ckpt").write_bytes(b"")
+    cfg = compose_config(tmp_path, [f"ckpt_path={tmp_path / 'run'}"])
+    assert resume_config(cfg)[1] == str(tmp_path / "run" / "checkpoints" / "last.ckpt")

@@ -117,6 +117,7 @@ def run_entry(entry: str, *args: str, cwd) -> tuple[subprocess.CompletedProcess,
             "+model.lrr=1: model (sketch2photo.module.ColorizationModule) takes no argument "
             "'lrr'; did you mean model.lr=1?",
         ),
+        ("s2p-train", ["++trainer.max_epochs=0"], "trainer.max_epochs=0 must be a positive"),
         (
             "s2p-train",
             ["data=sketch2photo", "data.data_dir=no/such"],

@@ -126,3 +126,21 @@ def test_sweep_runs_are_named_by_what_the_sweep_varies(tmp_path):
         cfg.hydra.job.override_dirname = "data.data_dir=/a/b"  # swept folders: one name each
     HydraConfig.instance().set_config(cfg)
     assert cfg.logger.tensorboard.version == "data.data_dir=\u2215a\u2215b"
+
+
+def test_a_sweep_job_resumed_alone_keeps_its_tensorboard_run(tmp_path):
+    from omegaconf import OmegaConf
+
+    from sketch2photo.checkpoints.resume import keep_sweep_run_name
+
+    def resumed(mode: str, override_dirname: str):
+        (tmp_path / ".hydra").mkdir(exist_ok=True)
+        job = {"hydra": {"mode": mode, "job": {"override_dirname": override_dirname}}}
+        OmegaConf.save(OmegaConf.create(job), tmp_path / ".hydra" / "hydra.yaml")
+        saved = OmegaConf.create({"logger": {"tensorboard": {"version": "${s2p_sweep_run:}"}}})
+        keep_sweep_run_name(saved, tmp_path)
+        return OmegaConf.to_container(saved.logger.tensorboard)["version"]
+
+    assert resumed("MULTIRUN", "model.lr=0.001") == "model.lr=0.001"
+    assert resumed("MULTIRUN", "data.data_dir=../x") == "data.data_dir=..\u2215x"  # one folder
+    assert resumed("RUN", "model.lr=0.001") == "${s2p_sweep_run:}"  # a single run: unchanged

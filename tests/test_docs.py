@@ -30,11 +30,15 @@ def test_results_page_is_what_the_result_files_give():
     assert page == tool("results_page").render(), "run python tools/results_page.py"
 
 
+# Prose and provenance: their digits (commands' arguments, commit hashes) are not figures
+NOT_FIGURES = {"commands", "command", "provenance", "setup", "notes", "needs_rerun", "title"}
+
+
 def numbers_in(value) -> tuple[set[str], list[float]]:
-    """Every number a result file holds: as written in its strings, and as values."""
+    """Every figure a result file holds: as written in its table strings, and as values."""
     tokens, values = set(), []
     if isinstance(value, dict):
-        value = list(value.values())
+        value = [item for key, item in value.items() if key not in NOT_FIGURES]
     if isinstance(value, list):
         for item in value:
             more_tokens, more_values = numbers_in(item)

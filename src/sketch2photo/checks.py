@@ -361,9 +361,10 @@ def check_predict_paths(cfg: DictConfig) -> None:
 
 def check_added_keys(cfg: DictConfig) -> None:
     """A key added with `+` (Hydra's advice for a key the config lacks) to a part built from a class
-    that takes no such argument: one line naming it, instead of the class's TypeError."""
+    that takes no such argument: one line naming it, instead of the class's TypeError. Only `+`:
+    `++` also sets keys the config has, and after composition the two look alike."""
     for override in typed_overrides():
-        if not (override.is_add() or override.is_force_add()):
+        if not override.is_add():
             continue
         parent, _, name = override.key_or_group.rpartition(".")
         node = OmegaConf.select(cfg, parent, default=None) if parent else None

@@ -43,9 +43,13 @@ def _sweep_run_name() -> str:
     hydra.job.override_dirname, the keys typed with one value left out: cli.py), e.g.
     `data.image_size=64,model.lr=0.001`, so TensorBoard names the curves by them; "" for a single
     run, whose events stay in its run dir."""
-    if not in_multirun():
-        return ""
-    name = HydraConfig.get().job.override_dirname.replace("/", "\u2215")  # a value's / is no folder
+    return sweep_run_name(HydraConfig.get().job.override_dirname) if in_multirun() else ""
+
+
+def sweep_run_name(override_dirname: str) -> str:
+    """A sweep job's override_dirname as one folder name: a value's / is no folder, and the name
+    fits the filesystem."""
+    name = override_dirname.replace("/", "\u2215")
     return name.encode()[:MAX_NAME_BYTES].decode(errors="ignore")
 
 

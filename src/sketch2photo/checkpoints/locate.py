@@ -27,6 +27,11 @@ def checkpoint_file(given: str | Path, key: str = "ckpt_path") -> Path:
                 f"{key}={given} is a folder without checkpoints/best.ckpt or checkpoints/last.ckpt; "
                 f"give the run dir of an s2p-train run, or a checkpoint file."
             )
+        if found.is_symlink() or found.parent.is_symlink():
+            raise UserError(
+                f"{key}={given}: {found} is reached through a link (to {found.resolve()}); "
+                "refused, links in a run dir are not followed. Give the checkpoint file itself."
+            )
         log.info("%s=%s: using %s", key, given, found)
         return found
     if not path.is_file():

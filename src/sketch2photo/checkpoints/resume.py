@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sketch2photo.checkpoints.aliases import upgrade_run_config, written_before_recut
+from sketch2photo.checkpoints.locate import checkpoint_file
 from sketch2photo.checkpoints.read import MODEL_PARTS as CHECKPOINT_PARTS
 from sketch2photo.checkpoints.read import check_image_size, read_checkpoint
 from sketch2photo.checkpoints.targets import (
@@ -24,7 +25,7 @@ from sketch2photo.checkpoints.targets import (
     check_targets,
     targets_named_in,
 )
-from sketch2photo.config import CONFIG_DIR
+from sketch2photo.config import CONFIG_DIR, sweep_run_name
 from sketch2photo.errors import UserError
 from sketch2photo.runs.run_dir import typed_overrides
 
@@ -59,7 +60,8 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, str | None]:
     applied on top.
     """
     if not cfg.get("resume"):
-        return cfg, cfg.get("ckpt_path")
+        given = cfg.get("ckpt_path")  # a run dir too: a sweep's jobs skip cli.py's precheck
+        return cfg, str(checkpoint_file(given)) if given else None
     run_dir = Path(cfg.resume)
     saved_path, last = run_dir / ".hydra" / "config.yaml", run_dir / "checkpoints" / "last.ckpt"
     if not saved_path.is_file():
@@ -90,6 +92,7 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, str | None]:
             )
     for change in changes:
         OmegaConf.update(saved, change.key_or_group, change.value(), merge=True)
+    keep_sweep_run_name(saved, run_dir)  # before the check: the name is read from the run dir
     check_resolvers(OmegaConf.to_container(saved, resolve=False), RUN_DIR_RESOLVERS, source)
     upgrade_run_config(
         saved, written_before_recut(read_checkpoint(last, key="resume")), f"resume={run_dir}"
@@ -104,6 +107,28 @@ def resume_config(cfg: DictConfig) -> tuple[DictConfig, str | None]:
     check_run_data(resolved, cfg, source)
     log.info("resuming %s from %s", run_dir, last)
     return resolved, str(last)
+
+
+def keep_sweep_run_name(saved: DictConfig, run_dir: Path) -> None:
+    """A sweep job resumed alone keeps its TensorBoard run (the folder its events are in, named by
+    what the sweep varied), read from the job's .hydra/hydra.yaml; the name is then checked like
+    any written name (check_written_paths)."""
+    logger = saved.get("logger")
+    tensorboard = logger.get("tensorboard") if isinstance(logger, DictConfig) else None
+    if not isinstance(tensorboard, DictConfig):
+        return
+    if OmegaConf.to_container(tensorboard, resolve=False).get("version") != "${s2p_sweep_run:}":
+        return
+    try:
+        job = OmegaConf.load(run_dir / ".hydra" / "hydra.yaml")
+    except (OSError, ValueError, OmegaConfBaseException):
+        return  # no saved job: the events stay in the run dir, as a single run's
+    mode = OmegaConf.select(job, "hydra.mode", default=None, throw_on_resolution_failure=False)
+    name = OmegaConf.select(
+        job, "hydra.job.override_dirname", default=None, throw_on_resolution_failure=False
+    )
+    if str(mode) == "MULTIRUN" and isinstance(name, str):
+        tensorboard.version = sweep_run_name(name)
 
 
 def checked_run_config(

@@ -1,7 +1,7 @@
 """s2p-app: colour sketches in the browser, with colour hints painted on a layer above the sketch.
 
-    s2p-app ckpt_path=<file.ckpt or .safetensors> [data.data_dir=<pairs: examples>] [host=127.0.0.1]
-            [port=7860]
+    s2p-app ckpt_path=<run dir, file.ckpt or .safetensors> [data.data_dir=<pairs: examples>]
+            [host=127.0.0.1] [port=7860]
 
 A Gradio page (the optional extra `app`): the sketch is uploaded (or drawn on the Lines layer),
 hints are painted with the brush on the Hints layer, and the result follows every stroke. Each

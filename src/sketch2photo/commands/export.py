@@ -1,6 +1,6 @@
 """s2p-export: write a trained network as a deployable file, with its preprocessing beside it.
 
-    s2p-export ckpt_path=<file.ckpt> format=onnx|torchscript|safetensors [output=<file>]
+    s2p-export ckpt_path=<run dir or file.ckpt> format=onnx|torchscript|safetensors [output=<file>]
 
 The exported network takes float32 (batch, 3, size, size) in [-1, 1] with any batch size and
 returns the same shape; a model trained with colour hints (model.net.hint_input=true) takes the
@@ -26,6 +26,7 @@ import torch
 from omegaconf import DictConfig
 
 from sketch2photo import __version__
+from sketch2photo.checkpoints.locate import checkpoint_file
 from sketch2photo.checkpoints.read import DATA_HPARAMS, load_module, read_checkpoint
 from sketch2photo.checks import USAGES
 from sketch2photo.data.corpora.synthetic import generate_pairs
@@ -47,6 +48,7 @@ def export(ckpt_path: str | Path, format: str, output: str | Path | None = None)
     """Export the checkpoint's network; return the model file (its sidecar is <file>.json)."""
     if format not in SUFFIXES:
         raise UserError(f"format={format!r} must be one of {', '.join(SUFFIXES)}.")
+    ckpt_path = checkpoint_file(ckpt_path)  # a run dir too: a sweep's jobs skip cli.py's precheck
     missing = [name for name in NEEDS.get(format, ()) if importlib.util.find_spec(name) is None]
     if missing:
         raise UserError(f"format={format} needs {', '.join(missing)}: pip install -e .[export]")

@@ -1,7 +1,7 @@
 """s2p-predict: colour new sketches with a trained model.
 
-    s2p-predict ckpt_path=<file.ckpt> input=<sketch file or folder> output=<folder>
-                [keep_size=false] [hints=<hint file or folder>]
+    s2p-predict ckpt_path=<run dir or file.ckpt> input=<sketch file or folder> output=<folder>
+                [keep_size=true] [hints=<hint file or folder>]
 
 The model and its preprocessing come from the checkpoint alone. Every image file in `input` (not
 its subfolders) is decoded like the training sketches, resized to the model's size, coloured in
@@ -218,7 +218,7 @@ def predict(cfg: DictConfig) -> ImageWriter:
         callbacks=[writer],
         enable_checkpointing=False,
         enable_model_summary=False,
-        enable_progress_bar=len(loader) > 1,
+        enable_progress_bar=len(loader) > 1 and sys.stdout.isatty(),  # no bar lines in a log
     )
     trainer.predict(module, loader, return_predictions=False)
     log.info("wrote %d of %d image(s) to %s", writer.written, len(paths), output)

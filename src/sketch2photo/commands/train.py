@@ -16,6 +16,7 @@ import lightning.pytorch as pl
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from sketch2photo.checkpoints.read import (
@@ -190,8 +191,9 @@ def instantiate_all(group: DictConfig | None) -> list:
 def test_without_loggers(trainer, model, datamodule, ckpt_path: str | None) -> list[dict]:
     """trainer.test, its test/* metrics (one number per run) kept out of TensorBoard: they are in
     metrics.json and the summary, and SCALARS then opens on the curves (train/ sorts before val/,
-    test/ before both)."""
-    loggers, trainer.loggers = trainer.loggers, []
+    test/ before both). Other loggers a user adds (+logger.csv=...) still get them."""
+    loggers = trainer.loggers
+    trainer.loggers = [each for each in loggers if not isinstance(each, TensorBoardLogger)]
     try:
         return trainer.test(
             model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, verbose=False
