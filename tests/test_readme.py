@@ -82,7 +82,12 @@ def test_the_first_hour_runs_as_written(tmp_path):
             assert b"<html" in page.lower() or b"<!doctype html" in page.lower()
             continue
         done = subprocess.run(
-            ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True
+            ["bash", "-c", command],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,  # a command that hangs fails here, named, not at pytest's timeout
         )
         assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
 
