@@ -163,11 +163,11 @@ def write_results(path: Path, scored: dict[str, list[dict]], title: str, setup: 
     print(f"wrote {path}")
 
 
-def cell(values: list[float]) -> dict:
-    return {
-        "mean": statistics.mean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-    }
+def cell(values: list[float]) -> dict | float:
+    """A results-page cell: mean and std over the runs, or the one run's value."""
+    if len(values) == 1:
+        return values[0]
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values)}
 
 
 def mean_std(values: list[float]) -> str:
