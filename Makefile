@@ -33,9 +33,11 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/s2p-eval ckpt_path=$(DEMO_RUN)/checkpoints/last.ckpt hints=0,10 hint_placements=[random] \
 		hydra.run.dir=$(DEMO_RUN)/eval
 
-# The whole suite, as CI runs it.
+# The whole suite, as CI runs it: 2 workers (pytest-xdist), a test file to each at a time, so a
+# file's module-scoped fixtures are built once.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The tests that start no process and no browser (not marked slow): about 2 minutes.
 test-fast: install

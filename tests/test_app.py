@@ -37,8 +37,6 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright never downloads a browser here
 # the README's picture:
-# S2P_APP_SCREENSHOT=docs/app_screenshot.png pytest tests/test_app.py -k browser
-SCREENSHOT_TO = os.environ.get("S2P_APP_SCREENSHOT")
 PACKAGE = Path(sketch2photo.__file__).parent
 BLUE = (29, 78, 216)  # PALETTE[4], "#1d4ed8"
 
@@ -302,7 +300,7 @@ def test_a_hint_painted_in_the_browser_moves_the_colour_toward_it(hint_model, st
         page.mouse.up()
         _, hinted = result(plain_source, unlike=plain)
         page.wait_for_timeout(500)
-        screenshot = Path(SCREENSHOT_TO) if SCREENSHOT_TO else tmp_path / "app.png"
+        screenshot = tmp_path / "app.png"
         page.screenshot(path=screenshot)
 
         with page.expect_download() as download:
