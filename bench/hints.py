@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import subprocess
 import sys
@@ -153,7 +154,7 @@ def write_results(path: Path, scored: dict[str, list[dict]], title: str, setup: 
     record = {
         "schema": "sketch2photo.results/1",
         "title": title,
-        "commands": ["python bench/hints.py " + " ".join(sys.argv[1:])],
+        "commands": [shlex.join(["python", "bench/hints.py", *sys.argv[1:]])],
         "setup": setup,
         "tables": tables,
         "provenance": {"source": "measured"},

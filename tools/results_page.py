@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -66,8 +67,10 @@ GAN_COLUMNS = {
 def cell(value) -> str:
     if isinstance(value, str):
         return value
-    if isinstance(value, dict):
-        return f"{value['mean']:.4g} ± {value['std']:.2g}"
+    if isinstance(value, dict):  # 2 decimals (3 significant digits below 1), the std as the mean
+        mean = value["mean"]
+        decimals = 2 if abs(mean) >= 1 or not mean else 2 - math.floor(math.log10(abs(mean)))
+        return f"{mean:.{decimals}f} ± {value['std']:.{decimals}f}"
     if isinstance(value, bool) or value is None:
         return str(value).lower()
     return f"{value:.4g}" if isinstance(value, float) else str(value)
