@@ -16,6 +16,9 @@ the held-out sketches of fold 0, for you to look at; they colour the Pokémon ar
 to publish, so the picture stays out of docs/.
 
     python bench/crossval.py [--data ../shared/data/sketch2photo] [--out bench/results/crossval]
+
+Run again with the same --out, it skips each model whose 5 folds all finished (the whole takes
+hours on 2 cores).
 """
 
 from __future__ import annotations
@@ -62,6 +65,15 @@ def record(run_dir: Path) -> dict:
     if found is None:
         sys.exit(f"{run_dir}/metrics.json is missing: rerun that sweep with --only <its name>.")
     return found
+
+
+def sweep_finished(sweep: Path) -> bool:
+    """Every fold's run ended with status ok: a second invocation skips the sweep (the runs are
+    long on 2 cores, and may span sessions)."""
+    from sketch2photo.runs.record import read_record
+
+    records = [read_record(sweep / str(fold)) for fold in range(FOLDS)]
+    return all(found is not None and found.get("status") == "ok" for found in records)
 
 
 def metrics(run_dir: Path) -> dict:
@@ -188,7 +200,12 @@ def main() -> None:
     rows = {}
     for name, (sweep_name, overrides) in MODELS.items():
         sweep = out / sweep_name
-        if not args.only or sweep_name in args.only:
+        if (not args.only or sweep_name in args.only) and not sweep_finished(sweep):
+            if sweep.exists():
+                sys.exit(
+                    f"{sweep} holds an unfinished sweep (a run was stopped): move it away and "
+                    "run again; the finished sweeps beside it are kept."
+                )
             run(
                 "s2p-train",
                 "-m",
