@@ -3,8 +3,9 @@
 Reads the result files bench/hints.py wrote (from scratch: hints_crossval.json; the pretrained
 models with no Pokémon training: transfer_pretrained_<style>.json; fine-tuned from them:
 transfer_finetuned_<style>[_<schedule>].json) and writes their random-placement PSNR rows side by
-side into bench/results/transfer.json, for the results page. Rows whose file is missing are left
-out.
+side into bench/results/transfer.json, for the results page, with a sentence per goal of the issue
+(reached or missed), and draws the rows as curves into docs/transfer_psnr.png. Rows whose file is
+missing are left out.
 
     python bench/transfer_table.py
 """
@@ -44,19 +45,24 @@ def mean(cell: dict | str | float) -> float:
 
 
 def verdict(rows: dict[str, list]) -> str:
-    """One sentence per goal: the best row's figures against it."""
+    """One sentence per goal: a row that reaches both figures, else the best at 10 hints."""
+    at_0, at_10 = 1 + COUNTS.index("0"), 1 + COUNTS.index("10")  # cell positions in a row
     sentences = []
-    for what, (prefix, at_0, at_10) in GOALS.items():
+    for what, (prefix, goal_0, goal_10) in GOALS.items():
         tried = {name: row for name, row in rows.items() if name.startswith(prefix)}
         if not tried:
             continue
-        best = max(tried, key=lambda name: mean(tried[name][4]))
-        got_0, got_10 = mean(tried[best][1]), mean(tried[best][4])
-        reached = got_0 >= at_0 and got_10 >= at_10
+        reaching = [
+            name
+            for name, row in tried.items()
+            if mean(row[at_0]) >= goal_0 and mean(row[at_10]) >= goal_10
+        ]
+        shown = reaching[0] if reaching else max(tried, key=lambda name: mean(tried[name][at_10]))
         sentences.append(
-            f"Goal {what}: {at_0} dB at 0 hints and {at_10} at 10 random hints, as fold means. "
-            f"Best at 10 hints: {ROWS[best]}, {got_0:.2f} / {got_10:.2f}: "
-            f"**{'reached' if reached else 'missed'}**."
+            f"Goal {what}: {goal_0} dB at 0 hints and {goal_10} at 10 random hints, as fold "
+            f"means. {'Reached by' if reaching else 'Best at 10 hints'}: {ROWS[shown]}, "
+            f"{mean(tried[shown][at_0]):.2f} / {mean(tried[shown][at_10]):.2f}: "
+            f"**{'reached' if reaching else 'missed'}**."
         )
     return " ".join(sentences)
 
@@ -91,7 +97,7 @@ def main() -> None:
             rows[name] = [label, *random_row(json.loads(path.read_text()))]
     record = {
         "schema": "sketch2photo.results/1",
-        "title": "Transfer to the Pokémon folds: OpenMoji pretraining, used four ways",
+        "title": "Transfer to the Pokémon folds: OpenMoji pretraining, with and without fine-tuning",
         "order": 56,
         "commands": ["python bench/transfer_table.py"],
         "setup": (

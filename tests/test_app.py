@@ -36,7 +36,6 @@ pytest.importorskip("gradio", reason="the app extra is not installed: pip instal
 pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright never downloads a browser here
-# the README's picture:
 PACKAGE = Path(sketch2photo.__file__).parent
 BLUE = (29, 78, 216)  # PALETTE[4], "#1d4ed8"
 
@@ -218,7 +217,7 @@ def assert_clean_stop(app: App) -> str:
 def test_a_hint_painted_in_the_browser_moves_the_colour_toward_it(hint_model, start_app, tmp_path):
     """Upload (a file that is not an image first: a message in the page), paint one stroke of blue
     with the mouse, see the result change, download it. The page asks for nothing outside the app
-    (any other request is refused). The README's screenshot is taken here."""
+    (any other request is refused)."""
     playwright_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright is not installed (the app extra)"
     )

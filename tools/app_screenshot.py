@@ -6,9 +6,9 @@ glyph's sketch, paints one short stroke of a palette colour at a point of the sk
 its width and height: pick a point inside a region, off the lines), waits for the hinted result
 and saves the page. OpenMoji's graphics are CC BY-SA 4.0 (https://openmoji.org).
 
-    python tools/app_screenshot.py --ckpt outputs/pretrain/openmoji-exact \
-        --corpus <data.data_dir of the run> --glyphs 1F431,1F438,1F602 \
-        --at 0.5,0.35 --colour "#f77f00" --out docs/app_screenshot.png
+    python tools/app_screenshot.py --ckpt outputs/pretrain/openmoji-exact/checkpoints/last.ckpt \
+        --corpus <data.data_dir of the run> --glyphs 1F438,1F608,1F602 \
+        --at 0.5,0.45 --colour "#2a9d8f" --out docs/app_screenshot.png
 
 Chromium is Debian's (/usr/bin/chromium), as in tests/test_app.py: nothing is downloaded.
 """
@@ -24,10 +24,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from io import BytesIO
 from pathlib import Path
 
-from PIL import ImageColor
+from PIL import Image, ImageColor
 from playwright.sync_api import sync_playwright
+
+from sketch2photo.commands.app import PALETTE
 
 CHROMIUM = "/usr/bin/chromium"
 BIN = Path(sys.executable).parent
@@ -61,12 +64,29 @@ def start_app(ckpt: Path, examples: Path, log: Path) -> tuple[subprocess.Popen, 
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    return app, f"http://127.0.0.1:{port}/"
+
+
+def wait_listening(app: subprocess.Popen, log: Path) -> None:
     deadline = time.monotonic() + 180
     while " at http://" not in log.read_text():
         if app.poll() is not None or time.monotonic() > deadline:
             sys.exit(f"s2p-app did not start:\n{log.read_text()[-2000:]}")
         time.sleep(0.3)
-    return app, f"http://127.0.0.1:{port}/"
+
+
+def stop(app: subprocess.Popen) -> None:
+    """Ctrl-C to the app's session, then SIGKILL if it has not ended in 30 s."""
+    os.killpg(app.pid, signal.SIGINT)
+    try:
+        app.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(app.pid, signal.SIGKILL)
+        app.wait()
+
+
+def pixels(png: bytes) -> bytes:
+    return Image.open(BytesIO(png)).convert("RGB").tobytes()
 
 
 def screenshot(url: str, sketch: Path, at: tuple[float, float], colour: str, out: Path) -> None:
@@ -79,7 +99,8 @@ def screenshot(url: str, sketch: Path, at: tuple[float, float], colour: str, out
             page.click("#upload")
         chooser.value.set_files(sketch)
         page.locator("#result img").wait_for(timeout=60_000)
-        plain = page.locator("#result img").get_attribute("src")
+        plain_source = page.locator("#result img").get_attribute("src")
+        plain = page.request.get(plain_source).body()
 
         page.locator("#sketch").get_by_role("button", name="Color").click()
         page.locator(f"#sketch menu.swatch button.color[style*='{rgb}']").click()
@@ -93,11 +114,15 @@ def screenshot(url: str, sketch: Path, at: tuple[float, float], colour: str, out
         page.mouse.down()
         page.mouse.move(x + 6, y, steps=4)
         page.mouse.up()
-        page.wait_for_function(
-            "plain => document.querySelector('#result img')?.getAttribute('src') !== plain",
-            arg=plain,
-            timeout=60_000,
-        )
+        # every result is a file of its own: wait for one whose pixels differ from the plain one
+        deadline = time.monotonic() + 60
+        while True:
+            source = page.locator("#result img").get_attribute("src")
+            if source != plain_source and pixels(page.request.get(source).body()) != pixels(plain):
+                break
+            if time.monotonic() > deadline:
+                sys.exit("the hinted result did not come within 60 s (is the stroke on a line?)")
+            page.wait_for_timeout(300)
         page.wait_for_timeout(1000)
         page.screenshot(path=out)
         browser.close()
@@ -115,17 +140,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/app_screenshot.png"))
     args = parser.parse_args()
     at = tuple(float(value) for value in args.at.split(","))
+    if len(at) != 2 or not all(0 <= value <= 1 for value in at):
+        parser.error(f"--at {args.at}: give x,y, each from 0 to 1")
+    if args.colour.lower() not in PALETTE:
+        parser.error(f"--colour {args.colour}: the app's palette is {', '.join(PALETTE)}")
     names = args.glyphs.split(",")
 
     with tempfile.TemporaryDirectory() as temp:
         examples = copy_glyphs(args.corpus, names, Path(temp) / "examples")
-        app, url = start_app(args.ckpt.resolve(), examples, Path(temp) / "app.log")
+        log = Path(temp) / "app.log"
+        app, url = start_app(args.ckpt.resolve(), examples, log)
         try:
+            wait_listening(app, log)
             sketch = examples / "testA" / f"{names[0]}_A.png"
             screenshot(url, sketch, at, args.colour, args.out)
         finally:
-            os.killpg(app.pid, signal.SIGINT)
-            app.wait(timeout=30)
+            stop(app)
     print(f"wrote {args.out}")
 
 

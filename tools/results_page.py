@@ -69,7 +69,8 @@ def cell(value) -> str:
         return value
     if isinstance(value, dict):  # 2 decimals (3 significant digits below 1), the std as the mean
         mean = value["mean"]
-        decimals = 2 if abs(mean) >= 1 or not mean else 2 - math.floor(math.log10(abs(mean)))
+        small = math.isfinite(mean) and 0 < abs(mean) < 1
+        decimals = 2 - math.floor(math.log10(abs(mean))) if small else 2
         return f"{mean:.{decimals}f} ± {value['std']:.{decimals}f}"
     if isinstance(value, bool) or value is None:
         return str(value).lower()
