@@ -70,10 +70,9 @@ def record(run_dir: Path) -> dict:
 def sweep_finished(sweep: Path) -> bool:
     """Every fold's run ended with status ok: a second invocation skips the sweep (the runs are
     long on 2 cores, and may span sessions)."""
-    from sketch2photo.runs.record import read_record
+    from sketch2photo.runs.record import finished
 
-    records = [read_record(sweep / str(fold)) for fold in range(FOLDS)]
-    return all(found is not None and found.get("status") == "ok" for found in records)
+    return all(finished(sweep / str(fold)) for fold in range(FOLDS))
 
 
 def metrics(run_dir: Path) -> dict:

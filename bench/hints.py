@@ -34,6 +34,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sketch2photo.runs.record import finished
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COUNTS = (0, 1, 3, 10, 30)
@@ -45,11 +47,6 @@ REFERENCES = {
     "seed autoencoder": 13.86,
     "U-Net + background, no hint input (cv_unet_background)": 16.77,
 }
-
-
-def finished(run_dir: Path) -> bool:
-    record = run_dir / "metrics.json"
-    return record.is_file() and json.loads(record.read_text()).get("status") == "ok"
 
 
 def train(run_dir: Path, data: Path, fold: int, overrides: list[str]) -> None:

@@ -27,15 +27,12 @@ from pathlib import Path
 
 from train_speed import HINT_UNET, QUIET, synthetic_pairs
 
+from sketch2photo.runs.record import finished
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 COUNTS = (0, 10)
 BAR_DB = 0.2
-
-
-def finished(run_dir: Path) -> bool:
-    record = run_dir / "metrics.json"
-    return record.is_file() and json.loads(record.read_text()).get("status") == "ok"
 
 
 def train_and_score(run_dir: Path, overrides: list[str]) -> dict[int, float]:

@@ -16,7 +16,7 @@ from sketch2photo.cli import compare as cli
 from sketch2photo.cli import compare_arguments as hydra_arguments
 from sketch2photo.commands.compare import compare, find_runs, plot
 from sketch2photo.errors import UserError
-from sketch2photo.runs.record import write_record
+from sketch2photo.runs.record import finished, write_record
 
 
 def make_run(path, overrides, record=None, log=""):
@@ -27,6 +27,14 @@ def make_run(path, overrides, record=None, log=""):
         write_record(
             path, {"status": "ok", "error": None, "epochs": 2, "wall_time_s": 1.5, **record}
         )
+
+
+def test_a_run_is_finished_only_when_its_record_says_ok(tmp_path):
+    for status in ("ok", "failed", "interrupted", "pruned"):
+        write_record(tmp_path / status, {"status": status})
+    assert finished(tmp_path / "ok")
+    assert not any(finished(tmp_path / name) for name in ("failed", "interrupted", "pruned"))
+    assert not finished(tmp_path / "no_record")  # the benchmarks rerun such a run
 
 
 def make_eval_run(path, source, subset, psnr, l1):

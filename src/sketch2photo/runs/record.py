@@ -152,3 +152,9 @@ def read_record(run_dir: str | Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     return json.loads(path.read_text())
+
+
+def finished(run_dir: str | Path) -> bool:
+    """The run ended with status ok (the benchmarks skip such runs when run again)."""
+    record = read_record(run_dir)
+    return record is not None and record.get("status") == "ok"
