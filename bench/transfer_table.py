@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hints import COUNTS
 from matplotlib.figure import Figure
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 FIGURE = ROOT / "docs" / "transfer_psnr.png"
-COUNTS = ("0", "1", "3", "10", "30")
 ROWS = {
     "hints_crossval": "from scratch (`experiment=cv_unet_hints`, 640 epochs at 1e-3)",
     "transfer_pretrained_exact": "pretrained, exact sketches; no Pokémon training",
@@ -46,7 +46,7 @@ def mean(cell: dict | str | float) -> float:
 
 def verdict(rows: dict[str, list]) -> str:
     """One sentence per goal: a row that reaches both figures, else the best at 10 hints."""
-    at_0, at_10 = 1 + COUNTS.index("0"), 1 + COUNTS.index("10")  # cell positions in a row
+    at_0, at_10 = 1 + COUNTS.index(0), 1 + COUNTS.index(10)  # cell positions in a row
     sentences = []
     for what, (prefix, goal_0, goal_10) in GOALS.items():
         tried = {name: row for name, row in rows.items() if name.startswith(prefix)}
@@ -80,7 +80,7 @@ def plot(rows: dict[str, list], path: Path) -> None:
     for label, *cells in rows.values():
         means = [mean(cell) for cell in cells]
         axes.plot(range(len(COUNTS)), means, marker="o", label=label.split(" (")[0])
-    axes.set_xticks(range(len(COUNTS)), COUNTS)
+    axes.set_xticks(range(len(COUNTS)), [str(count) for count in COUNTS])
     axes.set_xlabel("random colour hints")
     axes.set_ylabel("held-out PSNR (dB), mean of 5 folds")
     axes.grid(alpha=0.3)
