@@ -41,12 +41,20 @@ BIN = Path(sys.executable).parent
 COUNTS = (0, 1, 3, 10, 30)
 PLACEMENTS = ("random", "regions")
 QUIET = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
-# held-out PSNR without hints, mean over the same 5 folds (README, the cross-validation table:
-# bench/crossval.py)
+# the figure's no-hint lines: held-out PSNR, mean over the same 5 folds (bench/crossval.py)
+CROSSVAL = ROOT / "bench" / "results" / "crossval.json"
 REFERENCES = {
-    "seed autoencoder": 13.86,
-    "U-Net + background, no hint input (cv_unet_background)": 16.77,
+    "seed autoencoder": "seed autoencoder",
+    "U-Net + background, no hint input (cv_unet_background)": "U-Net fitting its pairs, given",
 }
+
+
+def references() -> dict[str, float]:
+    rows = json.loads(CROSSVAL.read_text())["tables"][0]["rows"]
+    return {
+        label: next(row[1]["mean"] for row in rows if row[0].startswith(model))
+        for label, model in REFERENCES.items()
+    }
 
 
 def train(run_dir: Path, data: Path, fold: int, overrides: list[str]) -> None:
@@ -204,7 +212,7 @@ def plot(table: dict, path: Path, title: str) -> None:
         means = [statistics.mean(v) for v in values]
         spread = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in values]
         axes.errorbar(COUNTS, means, yerr=spread, marker="o", capsize=3, label=label)
-    for (name, value), style in zip(REFERENCES.items(), (":", "--"), strict=True):
+    for (name, value), style in zip(references().items(), (":", "--"), strict=True):
         axes.axhline(value, color="grey", linestyle=style, label=f"{name}: {value:.2f}")
     axes.set_xscale("symlog", linthresh=1)  # log x that keeps 0 hints
     axes.set_xticks(COUNTS, [str(count) for count in COUNTS])
