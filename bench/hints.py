@@ -44,17 +44,21 @@ QUIET = ["callbacks.progress_bar=null", "trainer.enable_progress_bar=false"]
 # the figure's no-hint lines: held-out PSNR, mean over the same 5 folds (bench/crossval.py)
 CROSSVAL = ROOT / "bench" / "results" / "crossval.json"
 REFERENCES = {
-    "seed autoencoder": "seed autoencoder",
-    "U-Net + background, no hint input (cv_unet_background)": "U-Net fitting its pairs, given",
+    "seed autoencoder": "experiment=cv_seed",
+    "U-Net + background, no hint input (cv_unet_background)": "experiment=cv_unet_background",
 }
 
 
 def references() -> dict[str, float]:
+    """The mean held-out PSNR of each reference's row, found by its experiment."""
     rows = json.loads(CROSSVAL.read_text())["tables"][0]["rows"]
-    return {
-        label: next(row[1]["mean"] for row in rows if row[0].startswith(model))
-        for label, model in REFERENCES.items()
-    }
+    found = {}
+    for label, experiment in REFERENCES.items():
+        means = [row[1]["mean"] for row in rows if row[0].endswith(f"(`{experiment}`)")]
+        if len(means) != 1:
+            sys.exit(f"{CROSSVAL}: no single row for {experiment}; rerun bench/crossval.py")
+        found[label] = means[0]
+    return found
 
 
 def train(run_dir: Path, data: Path, fold: int, overrides: list[str]) -> None:

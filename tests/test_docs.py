@@ -17,8 +17,8 @@ RESULTS = ROOT / "bench" / "results"
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
-def tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+def tool(name: str, folder: str = "tools"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -135,6 +135,20 @@ def test_transcribed_figures_say_so_and_the_cross_validation_was_measured():
     for (name, psnr, *_), (fold_name, *folds) in zip(means, per_fold, strict=True):
         assert name.startswith(fold_name) and len(folds) == 5
         assert abs(sum(map(float, folds)) / 5 - psnr["mean"]) < 0.005, name
+    # the verdict on the 2 dB target is the per-fold table's
+    seed, background = [list(map(float, row[1:])) for row in (per_fold[0], per_fold[4])]
+    gains = [b - s for b, s in zip(background, seed, strict=True)]
+    crossval_bench = tool("crossval", "bench")
+    assert f"2 dB: {crossval_bench.verdict(gains)}.**" in crossval["notes"]
+    hints_bench = tool("hints", "bench")
+    assert list(hints_bench.references().values()) == [means[0][1]["mean"], means[4][1]["mean"]]
+
+
+def test_the_cross_validation_verdict_on_the_2_db_target():
+    verdict = tool("crossval", "bench").verdict
+    assert verdict([2.8, 1.78, 3.53, 3.14, 3.28]) == "met on average, not on fold 1"
+    assert verdict([2.8, 2.1, 3.53, 3.14, 3.28]) == "met, on every fold"
+    assert verdict([1.9, 1.78, 2.1, 2.0, 1.5]) == "missed"
 
 
 def test_commands_reference_is_what_the_configs_give():
