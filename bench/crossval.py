@@ -34,6 +34,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hints import cell
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 FOLDS = 5
@@ -293,11 +295,6 @@ def main() -> None:
     print("the docs' results page: python tools/results_page.py")
 
 
-def mean_std(values: list[float]) -> dict[str, float]:
-    """A results-page cell (tools/results_page.py)."""
-    return {"mean": statistics.mean(values), "std": statistics.stdev(values)}
-
-
 def verdict(gains: list[float]) -> str:
     if min(gains) >= 2:
         return "met, on every fold"
@@ -360,7 +357,7 @@ earlier is the last table's last column: differences between models smaller than
                 "caption": "mean ± std over the 5 folds",
                 "columns": ["model", "held-out PSNR (dB)", "held-out SSIM", "training MSE"],
                 "rows": [
-                    [names.get(name, name), *(mean_std(values) for values in columns)]
+                    [names.get(name, name), *(cell(values) for values in columns)]
                     for name, columns in rows.items()
                 ],
             },

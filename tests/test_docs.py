@@ -18,6 +18,8 @@ NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 def tool(name: str, folder: str = "tools"):
+    if str(ROOT / folder) not in sys.path:  # as `python bench/x.py` runs: it imports its siblings
+        sys.path.insert(0, str(ROOT / folder))
     spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses look their module up there
